@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+/**
+ * `dplens` entry point: dispatches to src/cli/commands/<name>.ts.
+ * Exit codes: 0 ok, 1 runtime failure, 2 bad input (one-line message on stderr).
+ */
+import { readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { formatHelp, getBool, parseArgs, UsageError } from './args.js';
+import { Output } from './output.js';
+import type { Command } from './command.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+
+function commandNames(): string[] {
+  return readdirSync(join(here, 'commands'))
+    .filter((f) => f.endsWith(ext) && !f.endsWith('.d.ts') && !f.startsWith('_'))
+    .map((f) => f.slice(0, -ext.length))
+    .sort();
+}
+
+async function loadCommand(name: string): Promise<Command | undefined> {
+  if (!/^[a-z][a-z-]*$/.test(name) || !commandNames().includes(name)) return undefined;
+  const mod = (await import(join(here, 'commands', name + ext))) as { default: Command };
+  return mod.default;
+}
+
+async function topHelp(): Promise<string> {
+  const lines = ['dplens — differentially private training, synthetic data, accounting and audits', '', 'Usage: dplens <command> [options]   (dplens <command> --help for details)', '', 'Commands:'];
+  for (const n of commandNames()) {
+    const c = await loadCommand(n);
+    if (c) lines.push(`  ${n.padEnd(10)} ${c.summary}`);
+  }
+  return lines.join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write((await topHelp()) + '\n');
+    return name ? 0 : 2;
+  }
+  if (name === '--version') {
+    process.stdout.write('0.1.0\n');
+    return 0;
+  }
+  const cmd = await loadCommand(name);
+  if (!cmd) {
+    process.stderr.write(`dplens: unknown command "${name}" (try dplens --help)\n`);
+    return 2;
+  }
+  const json = rest.includes('--json');
+  try {
+    if (rest.includes('--help') || rest.includes('-h')) {
+      process.stdout.write(formatHelp(cmd.usage, cmd.description, cmd.flags, cmd.examples) + '\n');
+      return 0;
+    }
+    const args = parseArgs(rest, cmd.flags);
+    const out = new Output({ json: getBool(args, 'json'), quiet: getBool(args, 'quiet') || json });
+    return await cmd.run(args, out, argv);
+  } catch (e) {
+    const err = e as Error;
+    if (err instanceof UsageError || err?.name === 'UsageError' || err?.name === 'DataError' || err?.name === 'BudgetError') {
+      process.stderr.write(`dplens ${name}: ${err.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`dplens ${name}: ${err?.message ?? String(e)}\n`);
+    if (process.env.DPLENS_DEBUG) process.stderr.write((err?.stack ?? '') + '\n');
+    return 1;
+  }
+}
+
+const invokedDirectly = process.argv[1] && fileURLToPath(import.meta.url) === (await import('node:fs')).realpathSync(process.argv[1]);
+if (invokedDirectly) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e) => {
+      process.stderr.write(`dplens: ${(e as Error).message}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,3 @@
+export * from './types.js';
+export * from './idx.js';
+export * from './mnist.js';
