@@ -1,0 +1,371 @@
+/**
+ * The report's HTML: one self-contained file (inline CSS, PNGs as data: URIs, charts as inline
+ * SVG, no script, no external URL) with a plain-language privacy section first and the
+ * engineering detail after it. Every section renders "not available" rather than failing.
+ */
+import { basename } from 'node:path';
+import { lineChart, metricSeries, rocChart } from './charts.js';
+import type { PrivacySummary } from './privacy-summary.js';
+import type { Json, JsonObject, MetricRow, RunFolder } from './run-folder.js';
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+const h = escapeHtml;
+
+export function formatNumber(x: number | undefined, digits = 4): string {
+  if (x === undefined || Number.isNaN(x)) return '—';
+  if (x === Infinity) return '∞';
+  if (x === -Infinity) return '−∞';
+  if (Number.isInteger(x) && Math.abs(x) < 1e9) return String(x);
+  const a = Math.abs(x);
+  if (a !== 0 && (a < 1e-3 || a >= 1e6)) return x.toExponential(2);
+  return String(+x.toPrecision(digits));
+}
+
+const NA = (what: string): string => `<p class="na">${h(what)}</p>`;
+
+/** Plain-language descriptions of the methods dplens records in its ledgers. */
+const METHOD_TEXT: [RegExp, string][] = [
+  [
+    /dp-?sgd|train/i,
+    'DP-SGD: each training example’s gradient is clipped to a fixed L2 norm, the clipped gradients of a randomly sampled batch are summed and Gaussian noise is added before the model is updated. Only the noisy updates touch the model, so the trained model (and everything derived from it) carries the guarantee.',
+  ],
+  [
+    /datalens/i,
+    'DataLens: an ensemble of teacher discriminators, each trained on a disjoint part of the private data, votes on the top-k directions of a compressed gradient for the generator; the votes are aggregated with Gaussian noise (TopAgg). Only the noisy aggregate reaches the generator, so the synthetic data carries the guarantee.',
+  ],
+  [
+    /g-?pate/i,
+    'G-PATE: teacher discriminators on disjoint partitions of the private data vote on discretised generator gradients; votes are aggregated with noise (GNMax / confident aggregation) and only the noisy aggregate trains the generator.',
+  ],
+  [/pate/i, 'PATE: teachers trained on disjoint partitions label public queries; only noisy vote counts are released.'],
+  [/audit/i, 'Privacy audit: canary or membership-inference experiments that measure an empirical lower bound on ε.'],
+];
+
+function describeMethod(method: string): string | undefined {
+  for (const [re, text] of METHOD_TEXT) if (re.test(method)) return text;
+  return undefined;
+}
+
+function quoteArg(a: string): string {
+  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
+}
+
+function commandString(config: JsonObject | undefined): string | undefined {
+  const c = config?.command;
+  if (typeof c === 'string' && c.trim()) return c;
+  if (Array.isArray(c) && c.every((x) => typeof x === 'string')) return (c as string[]).map(quoteArg).join(' ');
+  return undefined;
+}
+
+function jsonInline(v: Json | undefined): string {
+  if (v === undefined) return '—';
+  if (typeof v === 'number') return formatNumber(v, 6);
+  if (typeof v === 'string') return v;
+  const s = JSON.stringify(v);
+  return s.length > 200 ? s.slice(0, 197) + '…' : s;
+}
+
+/** Flattens nested objects to dotted keys (arrays kept whole). */
+export function flatten(o: JsonObject, prefix = '', out: [string, Json][] = []): [string, Json][] {
+  for (const [k, v] of Object.entries(o)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (v && typeof v === 'object' && !Array.isArray(v)) flatten(v, key, out);
+    else out.push([key, v]);
+  }
+  return out;
+}
+
+function table(head: string[], rows: string[][], cls = ''): string {
+  return `<table${cls ? ` class="${cls}"` : ''}><thead><tr>${head.map((c) => `<th>${c}</th>`).join('')}</tr></thead><tbody>${rows
+    .map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`)
+    .join('')}</tbody></table>`;
+}
+
+function kv(rows: [string, string][]): string {
+  return `<table class="kv"><tbody>${rows.map(([k, v]) => `<tr><th scope="row">${k}</th><td>${v}</td></tr>`).join('')}</tbody></table>`;
+}
+
+function figure(svg: string, caption: string): string {
+  return `<figure class="chart">${svg}<figcaption>${h(caption)}</figcaption></figure>`;
+}
+
+// ---------------------------------------------------------------- sections
+
+function privacySection(run: RunFolder, p: PrivacySummary): string {
+  if (!run.ledgerPath) {
+    return `<section id="privacy"><h2>1. What was protected and how</h2>${NA(
+      'Not available: this run folder has no ledger.jsonl, so no privacy claim can be made for it.',
+    )}</section>`;
+  }
+  const eps = p.epsilon;
+  const delta = p.delta;
+  const dataset = typeof run.config?.data === 'string' ? run.config.data : typeof run.config?.dataset === 'string' ? run.config.dataset : undefined;
+  const guarantee =
+    eps === undefined
+      ? 'The privacy loss could not be computed (see the notes below).'
+      : eps === Infinity || p.nonPrivate
+        ? 'This run made a <strong>non-private</strong> release: it offers no differential-privacy guarantee (ε = ∞).'
+        : `(ε = ${formatNumber(eps)}, δ = ${formatNumber(delta)})-differential privacy with respect to adding or removing any one record of the training data${
+            dataset ? ` (<code>${h(dataset)}</code>)` : ''
+          }. Informally: whether or not any single person’s record was used changes the probability of any outcome of this run by a factor of at most e<sup>ε</sup> ≈ ${formatNumber(
+            Math.exp(eps),
+            3,
+          )}, except with probability δ.`;
+  const methodText = p.methods.map((m) => describeMethod(m)).filter((t): t is string => !!t);
+  const mech = p.mechanisms.length
+    ? table(
+        ['mechanism', 'applications', 'parameters'],
+        p.mechanisms.map((m) => [`<code>${h(m.kind)}</code>`, formatNumber(m.count), h(m.params || '—')]),
+      )
+    : NA('No mechanism entries in the ledger.');
+  const budget =
+    p.budgetEpsilon !== undefined && eps !== undefined
+      ? `${formatNumber(p.budgetEpsilon)} (${eps <= p.budgetEpsilon + 1e-9 ? `${formatNumber((100 * eps) / p.budgetEpsilon, 3)} % used` : '<strong class="bad">exceeded</strong>'})`
+      : p.budgetEpsilon !== undefined
+        ? formatNumber(p.budgetEpsilon)
+        : '—';
+  const integrityClass = p.integrity.status === 'verified' ? 'ok' : p.integrity.status === 'failed' ? 'bad' : 'warn';
+  const randClass = p.randomness.kind === 'secure' ? 'ok' : p.randomness.kind === 'seeded' ? 'warn' : '';
+  const randText =
+    p.randomness.kind === 'secure'
+      ? 'cryptographically secure (node:crypto) — required for the guarantee to hold in deployment'
+      : p.randomness.kind === 'seeded'
+        ? `seeded${p.randomness.seed !== undefined ? ` (seed ${h(String(p.randomness.seed))})` : ''} — reproducible for research, but the noise is predictable from the seed: do not publish results of a seeded run as private`
+        : 'not recorded';
+  return `<section id="privacy"><h2>1. What was protected and how</h2>
+<p class="guarantee">${guarantee}</p>
+${methodText.map((t) => `<p>${h(t)}</p>`).join('\n')}
+${kv([
+  ['ε spent', `<strong>${formatNumber(eps)}</strong>${p.epsilonSource ? ` <span class="muted">(${h(p.epsilonSource)})</span>` : ''}${p.epsilonNote ? `<br><span class="warn">${h(p.epsilonNote)}</span>` : ''}`],
+  ['δ', formatNumber(delta)],
+  ['ε budget', budget],
+  ['accountant', p.accountant ? h(p.accountant === 'rdp' ? 'rdp (Rényi DP, converted to (ε, δ))' : p.accountant === 'pld' ? 'pld (privacy loss distributions)' : p.accountant) : '—'],
+  ['method(s)', p.methods.length ? p.methods.map((m) => `<code>${h(m)}</code>`).join(', ') : '—'],
+  ['dataset fingerprint', p.fingerprints.length ? p.fingerprints.map((f) => `<code class="fp">${h(f)}</code>`).join('<br>') : '—'],
+  ['randomness', `<span class="${randClass}">${randText}</span> <span class="muted">(${h(p.randomness.detail)})</span>`],
+  ['ledger integrity', `<span class="${integrityClass}">${h(p.integrity.status)}</span> <span class="muted">— ${h(p.integrity.detail)}</span>`],
+  ['ledger entries', `${formatNumber(p.entryCount)} in <code>${h(basename(run.ledgerPath))}</code>`],
+])}
+<h3>Mechanisms recorded in the ledger</h3>
+${mech}
+</section>`;
+}
+
+function samplesSection(run: RunFolder): string {
+  const s = run.samples;
+  const body = s
+    ? (() => {
+        // Small sample grids (28×28 digits) are scaled up without smoothing so pixels stay visible.
+        const scale = Math.max(1, Math.min(4, Math.floor(720 / s.width), Math.floor(560 / s.height)));
+        return `<figure class="samples"><img alt="sample grid: one row per class" src="data:image/png;base64,${s.bytes.toString('base64')}" width="${s.width * scale}" height="${s.height * scale}"><figcaption>${h(s.name)} — ${s.width}×${s.height} px, one row per class.</figcaption></figure>`;
+      })()
+    : NA('Not available: no samples.png in this run folder.');
+  return `<section id="samples"><h2>2. Samples</h2>${body}</section>`;
+}
+
+/** Metric keys grouped into the report's charts. */
+function groupMetricKeys(metrics: readonly MetricRow[]): { loss: string[]; acc: string[]; eps: string[]; other: string[] } {
+  const keys = new Set<string>();
+  for (const r of metrics) for (const [k, v] of Object.entries(r)) if (typeof v === 'number' && Number.isFinite(v) && k !== 'step') keys.add(k);
+  const loss: string[] = [];
+  const acc: string[] = [];
+  const eps: string[] = [];
+  const other: string[] = [];
+  for (const k of keys) {
+    if (/^(epoch|time|elapsed|seconds|wall|lr|learningRate|batchSize)/i.test(k)) continue;
+    if (/^eps(ilon)?$/i.test(k) || /epsilon/i.test(k)) eps.push(k);
+    else if (/loss/i.test(k)) loss.push(k);
+    else if (/acc/i.test(k)) acc.push(k);
+    else other.push(k);
+  }
+  return { loss, acc, eps, other };
+}
+
+async function curvesSection(run: RunFolder): Promise<string> {
+  const m = run.metrics;
+  if (m.length === 0) return `<section id="curves"><h2>3. Training curves</h2>${NA('Not available: no metrics.jsonl in this run folder.')}</section>`;
+  const g = groupMetricKeys(m);
+  const parts: string[] = [];
+  if (g.loss.length) parts.push(figure(await lineChart(metricSeries(m, g.loss), { xTitle: 'step', yTitle: 'loss' }), 'Loss vs step.'));
+  if (g.acc.length) parts.push(figure(await lineChart(metricSeries(m, g.acc), { xTitle: 'step', yTitle: 'accuracy' }), 'Accuracy vs step.'));
+  if (g.eps.length)
+    parts.push(figure(await lineChart(metricSeries(m, g.eps), { xTitle: 'step', yTitle: 'ε spent', yZero: true }), 'Privacy loss ε spent so far vs step (at the run’s δ).'));
+  else parts.push(NA('ε vs step: not available (metrics.jsonl has no epsilon column).'));
+  if (g.other.length) parts.push(figure(await lineChart(metricSeries(m, g.other), { xTitle: 'step', yTitle: 'value' }), `Other metrics: ${g.other.join(', ')}.`));
+  const last = m[m.length - 1]!;
+  const lastRow = Object.entries(last)
+    .filter(([, v]) => v !== undefined && v !== null)
+    .map(([k, v]) => `<code>${h(k)}</code> ${h(typeof v === 'number' ? formatNumber(v) : String(v))}`)
+    .join(' · ');
+  return `<section id="curves"><h2>3. Training curves</h2><p class="muted">${formatNumber(m.length)} metric rows; last: ${lastRow}</p><div class="charts">${parts.join('\n')}</div></section>`;
+}
+
+const REFERENCE_KEY = /^(reference|nonPrivate|non_private|nonprivate|baseline|real|realData|real_data)$/i;
+
+/**
+ * Utility table: the run's own figures against a non-private reference. eval.json objects keyed
+ * like {synthetic: {...}, reference: {...}} become columns; flat eval.json becomes one column.
+ */
+function utilitySection(run: RunFolder): string {
+  const columns: { name: string; values: Map<string, Json> }[] = [];
+  const ev = run.evaluation;
+  if (ev) {
+    const objectKeys = Object.entries(ev).filter(([, v]) => v && typeof v === 'object' && !Array.isArray(v));
+    const scalars = Object.entries(ev).filter(([, v]) => typeof v === 'number');
+    if (scalars.length) columns.push({ name: 'this run (eval.json)', values: new Map(scalars) });
+    for (const [k, v] of objectKeys) {
+      const flat = flatten(v as JsonObject).filter(([, x]) => typeof x === 'number' || typeof x === 'string');
+      if (flat.length) columns.push({ name: REFERENCE_KEY.test(k) ? `${k} (non-private reference)` : k, values: new Map(flat) });
+    }
+  }
+  const last = [...run.metrics].reverse();
+  const finals = new Map<string, Json>();
+  for (const key of ['testAccuracy', 'accuracy', 'loss', 'testLoss']) {
+    const row = last.find((r) => typeof r[key] === 'number');
+    if (row) finals.set(key, row[key] as number);
+  }
+  if (finals.size) columns.unshift({ name: 'this run, final (metrics.jsonl)', values: finals });
+  const ref = run.config?.reference;
+  if (ref && typeof ref === 'object' && !Array.isArray(ref)) columns.push({ name: 'non-private reference (config.json)', values: new Map(flatten(ref)) });
+  if (!columns.length) return `<section id="utility"><h2>4. Utility</h2>${NA('Not available: no eval.json and no accuracy in metrics.jsonl.')}</section>`;
+  const rows = [...new Set(columns.flatMap((c) => [...c.values.keys()]))];
+  const hasRef = columns.some((c) => /reference/.test(c.name));
+  return `<section id="utility"><h2>4. Utility</h2>${table(
+    ['metric', ...columns.map((c) => h(c.name))],
+    rows.map((r) => [`<code>${h(r)}</code>`, ...columns.map((c) => (c.values.has(r) ? h(jsonInline(c.values.get(r))) : '—'))]),
+    'num',
+  )}${hasRef ? '' : '<p class="na">No non-private reference is recorded for this run.</p>'}</section>`;
+}
+
+async function auditSection(run: RunFolder): Promise<string> {
+  const a = run.audit;
+  if (!a) return `<section id="audit"><h2>5. Privacy audit</h2>${NA('Not available: no audit.json in this run folder (run an audit to measure an empirical lower bound on ε).')}</section>`;
+  const claimed = typeof a.claimedEpsilon === 'number' ? a.claimedEpsilon : undefined;
+  const lower = typeof a.empiricalEpsilonLowerBound === 'number' ? a.empiricalEpsilonLowerBound : undefined;
+  let verdict = '';
+  if (claimed !== undefined && lower !== undefined) {
+    verdict =
+      lower <= claimed + 1e-9
+        ? `<p class="ok">Consistent: the empirical lower bound ${formatNumber(lower)} does not exceed the claimed ε = ${formatNumber(claimed)}.</p>`
+        : `<p class="bad"><strong>Violation:</strong> the empirical lower bound ${formatNumber(lower)} exceeds the claimed ε = ${formatNumber(claimed)} — the implementation leaks more than its accounting says.</p>`;
+  }
+  const extra = Object.entries(a).filter(
+    ([k, v]) => !['claimedEpsilon', 'empiricalEpsilonLowerBound', 'confidence', 'attack', 'auc', 'roc'].includes(k) && (typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean'),
+  );
+  const rows: [string, string][] = [
+    ['attack', h(String(a.attack ?? '—'))],
+    ['claimed ε', formatNumber(claimed)],
+    ['empirical ε lower bound', formatNumber(lower) + (typeof a.confidence === 'number' ? ` <span class="muted">(at ${formatNumber(a.confidence * (a.confidence <= 1 ? 100 : 1))} % confidence)</span>` : '')],
+    ['AUC', formatNumber(typeof a.auc === 'number' ? a.auc : undefined)],
+    ...extra.map(([k, v]): [string, string] => [h(k), h(typeof v === 'number' ? formatNumber(v) : String(v))]),
+  ];
+  const roc = a.roc && a.roc.fpr.length > 1 ? figure(await rocChart(a.roc.fpr, a.roc.tpr, typeof a.auc === 'number' ? a.auc : undefined), 'ROC curve of the membership-inference attack; the dashed diagonal is chance.') : NA('ROC curve: not available.');
+  return `<section id="audit"><h2>5. Privacy audit</h2>${verdict}<div class="split">${kv(rows)}${roc}</div></section>`;
+}
+
+function reproduceSection(run: RunFolder): string {
+  const cmd = commandString(run.config);
+  const cfg = run.config
+    ? table(
+        ['setting', 'value'],
+        flatten(run.config)
+          .filter(([k]) => k !== 'command')
+          .map(([k, v]) => [`<code>${h(k)}</code>`, h(jsonInline(v))]),
+      )
+    : NA('Not available: no config.json in this run folder.');
+  return `<section id="reproduce"><h2>6. Reproduce</h2>${cmd ? `<p>The exact command of this run:</p><pre class="cmd">${h(cmd)}</pre>` : NA('The run’s command is not recorded (config.json has no command field).')}<h3>Configuration</h3>${cfg}</section>`;
+}
+
+function problemsSection(run: RunFolder): string {
+  if (!run.problems.length) return '';
+  return `<section id="problems"><h2>Problems found while reading the run folder</h2><ul>${run.problems.map((p) => `<li>${h(p)}</li>`).join('')}</ul></section>`;
+}
+
+const CSS = `
+:root{--fg:#1d2430;--muted:#667085;--line:#e3e6eb;--bg:#f7f8fa;--ok:#137333;--warn:#a15c00;--bad:#b3261e;--accent:#1f5fbf}
+*{box-sizing:border-box}
+body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;color:var(--fg);background:var(--bg)}
+main{max-width:1100px;margin:0 auto;padding:24px 28px 60px;background:#fff;min-height:100vh}
+header h1{margin:0 0 4px;font-size:26px}
+header p{margin:0;color:var(--muted)}
+h2{margin:36px 0 12px;padding-bottom:6px;border-bottom:2px solid var(--line);font-size:20px}
+h3{font-size:16px;margin:20px 0 8px}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:12px;margin:20px 0 4px}
+.card{border:1px solid var(--line);border-radius:8px;padding:10px 14px;background:var(--bg)}
+.card .label{font-size:12px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}
+.card .value{font-size:20px;font-weight:600;word-break:break-word}
+.guarantee{font-size:16px;padding:12px 16px;border-left:4px solid var(--accent);background:#f1f5fc}
+table{border-collapse:collapse;margin:8px 0 12px;font-size:14px}
+th,td{border-bottom:1px solid var(--line);padding:6px 10px;text-align:left;vertical-align:top}
+thead th{background:var(--bg);font-weight:600}
+table.kv th{width:200px;color:var(--muted);font-weight:500}
+table.num td:not(:first-child){text-align:right;font-variant-numeric:tabular-nums}
+code{font:13px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:var(--bg);padding:1px 4px;border-radius:3px}
+code.fp{word-break:break-all}
+pre.cmd{background:#0f1720;color:#e6edf3;padding:12px 14px;border-radius:6px;overflow-x:auto;white-space:pre-wrap;word-break:break-all;font:13px/1.5 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
+.na{color:var(--muted);font-style:italic}
+.muted{color:var(--muted)}
+.ok{color:var(--ok)} .warn{color:var(--warn)} .bad{color:var(--bad)}
+figure{margin:12px 0}
+figcaption{color:var(--muted);font-size:13px;margin-top:4px}
+.samples img{image-rendering:pixelated;image-rendering:crisp-edges;border:1px solid var(--line);max-width:100%;height:auto}
+.charts{display:flex;flex-wrap:wrap;gap:8px 28px}
+.chart svg{display:block;max-width:100%;height:auto}
+.split{display:flex;flex-wrap:wrap;gap:28px;align-items:flex-start}
+nav{margin-top:12px;font-size:14px}
+nav a{color:var(--accent);margin-right:14px;text-decoration:none}
+footer{margin-top:40px;color:var(--muted);font-size:12px}
+@media print{body{background:#fff}main{padding:0}}
+`;
+
+function cards(run: RunFolder, p: PrivacySummary): string {
+  const method = typeof run.config?.method === 'string' ? run.config.method : p.methods[0];
+  const items: [string, string][] = [
+    ['ε spent', p.epsilon === undefined ? '—' : formatNumber(p.epsilon)],
+    ['δ', formatNumber(p.delta)],
+    ['accountant', p.accountant ?? '—'],
+    ['method', method ?? '—'],
+    ['ledger check', p.integrity.status],
+    ['randomness', p.randomness.kind],
+  ];
+  return `<div class="cards">${items.map(([l, v]) => `<div class="card"><div class="label">${h(l)}</div><div class="value">${h(v)}</div></div>`).join('')}</div>`;
+}
+
+export async function renderReportHtml(run: RunFolder, privacy: PrivacySummary, generatedAt: Date = new Date()): Promise<string> {
+  const name = basename(run.dir.replace(/[\\/]+$/, '')) || run.dir;
+  const method = typeof run.config?.method === 'string' ? run.config.method : undefined;
+  const sections = [
+    privacySection(run, privacy),
+    samplesSection(run),
+    await curvesSection(run),
+    utilitySection(run),
+    await auditSection(run),
+    reproduceSection(run),
+    problemsSection(run),
+  ];
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
+<title>dplens report — ${h(name)}</title>
+<style>${CSS}</style>
+</head>
+<body>
+<main>
+<header>
+<h1>dplens report — ${h(name)}</h1>
+<p>${method ? `method <code>${h(method)}</code> · ` : ''}generated ${h(generatedAt.toISOString())} from <code>${h(run.dir)}</code></p>
+<nav><a href="#privacy">privacy</a><a href="#samples">samples</a><a href="#curves">curves</a><a href="#utility">utility</a><a href="#audit">audit</a><a href="#reproduce">reproduce</a></nav>
+</header>
+${cards(run, privacy)}
+${sections.join('\n')}
+<footer>Self-contained report written by dplens: no scripts, no external resources. Charts rendered with Vega-Lite/Vega in Node.</footer>
+</main>
+</body>
+</html>
+`;
+}
