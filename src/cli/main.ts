@@ -3,7 +3,7 @@
  * `dplens` entry point: dispatches to src/cli/commands/<name>.ts.
  * Exit codes: 0 ok, 1 runtime failure, 2 bad input (one-line message on stderr).
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatHelp, getBool, parseArgs, UsageError } from './args.js';
@@ -41,8 +41,10 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write((await topHelp()) + '\n');
     return name ? 0 : 2;
   }
-  if (name === '--version') {
-    process.stdout.write('0.1.0\n');
+  if (name === '--version' || name === '-V') {
+    // src/cli/main.ts and dist/cli/main.js both sit two levels below package.json.
+    const pkg = JSON.parse(readFileSync(join(here, '..', '..', 'package.json'), 'utf8')) as { version: string };
+    process.stdout.write(pkg.version + '\n');
     return 0;
   }
   const cmd = await loadCommand(name);
