@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'fflate';
 import { DataError } from './types.js';
 
 /**
@@ -36,5 +37,14 @@ export function readIdx(file: string): IdxArray {
   } catch (e) {
     throw new DataError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  return parseIdx(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength), file);
+  let bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  // The files are often distributed gzipped (train-images-idx3-ubyte.gz); gzip magic is 1f 8b.
+  if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
+    try {
+      bytes = gunzipSync(bytes);
+    } catch (e) {
+      throw new DataError(`${file}: corrupt gzip stream (${(e as Error).message})`);
+    }
+  }
+  return parseIdx(bytes, file);
 }

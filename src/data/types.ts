@@ -36,3 +36,52 @@ export class DataError extends Error {
     this.name = 'DataError';
   }
 }
+
+/** How one CSV column is turned into model features. */
+export type ColumnEncoding =
+  | {
+      name: string;
+      kind: 'numeric';
+      /** Standardisation constants from the training split: feature = (x − mean) / std. */
+      mean: number;
+      std: number;
+      /** Index of this column's single feature. */
+      offset: number;
+      width: 1;
+    }
+  | {
+      name: string;
+      kind: 'categorical';
+      /** One-hot over these categories (sorted, from the training split; '' is the empty cell). Unseen test values encode as all zeros. */
+      categories: string[];
+      offset: number;
+      width: number;
+    };
+
+export interface TabularSplit {
+  /** count × numFeatures encoded features (standardised numerics, one-hot categoricals). */
+  features: Float32Array;
+  labels: Int32Array;
+  count: number;
+}
+
+/** A table with a label column, encoded for classifiers. */
+export interface TabularDataset {
+  kind: 'tabular';
+  name: string;
+  /** Name of the label column in the file. */
+  labelColumn: string;
+  numClasses: number;
+  /** Class index → label text as it appears in the file. */
+  classNames: string[];
+  /** Encoded feature columns in file order (ignored columns and the label are absent). */
+  columns: ColumnEncoding[];
+  numFeatures: number;
+  train: TabularSplit;
+  test: TabularSplit;
+  /** sha256 (hex) over the schema and the training split's raw cells and labels. */
+  fingerprint: string;
+  source: string;
+}
+
+export type Dataset = ImageDataset | TabularDataset;
