@@ -1,1 +1,14 @@
-export {};
+/**
+ * dplens privacy core: DP events, accountants (RDP, PLD, PATE data-dependent), mechanisms,
+ * randomness, calibration and the privacy ledger. No tensors here.
+ */
+export * from './events.js';
+export * from './rdp-accountant.js';
+export { makeAccountant } from './accountants.js';
+export { PldAccountant } from './pld.js';
+export type { PldAccountantOptions } from './pld.js';
+export { DEFAULT_ORDERS, rdpSubsampledGaussian, rdpGaussian, rdpLaplace, rdpRandomizedResponse, rdpSampledWithoutReplacement, rdpToEpsilon } from './rdp.js';
+export type { EpsilonResult } from './rdp.js';
+export * as pate from './pate.js';
+export * from './random.js';
+export * from './ledger.js';
