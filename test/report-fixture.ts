@@ -6,6 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
+import { DpEvents, PrivacyLedger, seededRandom } from '../src/privacy/index.js';
 
 export interface FixtureOptions {
   withAudit?: boolean;
@@ -70,10 +71,12 @@ export function makeFixtureRun(opts: FixtureOptions = {}): string {
   }
   writeFileSync(join(dir, 'metrics.jsonl'), metrics.join('\n') + '\n');
   const fp = 'a3f1c2e4b5d6978812345678909abcdefa3f1c2e4b5d6978812345678909abcd';
-  const ledger = [
-    { event: { kind: 'selfComposed', count: steps, event: { kind: 'poissonSampled', q, event: { kind: 'gaussian', noiseMultiplier: sigma } } }, method: 'dp-sgd', datasetFingerprint: fp, randomness: { kind: 'seeded', seed: 7 } },
-  ];
-  writeFileSync(join(dir, 'ledger.jsonl'), ledger.map((l) => JSON.stringify(l)).join('\n') + '\n');
+  // A real, hash-chained ledger: one batched DP-SGD entry per 40 steps, recorded as a run would.
+  const ledger = PrivacyLedger.open(join(dir, 'ledger.jsonl'), { accountant: 'rdp', randomness: seededRandom(7), budget: { epsilon: steps > 1000 ? 50 : 3, delta: 1e-5 } });
+  const step = DpEvents.poissonSampled(q, DpEvents.gaussian(sigma));
+  for (let done = 0; done < steps; done += 40) {
+    ledger.record({ event: DpEvents.selfComposed(step, Math.min(40, steps - done)), method: 'dp-sgd', datasetFingerprint: fp, meta: { firstStep: done + 1 } });
+  }
   if (opts.withSamples !== false) writeFileSync(join(dir, 'samples.png'), makeSampleGrid());
   if (opts.withEval !== false) writeFileSync(join(dir, 'eval.json'), JSON.stringify({ synthetic: { accuracy: 0.81 }, reference: { accuracy: 0.99 } }));
   if (opts.withAudit) {

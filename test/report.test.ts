@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildReport, writeReport, readRunFolder, summarizePrivacy, escapeHtml } from '../src/report/index.js';
 import { makeFixtureRun } from './report-fixture.js';
+import { DpEvents, RdpAccountant } from '../src/privacy/index.js';
 
 /** Text of the report with tags stripped, for content assertions. */
 const text = (html: string): string => html.replace(/<svg[\s\S]*?<\/svg>/g, ' ').replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ');
@@ -34,6 +35,7 @@ test('report of a full run folder is self-contained and holds every section', as
     assert.match(t, /a3f1c2e4b5d69788/, 'dataset fingerprint shown');
     assert.match(t, /seeded \(seed 7\)/, 'seeded randomness flagged');
     assert.match(t, /gaussian 120/, 'mechanism and its number of applications');
+    assert.match(t, /ledger integrity verified — hash chain intact over 3 entries/);
     assert.match(t, /noiseMultiplier=1\.1/);
     assert.match(t, /empirical lower bound 0\.42 does not exceed the claimed ε = 3/);
     assert.match(t, /reference \(non-private reference\)/);
@@ -46,22 +48,45 @@ test('report of a full run folder is self-contained and holds every section', as
   }
 });
 
-test('ε comes from metrics.jsonl only as a labelled fallback and matches its last value', async () => {
+test('privacy summary: ε recomputed from the verified ledger, δ, accountant, randomness, mechanisms', () => {
   const dir = makeFixtureRun();
   try {
-    const p = await summarizePrivacy(readRunFolder(dir));
+    const p = summarizePrivacy(readRunFolder(dir));
     assert.equal(p.delta, 1e-5);
     assert.equal(p.accountant, 'rdp');
-    assert.equal(p.entryCount, 1);
+    assert.equal(p.entryCount, 3);
     assert.deepEqual(p.methods, ['dp-sgd']);
     assert.equal(p.randomness.kind, 'seeded');
     assert.equal(p.randomness.seed, 7);
     assert.equal(p.mechanisms.length, 1);
     assert.equal(p.mechanisms[0]!.kind, 'gaussian');
     assert.equal(p.mechanisms[0]!.count, 120);
-    assert.ok(p.epsilon !== undefined && p.epsilon > 0);
-    if (/metrics/.test(p.epsilonSource ?? '')) assert.equal(p.epsilon, 0.02 * Math.sqrt(120));
-    else assert.match(p.epsilonSource ?? '', /recomputed from ledger/);
+    assert.equal(p.integrity.status, 'verified');
+    assert.equal(p.budgetEpsilon, 3);
+    assert.match(p.epsilonSource ?? '', /recomputed from the verified ledger by the rdp accountant/);
+    // The same 120 subsampled-Gaussian steps priced directly by the privacy layer.
+    const direct = new RdpAccountant().compose(DpEvents.poissonSampled(256 / 60000, DpEvents.gaussian(1.1)), 120).getEpsilon(1e-5);
+    assert.ok(Math.abs(p.epsilon! - direct) < 1e-9, `ε ${p.epsilon} vs ${direct}`);
+    assert.ok(p.epsilon! > 0.1 && p.epsilon! < 3, `plausible ε ${p.epsilon}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a tampered ledger is flagged and its ε labelled unverified', async () => {
+  const dir = makeFixtureRun();
+  try {
+    const path = join(dir, 'ledger.jsonl');
+    // Lower the recorded step count of the second entry: the kind of edit that would understate ε.
+    const lines = readFileSync(path, 'utf8').split('\n');
+    lines[2] = lines[2]!.replace('"count":40', '"count":4');
+    writeFileSync(path, lines.join('\n'));
+    const p = summarizePrivacy(readRunFolder(dir));
+    assert.equal(p.integrity.status, 'failed');
+    assert.match(p.integrity.detail, /hash chain broken at line 3/);
+    assert.match(p.epsilonSource ?? '', /UNVERIFIED/);
+    const t = text(await buildReport(dir));
+    assert.match(t, /ledger integrity failed/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

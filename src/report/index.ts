@@ -20,7 +20,7 @@ export { renderVegaLite, lineChart, rocChart } from './charts.js';
 /** Builds the report HTML for a run folder without writing it. */
 export async function buildReport(runDir: string): Promise<string> {
   const run = readRunFolder(runDir);
-  const privacy = await summarizePrivacy(run);
+  const privacy = summarizePrivacy(run);
   return renderReportHtml(run, privacy);
 }
 

@@ -114,7 +114,7 @@ function findRandomness(objs: (JsonObject | undefined)[]): PrivacySummary['rando
   return undefined;
 }
 
-export async function summarizePrivacy(run: RunFolder): Promise<PrivacySummary> {
+export function summarizePrivacy(run: RunFolder): PrivacySummary {
   const lines = run.ledgerLines;
   const entries = lines.filter((l) => l.event && typeof l.event === 'object');
   const headers = lines.filter((l) => !(l.event && typeof l.event === 'object'));
@@ -127,11 +127,14 @@ export async function summarizePrivacy(run: RunFolder): Promise<PrivacySummary> 
   const fingerprints = [...new Set(entries.map((e) => str(e.datasetFingerprint)).filter((m): m is string => !!m))];
   const nonPrivate = entries.some((e) => containsKind(e.event, /non-?private/i));
 
-  const delta = num(pick([config, configPrivacy, ...headers], ['delta', 'targetDelta']));
-  const budgetEpsilon = num(pick([config, configPrivacy, ...headers], ['budget', 'epsilonBudget', 'budgetEpsilon', 'targetEpsilon', 'epsilon']));
-  const accountantName = str(pick([config, configPrivacy, ...headers], ['accountant']));
+  const header = headers.find((l) => l.type === 'header') ?? headers[0];
+  const headerBudget = (header?.budget && typeof header.budget === 'object' && !Array.isArray(header.budget) ? header.budget : undefined) as JsonObject | undefined;
+  const configDelta = num(pick([config, configPrivacy], ['delta', 'targetDelta']));
+  const accountantName = str(pick([config, configPrivacy, header], ['accountant']));
 
-  const fromLedger = run.ledgerPath ? await ledgerFacts(run.ledgerPath, accountantName, delta) : undefined;
+  const fromLedger = run.ledgerPath ? ledgerFacts(run.ledgerPath, run.ledgerLines, configDelta, accountantName) : undefined;
+  const delta = fromLedger?.delta ?? configDelta ?? num(headerBudget?.delta);
+  const budgetEpsilon = fromLedger?.budget?.epsilon ?? num(headerBudget?.epsilon) ?? num(pick([config, configPrivacy], ['budget', 'epsilonBudget', 'targetEpsilon', 'epsilon']));
 
   const randomness =
     fromLedger?.randomness ??
@@ -141,7 +144,7 @@ export async function summarizePrivacy(run: RunFolder): Promise<PrivacySummary> 
       : { kind: 'unknown' as const, detail: 'not recorded' });
 
   let epsilon = fromLedger?.epsilon;
-  let epsilonSource = epsilon !== undefined ? `recomputed from ledger.jsonl by the ${fromLedger?.accountant ?? accountantName ?? ''} accountant` : undefined;
+  let epsilonSource = fromLedger?.epsilonSource;
   let epsilonNote = fromLedger?.epsilonNote;
   if (epsilon === undefined) {
     const lastEps = [...run.metrics].reverse().find((r) => typeof r.epsilon === 'number');
@@ -157,14 +160,14 @@ export async function summarizePrivacy(run: RunFolder): Promise<PrivacySummary> 
     epsilon,
     epsilonSource,
     epsilonNote,
-    delta: fromLedger?.delta ?? delta,
+    delta,
     accountant: fromLedger?.accountant ?? accountantName,
     budgetEpsilon,
     mechanisms: [...mechanisms.values()],
     methods,
     fingerprints,
     randomness,
-    integrity: fromLedger?.integrity ?? { status: 'not checked', detail: run.ledgerPath ? 'the privacy layer offers no ledger verification' : 'no ledger.jsonl' },
+    integrity: fromLedger?.integrity ?? { status: 'not checked', detail: 'no ledger.jsonl' },
     nonPrivate,
   };
 }
