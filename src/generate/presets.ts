@@ -1,0 +1,103 @@
+/**
+ * Hyper-parameters of the published runs (spec §2 table, §6 table) as presets, plus the defaults
+ * that fill in everything a preset does not say.
+ */
+export type Method = 'datalens' | 'gpate';
+
+export interface SynthesisHyper {
+  teachers: number;
+  teacherHidden: number;
+  teacherNorm: 'batch' | 'none';
+  teacherLr: number;
+  batchSize: number;
+  dStep: number;
+  pretrainSteps: number;
+  generatorArch: 'dcgan' | 'mlp';
+  zDim: number;
+  generatorFc: number;
+  generatorChannels: number;
+  generatorHidden: number[];
+  generatorLr: number;
+  beta1: number;
+  // DataLens TopAgg
+  topk: number;
+  sigma: number;
+  clip: number;
+  stochastic: boolean;
+  /** Threshold fraction; 0 = the no-threshold variant. */
+  beta: number;
+  alpha: number;
+  // G-PATE
+  projDim: number;
+  bins: number;
+  gpateClip: number;
+  sigma1: number;
+  sigma2: number;
+  thresh: number;
+}
+
+export const BASE_HYPER: SynthesisHyper = {
+  teachers: 4000,
+  teacherHidden: 64,
+  teacherNorm: 'none',
+  teacherLr: 1e-3,
+  batchSize: 30,
+  dStep: 2,
+  pretrainSteps: 10,
+  generatorArch: 'dcgan',
+  zDim: 50,
+  generatorFc: 1024,
+  generatorChannels: 128,
+  generatorHidden: [256, 512],
+  generatorLr: 1e-3,
+  beta1: 0.5,
+  topk: 200,
+  sigma: 5000,
+  clip: 1e-5,
+  stochastic: true,
+  beta: 0.7,
+  alpha: 1e-3,
+  projDim: 10,
+  bins: 10,
+  gpateClip: 1e-4,
+  sigma1: 3000,
+  sigma2: 1000,
+  thresh: 0.5,
+};
+
+export interface Preset {
+  description: string;
+  epsilon: number;
+  hyper: Partial<SynthesisHyper>;
+}
+
+const GPATE_COMMON: Partial<SynthesisHyper> = { dStep: 1, pretrainSteps: 0, batchSize: 64, projDim: 10, bins: 10, gpateClip: 1e-4, thresh: 0.5 };
+
+export const PRESETS: Record<Method, Record<string, Preset>> = {
+  datalens: {
+    'mnist-eps1': { description: 'DataLens README MNIST ε=1: N=4000, k=200, σ=5000, β=0.7, b=1e-5, z=50', epsilon: 1, hyper: { teachers: 4000, topk: 200, sigma: 5000, beta: 0.7, clip: 1e-5, zDim: 50 } },
+    'fashion-mnist-eps1': { description: 'DataLens README F-MNIST ε=1: N=4000, k=200, σ=5000, β=0.9, b=1e-5, z=50', epsilon: 1, hyper: { teachers: 4000, topk: 200, sigma: 5000, beta: 0.9, clip: 1e-5, zDim: 50 } },
+    'mnist-eps10': { description: 'DataLens README MNIST ε=10: N=4000, k=300, σ=800, β=0.2, b=1e-5, z=50', epsilon: 10, hyper: { teachers: 4000, topk: 300, sigma: 800, beta: 0.2, clip: 1e-5, zDim: 50 } },
+    'fashion-mnist-eps10': { description: 'DataLens README F-MNIST ε=10: N=4000, k=350, σ=1000, β=0.27, b=1e-5, z=64', epsilon: 10, hyper: { teachers: 4000, topk: 350, sigma: 1000, beta: 0.27, clip: 1e-5, zDim: 64 } },
+  },
+  gpate: {
+    'mnist-eps1': { description: 'G-PATE README MNIST ε=1: N=4000, σ1=3000, σ2=1000, T=2000, p=10, z=50', epsilon: 1, hyper: { ...GPATE_COMMON, teachers: 4000, sigma1: 3000, sigma2: 1000, zDim: 50 } },
+    'fashion-mnist-eps1': { description: 'G-PATE MNIST ε=1 settings applied to F-MNIST (no separate README command)', epsilon: 1, hyper: { ...GPATE_COMMON, teachers: 4000, sigma1: 3000, sigma2: 1000, zDim: 50 } },
+    'mnist-eps10': { description: 'G-PATE README MNIST ε=10: N=2000, σ1=600, σ2=100, T=1000, p=10, z=100', epsilon: 10, hyper: { ...GPATE_COMMON, teachers: 2000, sigma1: 600, sigma2: 100, zDim: 100 } },
+    'fashion-mnist-eps10': { description: 'G-PATE MNIST ε=10 settings applied to F-MNIST', epsilon: 10, hyper: { ...GPATE_COMMON, teachers: 2000, sigma1: 600, sigma2: 100, zDim: 100 } },
+  },
+};
+
+/** The preset for (method, dataset, ε) when none is named: the published run closest in ε. */
+export function defaultPresetName(data: string, epsilon: number): string {
+  const ds = data === 'fashion-mnist' ? 'fashion-mnist' : 'mnist';
+  return `${ds}-${epsilon < Math.sqrt(10) ? 'eps1' : 'eps10'}`;
+}
+
+export function resolveHyper(method: Method, presetName: string, overrides: Partial<SynthesisHyper>): SynthesisHyper {
+  const p = PRESETS[method][presetName];
+  if (!p) throw new RangeError(`unknown preset "${presetName}" for ${method}; choose one of ${Object.keys(PRESETS[method]).join(', ')}`);
+  const h: SynthesisHyper = { ...BASE_HYPER, ...p.hyper };
+  for (const [k, v] of Object.entries(overrides)) if (v !== undefined) (h as unknown as Record<string, unknown>)[k] = v;
+  return h;
+}

@@ -1,0 +1,75 @@
+/**
+ * The interface every DP generator implements (DataLens and G-PATE are the first two).
+ *
+ * Contract: a generator is configured with a privacy budget (ε, δ), the private data, a ledger and
+ * a randomness source; `fit()` spends at most that budget, recording every release in the ledger
+ * before its result is used, and stops (without applying) at the first step that would exceed it.
+ * After fit, the generator is post-processing: `sample`, `save` and `load` touch no private data.
+ */
+import type { ImageDataset } from '../data/types.js';
+import type { PrivacyLedger, RandomSource } from '../privacy/index.js';
+
+export interface PrivacyBudget {
+  epsilon: number;
+  delta: number;
+}
+
+/** One progress event per generator step. Only noised / post-processed quantities (P9). */
+export interface GeneratorProgress {
+  step: number;
+  epoch: number;
+  /** ε spent so far (ledger, at the budget's δ). */
+  epsilon: number;
+  /** Generator regression loss Σ(x̂ − G)² — a function of the noised aggregate only. */
+  generatorLoss: number;
+  /** Fraction of coordinates the aggregate moved (DataLens) / answered coordinates (G-PATE). */
+  aggregateNonZero: number;
+  seconds: number;
+  timing: StepTiming;
+}
+
+/** Wall time per phase of the last step, milliseconds. */
+export interface StepTiming {
+  teacherTrainMs: number;
+  voteMs: number;
+  generatorMs: number;
+}
+
+export type StopReason = 'budget' | 'max-steps' | 'max-minutes' | 'aborted';
+
+export interface FitResult {
+  steps: number;
+  epsilon: number;
+  delta: number;
+  stoppedBy: StopReason;
+  seconds: number;
+}
+
+export interface GeneratorContext {
+  data: ImageDataset;
+  budget: PrivacyBudget;
+  ledger: PrivacyLedger;
+  random: RandomSource;
+}
+
+export interface SampleSet {
+  /** n × H × W × C bytes. */
+  images: Uint8Array;
+  labels: Int32Array;
+  count: number;
+  height: number;
+  width: number;
+  channels: number;
+}
+
+export interface DpGenerator {
+  readonly method: string;
+  fit(opts?: { onProgress?: (p: GeneratorProgress) => void; signal?: AbortSignal }): Promise<FitResult>;
+  /** n samples; labels default to a balanced, randomly ordered set (uniform, data-independent — P8). */
+  sample(n: number, labels?: Int32Array): Promise<SampleSet>;
+  /** Writes the generator (never the teachers — P9) to dir. */
+  save(dir: string): Promise<void>;
+  /** Restores generator parameters written by save(). */
+  load(dir: string): Promise<void>;
+  dispose(): void;
+}

@@ -1,0 +1,328 @@
+/**
+ * The teacher-voting GAN loop shared by DataLens and G-PATE (spec §2, §6): teachers train on their
+ * shards against generated images; per generated sample, every teacher's image gradient is reduced
+ * to a private aggregate (TopAgg or G-PATE's Confident-GNMax); the generator regresses onto
+ * x + aggregate. Only the aggregate crosses the privacy boundary.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DpEvents, type DpEvent } from '../privacy/index.js';
+import { ConditionalGenerator, type GeneratorConfig } from './generator.js';
+import { TeacherEnsemble, type TeacherConfig } from './teachers.js';
+import { assignShards, PUBLIC_SHARD_SEED } from './shards.js';
+import { topAgg, validateTopAggParams, type TopAggParams } from './topagg.js';
+import { argmaxStep, backProject, drawProjections, histograms, thresholdStep, validateGpateParams, type GpateParams } from './gpate-agg.js';
+import type { DpGenerator, FitResult, GeneratorContext, GeneratorProgress, SampleSet, StopReason } from './types.js';
+
+export interface VotingGanOptions {
+  teachers: Omit<TeacherConfig, 'batchSize'>;
+  generator: Omit<GeneratorConfig, 'numClasses' | 'height' | 'width' | 'bnGroup'>;
+  /** Batch flag; the effective B is min(batchSize, shard size) (spec §2). */
+  batchSize: number;
+  generatorLr: number;
+  generatorBeta1: number;
+  /** Teacher steps per generator step, and in the first epoch. */
+  dStep: number;
+  pretrainSteps: number;
+  /** Caps (the budget normally stops first). */
+  maxSteps: number;
+  maxMinutes: number;
+}
+
+function checkPositiveInt(x: number, what: string): void {
+  if (!Number.isInteger(x) || x < 1) throw new RangeError(`${what} must be a positive integer, got ${x}`);
+}
+
+/** Uniform(-1, 1) latent codes from the run's RandomSource. */
+function latent(rng: GeneratorContext['random'], n: number, zDim: number): tf.Tensor2D {
+  const u = new Float32Array(n * zDim);
+  rng.uniform(u);
+  for (let i = 0; i < u.length; i++) u[i] = 2 * u[i]! - 1;
+  return tf.tensor2d(u, [n, zDim]);
+}
+
+/** Uniform labels (P8): each drawn independently from the public uniform distribution. */
+function uniformLabels(rng: GeneratorContext['random'], n: number, C: number): Int32Array {
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.min(C - 1, Math.floor(rng.nextDouble() * C));
+  return out;
+}
+
+/** Balanced labels in random order: n/C of each class (public, data-independent). */
+export function balancedLabels(rng: GeneratorContext['random'], n: number, C: number): Int32Array {
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) out[i] = i % C;
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.min(i, Math.floor(rng.nextDouble() * (i + 1)));
+    const t = out[i]!;
+    out[i] = out[j]!;
+    out[j] = t;
+  }
+  return out;
+}
+
+export abstract class VotingGan implements DpGenerator {
+  abstract readonly method: string;
+  readonly generator: ConditionalGenerator;
+  readonly B: number;
+  readonly numTeachers: number;
+  readonly dim: number;
+  readonly numClasses: number;
+  protected teachers?: TeacherEnsemble;
+  protected stepsDone = 0;
+  private readonly genOpt: tf.Optimizer;
+
+  constructor(
+    protected readonly ctx: GeneratorContext,
+    readonly opts: VotingGanOptions,
+  ) {
+    const { data, budget } = ctx;
+    if (!(budget.epsilon > 0) || !Number.isFinite(budget.epsilon)) throw new RangeError(`epsilon must be a finite number > 0, got ${budget.epsilon}`);
+    if (!(budget.delta > 0 && budget.delta < 1)) throw new RangeError(`delta must be in (0, 1), got ${budget.delta}`);
+    checkPositiveInt(opts.teachers.numTeachers, 'teachers');
+    checkPositiveInt(opts.batchSize, 'batch size');
+    checkPositiveInt(opts.dStep, 'd-step');
+    if (data.channels !== 1) throw new RangeError(`${data.name}: DataLens/G-PATE here support single-channel images, got ${data.channels} channels`);
+    if (data.train.count < opts.teachers.numTeachers) throw new RangeError(`${opts.teachers.numTeachers} teachers need at least as many training records; ${data.name} has ${data.train.count}`);
+    this.numTeachers = opts.teachers.numTeachers;
+    this.dim = data.height * data.width * data.channels;
+    this.numClasses = data.numClasses;
+    const m = Math.floor(data.train.count / this.numTeachers);
+    this.B = Math.min(opts.batchSize, m);
+    const seed = ctx.random.nextUint32();
+    this.generator = new ConditionalGenerator({ ...opts.generator, numClasses: data.numClasses, height: data.height, width: data.width, bnGroup: this.B }, seed);
+    this.genOpt = tf.train.adam(opts.generatorLr, opts.generatorBeta1, 0.999, 1e-8);
+  }
+
+  get steps(): number {
+    return this.stepsDone;
+  }
+
+  /** The DP event of one generator step at its worst case (what the budget check uses). */
+  abstract stepEvent(): DpEvent;
+
+  /**
+   * Turns the per-teacher image gradients [N, B, d] into the private aggregate [B, d], recording
+   * every release in the ledger before it happens. Returns the aggregate and a loggable summary.
+   */
+  protected abstract aggregate(grads: tf.Tensor3D): { direction: Float32Array; nonZero: number };
+
+  protected record(event: DpEvent, meta: Record<string, unknown>): void {
+    this.ctx.ledger.record({ event, method: this.method, datasetFingerprint: this.ctx.data.fingerprint, meta: { step: this.stepsDone + 1, ...meta } });
+  }
+
+  private fakesForTeachers(z: tf.Tensor2D, labels: Int32Array): tf.Tensor3D {
+    // G(z_b, c) for every class c once ([C·B] images), then each teacher picks row (Y_i[b], b):
+    // fakes conditioned on the teachers' real batch labels without N·B generator passes.
+    const B = this.B;
+    const C = this.numClasses;
+    return tf.tidy(() => {
+      const zz = tf.tile(z, [C, 1]) as tf.Tensor2D;
+      const lab = new Int32Array(C * B);
+      for (let c = 0; c < C; c++) lab.fill(c, c * B, (c + 1) * B);
+      const table = this.generator.apply(zz, tf.oneHot(tf.tensor1d(lab, 'int32'), C) as tf.Tensor2D);
+      const idx = new Int32Array(labels.length);
+      for (let r = 0; r < labels.length; r++) idx[r] = labels[r]! * B + (r % B);
+      return tf.reshape(tf.gather(table, tf.tensor1d(idx, 'int32')), [this.numTeachers, B, this.dim]) as tf.Tensor3D;
+    });
+  }
+
+  async fit(o: { onProgress?: (p: GeneratorProgress) => void; signal?: AbortSignal } = {}): Promise<FitResult> {
+    const { budget, ledger, random: rng, data } = this.ctx;
+    const t0 = Date.now();
+    const B = this.B;
+    const C = this.numClasses;
+    if (!this.teachers) {
+      const shards = assignShards(data.train.count, this.numTeachers, PUBLIC_SHARD_SEED);
+      this.teachers = new TeacherEnsemble({ ...this.opts.teachers, batchSize: this.B }, data, shards, rng.nextUint32());
+    }
+    const teachers = this.teachers;
+    const event = this.stepEvent();
+    let stoppedBy: StopReason = 'max-steps';
+    let epoch = 0;
+    let teacherSteps = 0;
+    outer: for (;;) {
+      for (let it = 0; it < teachers.itersPerEpoch; it++) {
+        if (this.stepsDone >= this.opts.maxSteps) {
+          stoppedBy = 'max-steps';
+          break outer;
+        }
+        if ((Date.now() - t0) / 60000 >= this.opts.maxMinutes) {
+          stoppedBy = 'max-minutes';
+          break outer;
+        }
+        if (o.signal?.aborted) {
+          stoppedBy = 'aborted';
+          break outer;
+        }
+        // Refuse, before any work, a step whose release would exceed the budget (P4).
+        if (ledger.epsilonIf(event, budget.delta) > budget.epsilon) {
+          stoppedBy = 'budget';
+          break outer;
+        }
+        const z = latent(rng, B, this.opts.generator.zDim);
+        // 1. Teachers: own shards vs. fakes conditioned on their own batch labels.
+        const ta = Date.now();
+        const nD = teacherSteps === 0 && this.opts.pretrainSteps > 0 ? this.opts.pretrainSteps : this.opts.dStep;
+        const fakes = this.fakesForTeachers(z, teachers.batchLabels(it));
+        for (let s = 0; s < nD; s++) teachers.trainStep(it, fakes);
+        fakes.dispose();
+        teacherSteps++;
+        // 2. Votes on a fresh generated batch with uniform labels (P8).
+        const tb = Date.now();
+        const yLab = uniformLabels(rng, B, C);
+        const y = tf.oneHot(tf.tensor1d(yLab, 'int32'), C) as tf.Tensor2D;
+        const x = this.generator.apply(z, y);
+        const grads = teachers.imageGradients(x, y);
+        const agg = this.aggregate(grads);
+        grads.dispose();
+        // 3. Generator regression onto x̂ = x + aggregate (a function of the noised release only).
+        const tc = Date.now();
+        const target = tf.add(x, tf.tensor2d(agg.direction, [B, this.dim]));
+        const lossT = this.genOpt.minimize(() => tf.sum(tf.square(tf.sub(target, this.generator.apply(z, y)))) as tf.Scalar, true, [...this.generator.vars.values()]);
+        const generatorLoss = lossT ? (await lossT.data())[0]! : NaN;
+        lossT?.dispose();
+        tf.dispose([target, x, y, z]);
+        const td = Date.now();
+        this.stepsDone++;
+        o.onProgress?.({
+          step: this.stepsDone,
+          epoch,
+          epsilon: ledger.spent(budget.delta),
+          generatorLoss,
+          aggregateNonZero: agg.nonZero,
+          seconds: (td - t0) / 1000,
+          timing: { teacherTrainMs: tb - ta, voteMs: tc - tb, generatorMs: td - tc },
+        });
+        await new Promise((r) => setImmediate(r));
+      }
+      epoch++;
+    }
+    return { steps: this.stepsDone, epsilon: ledger.spent(budget.delta), delta: budget.delta, stoppedBy, seconds: (Date.now() - t0) / 1000 };
+  }
+
+  async sample(n: number, labels?: Int32Array): Promise<SampleSet> {
+    checkPositiveInt(n, 'sample count');
+    const C = this.numClasses;
+    const lab = labels ?? balancedLabels(this.ctx.random, n, C);
+    if (lab.length !== n) throw new RangeError(`sample: ${lab.length} labels for ${n} samples`);
+    for (const l of lab) if (!Number.isInteger(l) || l < 0 || l >= C) throw new RangeError(`sample: label ${l} out of range [0, ${C})`);
+    const images = new Uint8Array(n * this.dim);
+    // Chunks are a multiple of B so every batch-norm group has exactly B rows, as during training.
+    const chunk = this.B * Math.max(1, Math.floor(2048 / this.B));
+    for (let s = 0; s < n; s += chunk) {
+      const m = Math.min(chunk, n - s);
+      const px = tf.tidy(() => {
+        const z = latent(this.ctx.random, m, this.opts.generator.zDim);
+        const y = tf.oneHot(tf.tensor1d(lab.subarray(s, s + m), 'int32'), C) as tf.Tensor2D;
+        return tf.round(tf.mul(this.generator.apply(z, y), 255));
+      });
+      const v = await px.data();
+      px.dispose();
+      for (let i = 0; i < v.length; i++) images[s * this.dim + i] = Math.max(0, Math.min(255, v[i]!));
+    }
+    const d = this.ctx.data;
+    return { images, labels: Int32Array.from(lab), count: n, height: d.height, width: d.width, channels: d.channels };
+  }
+
+  async save(dir: string): Promise<void> {
+    mkdirSync(dir, { recursive: true });
+    const snap = this.generator.snapshot();
+    let off = 0;
+    const index = snap.map((p) => {
+      const e = { name: p.name, shape: p.shape, offset: off };
+      off += p.values.length;
+      return e;
+    });
+    const all = new Float32Array(off);
+    snap.forEach((p, i) => all.set(p.values, index[i]!.offset));
+    writeFileSync(join(dir, 'generator.bin'), new Uint8Array(all.buffer));
+    writeFileSync(join(dir, 'generator.json'), JSON.stringify({ format: 'dplens-generator-1', method: this.method, steps: this.stepsDone, config: this.generator.config, params: index }, null, 1));
+  }
+
+  async load(dir: string): Promise<void> {
+    const meta = JSON.parse(readFileSync(join(dir, 'generator.json'), 'utf8')) as { format: string; steps: number; params: { name: string; shape: number[]; offset: number }[] };
+    if (meta.format !== 'dplens-generator-1') throw new Error(`${dir}/generator.json: unknown format ${meta.format}`);
+    const buf = readFileSync(join(dir, 'generator.bin'));
+    const all = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+    this.generator.restore(meta.params.map((p) => ({ name: p.name, shape: p.shape, values: all.subarray(p.offset, p.offset + p.shape.reduce((a, b) => a * b, 1)) })));
+    this.stepsDone = meta.steps;
+  }
+
+  dispose(): void {
+    this.teachers?.dispose();
+    this.teachers = undefined;
+    this.generator.dispose();
+    this.genOpt.dispose();
+  }
+}
+
+/** DataLens: TopAgg on top-k stochastic-sign votes (spec §2–3). */
+export class DataLens extends VotingGan {
+  readonly method = 'datalens';
+  constructor(
+    ctx: GeneratorContext,
+    opts: VotingGanOptions,
+    readonly topagg: TopAggParams,
+  ) {
+    super(ctx, opts);
+    validateTopAggParams(topagg, this.dim);
+  }
+
+  /** B TopAgg queries per generator step, each with L2 sensitivity 2√k (data-independent, P6). */
+  stepEvent(): DpEvent {
+    return DpEvents.selfComposed(DpEvents.topAgg({ k: this.topagg.k, sigma: this.topagg.sigma, voters: this.numTeachers }), this.B);
+  }
+
+  protected aggregate(grads: tf.Tensor3D): { direction: Float32Array; nonZero: number } {
+    const g = grads.dataSync() as Float32Array;
+    this.record(this.stepEvent(), { queries: this.B, k: this.topagg.k, sigma: this.topagg.sigma, beta: this.topagg.beta });
+    const r = topAgg(g, this.numTeachers, this.B, this.dim, this.topagg, this.ctx.random);
+    g.fill(0);
+    return { direction: r.direction, nonZero: r.nonZeroFraction };
+  }
+}
+
+/** G-PATE: random projection + Confident-GNMax per projected coordinate (spec §6). */
+export class Gpate extends VotingGan {
+  readonly method = 'gpate';
+  constructor(
+    ctx: GeneratorContext,
+    opts: VotingGanOptions,
+    readonly params: GpateParams,
+  ) {
+    super(ctx, opts);
+    validateGpateParams(params);
+  }
+
+  private coords(): number {
+    return this.B * this.params.projDim;
+  }
+
+  /** Worst case of one step: every projected coordinate pays the threshold test and is answered. */
+  stepEvent(): DpEvent {
+    return DpEvents.selfComposed(DpEvents.gnmax({ sigma: this.params.sigma2, thresholdSigma: this.params.sigma1, answered: true }), this.coords());
+  }
+
+  protected aggregate(grads: tf.Tensor3D): { direction: Float32Array; nonZero: number } {
+    const { B, dim, numTeachers: N } = this;
+    const p = this.params;
+    const rng = this.ctx.random;
+    const proj = drawProjections(B, dim, p.projDim, rng);
+    // u[j, i, :] = g_i[j]ᵀ P_j for every query j and teacher i, as one batched product.
+    const projected = tf.tidy(() => tf.matMul(tf.transpose(grads, [1, 0, 2]), tf.tensor3d(proj, [B, dim, p.projDim])).dataSync() as Float32Array);
+    const hist = histograms(projected, B, N, p);
+    projected.fill(0);
+    // Threshold tests for every coordinate (charged whether answered or not, P6) ...
+    this.record(DpEvents.selfComposed(DpEvents.gnmax({ sigma: p.sigma2, thresholdSigma: p.sigma1, answered: false }), this.coords()), { part: 'threshold', coordinates: this.coords() });
+    const answered = thresholdStep(hist, N, p, rng);
+    let nAnswered = 0;
+    for (const a of answered) nAnswered += a;
+    // ... then GNMax for the answered ones, recorded before the argmax is drawn.
+    if (nAnswered > 0) this.record(DpEvents.selfComposed(DpEvents.gnmax({ sigma: p.sigma2, answered: true }), nAnswered), { part: 'gnmax', coordinates: nAnswered });
+    const r = argmaxStep(hist, answered, p, rng);
+    hist.fill(0);
+    return { direction: backProject(r, proj, B, dim, p.projDim), nonZero: nAnswered / answered.length };
+  }
+}
