@@ -1,1 +1,88 @@
-export {};
+// Public API of the engine layer: pick the tfjs backend (default in Node: 'ort', tfjs kernels on
+// ONNX Runtime) and inspect per-kernel statistics. Nothing above this layer imports
+// onnxruntime-node; switching to any other registered tfjs backend is one call:
+// `await initEngine({ backend: 'cpu' })`.
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+// tfjs-core's Node entry registers no gradients; this does (see vendor/README.md).
+import './vendor/tfjs-gradients.js';
+import { nativeKernelNames, ORT_BACKEND_NAME, registerOrtBackend, resetStats, stats } from './backend.js';
+import './kernels/math.js';
+import './kernels/conv.js';
+import { defaultThreads, getThreads, sessionCount, setThreads } from './ort-runtime.js';
+
+export interface InitEngineOptions {
+  /** 'ort' (default in Node), 'cpu', or any other registered tfjs backend name. */
+  backend?: 'ort' | 'cpu' | (string & {});
+  /** ONNX Runtime intra-op threads (default: os.availableParallelism()). */
+  threads?: number;
+  /** Record per-kernel wall time in engineStats().kernelTimeMs (off by default: costs ~0.1 µs/call). */
+  timing?: boolean;
+}
+
+export interface EngineStats {
+  backend: string;
+  threads: number;
+  /** JS kernel runs where no native path exists for the inputs (should be 0 on hot paths). */
+  fallbacks: Record<string, number>;
+  /** Last reason recorded per fallback kernel. */
+  fallbackReasons: Record<string, string>;
+  /** Deliberate JS runs: tiny tensors (a native call costs more), metadata-only kernels, fills. */
+  jsFastPath: Record<string, number>;
+  kernelCalls: Record<string, number>;
+  /** Per-kernel wall time in ms; only filled while timing is on. */
+  kernelTimeMs: Record<string, number>;
+  timing: boolean;
+  /** Number of cached ONNX Runtime sessions (one per kernel/attrs/dtype/rank combination). */
+  sessions: number;
+  nativeKernels: string[];
+}
+
+registerOrtBackend();
+
+/**
+ * Initialises tfjs with the requested backend and returns its name. Call once (more calls are
+ * cheap) before using tf.
+ */
+export async function initEngine(opts: InitEngineOptions = {}): Promise<string> {
+  const name = opts.backend ?? ORT_BACKEND_NAME;
+  if (opts.threads !== undefined) setEngineThreads(opts.threads);
+  if (opts.timing !== undefined) setEngineTiming(opts.timing);
+  if (tf.getBackend() !== name || tf.engine().backendName !== name) {
+    const ok = await tf.setBackend(name);
+    if (!ok) throw new Error(`initEngine: tfjs backend '${name}' is not registered or failed to initialise (registered: ${Object.keys(tf.engine().registryFactory).join(', ')})`);
+  }
+  await tf.ready();
+  return tf.getBackend();
+}
+
+export function engineStats(): EngineStats {
+  return {
+    backend: tf.getBackend(),
+    threads: getThreads(),
+    fallbacks: { ...stats.fallbacks },
+    fallbackReasons: { ...stats.fallbackReasons },
+    jsFastPath: { ...stats.jsFastPath },
+    kernelCalls: { ...stats.kernelCalls },
+    kernelTimeMs: { ...stats.kernelTimeMs },
+    timing: stats.timing,
+    sessions: sessionCount(),
+    nativeKernels: nativeKernelNames(),
+  };
+}
+
+export function resetEngineStats(): void {
+  resetStats();
+}
+
+/** Sets the ONNX Runtime thread count (rebuilds kernel sessions lazily). */
+export function setEngineThreads(n: number): void {
+  setThreads(n);
+}
+
+/** Turns per-kernel timing on or off. */
+export function setEngineTiming(on: boolean): void {
+  stats.timing = on;
+}
+
+export { defaultThreads };

@@ -1,0 +1,53 @@
+// Shared plumbing for ORT kernels: run a cached graph on tfjs tensors and wrap the outputs.
+import type { DataType, TensorInfo, backend_util } from '@tensorflow/tfjs-core';
+import type { OrtBackend } from '../backend.js';
+import { feed, GraphBuilder, sizeOf } from '../graph.js';
+import { runGraph, type OrtIn } from '../ort-runtime.js';
+
+/**
+ * Tuning knobs, measured on 2 cores: below `jsFastPathElems` output elements an elementwise op
+ * runs the JS kernel (a native call costs ~8-15 µs fixed); below `singleThreadElems` the
+ * native call uses a 1-thread session (thread hand-off costs more than it saves).
+ */
+export const tuning = {
+  jsFastPathElems: 1024,
+  singleThreadElems: 32768,
+  singleThreadFlops: 4e6,
+};
+
+export function inputsOf(backend: OrtBackend, ts: readonly TensorInfo[]): OrtIn[] {
+  return ts.map((t) => feed(t, backend.values(t)));
+}
+
+/** Runs graph `key` (built by `build`) on tensors `ts`; returns the outputs as tfjs tensors. */
+export function runOnTensors(
+  backend: OrtBackend,
+  key: string,
+  build: (g: GraphBuilder) => void,
+  ts: readonly TensorInfo[],
+  outDtypes: readonly DataType[],
+  singleThread: boolean,
+  outShapes?: readonly (readonly number[])[],
+): TensorInfo[] {
+  const outs = runGraph(
+    key,
+    () => {
+      const g = new GraphBuilder();
+      build(g);
+      return g.build();
+    },
+    inputsOf(backend, ts),
+    singleThread,
+  );
+  return outs.map((o, i) => {
+    const shape = outShapes?.[i] ?? o.dims;
+    if (outShapes && sizeOf(shape) !== o.data.length) {
+      throw new Error(`engine: native kernel ${key} produced ${o.data.length} values for expected shape [${shape.join(',')}]`);
+    }
+    return backend.makeTensorInfo(shape as number[], outDtypes[i], o.data as backend_util.BackendValues);
+  });
+}
+
+export function anyEmpty(ts: readonly TensorInfo[]): boolean {
+  return ts.some((t) => t.shape.includes(0));
+}

@@ -1,0 +1,363 @@
+// Native convolution and pooling kernels. tfjs is NHWC, ONNX Conv/Pool are NCHW: each kernel's
+// graph transposes in and out inside the same ONNX model, so the layout change runs natively
+// and costs one pass over the data. The batch dim is symbolic; spatial dims are fixed per
+// session (pads / output_padding depend on them).
+import * as tf from '@tensorflow/tfjs-core';
+import type { TensorInfo } from '@tensorflow/tfjs-core';
+import { defineKernel, JS_FAST, type KernelArgs, type KernelResult } from '../backend.js';
+import { attr, sizeOf, type GraphBuilder } from '../graph.js';
+import { anyEmpty, runOnTensors, tuning } from './common.js';
+import { applyActivation, SUPPORTED_ACTIVATIONS } from './math.js';
+
+type ConvInfo = tf.backend_util.Conv2DInfo;
+type PadAttr = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+type Rounding = 'floor' | 'round' | 'ceil' | undefined;
+
+const TO_NCHW = [0, 3, 1, 2];
+const TO_NHWC = [0, 2, 3, 1];
+
+function pads(ci: ConvInfo): number[] {
+  const p = ci.padInfo;
+  return [p.top, p.left, p.bottom, p.right];
+}
+
+/** ONNX computes floor((in + pads - effK) / s) + 1; tfjs may round differently ('ceil'). */
+function onnxOutMatches(ci: ConvInfo): string | null {
+  const p = ci.padInfo;
+  if (p.top < 0 || p.bottom < 0 || p.left < 0 || p.right < 0) return 'negative padding';
+  const oh = Math.floor((ci.inHeight + p.top + p.bottom - ci.effectiveFilterHeight) / ci.strideHeight) + 1;
+  const ow = Math.floor((ci.inWidth + p.left + p.right - ci.effectiveFilterWidth) / ci.strideWidth) + 1;
+  if (oh !== ci.outHeight || ow !== ci.outWidth) return `output size ${ci.outHeight}x${ci.outWidth} not reproducible with explicit pads (rounding mode)`;
+  return null;
+}
+
+function spatialKey(ci: ConvInfo): string {
+  return `${ci.inHeight}x${ci.inWidth}x${ci.inChannels}>${ci.outHeight}x${ci.outWidth}x${ci.outChannels}|k${ci.filterHeight}x${ci.filterWidth}|s${ci.strideHeight},${ci.strideWidth}|d${ci.dilationHeight},${ci.dilationWidth}|p${pads(ci).join(',')}`;
+}
+
+function inDims(ci: ConvInfo, nhwc: boolean): (number | string)[] {
+  return nhwc ? ['N', ci.inHeight, ci.inWidth, ci.inChannels] : ['N', ci.inChannels, ci.inHeight, ci.inWidth];
+}
+
+function outDims(ci: ConvInfo, nhwc: boolean): (number | string)[] {
+  return nhwc ? ['N', ci.outHeight, ci.outWidth, ci.outChannels] : ['N', ci.outChannels, ci.outHeight, ci.outWidth];
+}
+
+/** tfjs filter [kh, kw, in, out] -> ONNX Conv weight [out, in, kh, kw]. */
+function convWeight(g: GraphBuilder, w: string): string {
+  return g.transpose(w, [3, 2, 0, 1]);
+}
+
+/** tfjs depthwise filter [kh, kw, C, m] -> ONNX grouped Conv weight [C*m, 1, kh, kw]. */
+function depthwiseWeight(g: GraphBuilder, w: string, kh: number, kw: number, cm: number): string {
+  const flat = g.op('Reshape', [w, g.constI64([kh, kw, cm])]);
+  return g.op('Reshape', [g.transpose(flat, [2, 0, 1]), g.constI64([cm, 1, kh, kw])]);
+}
+
+function convFlops(ci: ConvInfo, depthwise: boolean): number {
+  return 2 * ci.batchSize * ci.outHeight * ci.outWidth * ci.outChannels * ci.filterHeight * ci.filterWidth * (depthwise ? 1 : ci.inChannels);
+}
+
+function convArgs(attrs: tf.NamedAttrMap) {
+  return {
+    strides: attrs.strides as [number, number] | number,
+    pad: attrs.pad as PadAttr,
+    dataFormat: (attrs.dataFormat as 'NHWC' | 'NCHW' | undefined) ?? 'NHWC',
+    dilations: (attrs.dilations as [number, number] | number | undefined) ?? 1,
+    dimRoundingMode: attrs.dimRoundingMode as Rounding,
+  };
+}
+
+// ---------------------------------------------------------------- forward convolutions
+
+function convForward(depthwise: boolean, fused: boolean) {
+  return ({ inputs, attrs, backend }: KernelArgs): KernelResult => {
+    const { x, filter } = inputs;
+    const bias = fused ? (inputs.bias as TensorInfo | undefined) : undefined;
+    const prelu = fused ? (inputs.preluActivationWeights as TensorInfo | undefined) : undefined;
+    const activation = fused ? String(attrs.activation ?? 'linear') : 'linear';
+    const leakyAlpha = Number(attrs.leakyreluAlpha ?? 0.2);
+    const a = convArgs(attrs);
+    if (x.dtype !== 'float32' || filter.dtype !== 'float32') return `dtype ${x.dtype}`;
+    if (!SUPPORTED_ACTIVATIONS.has(activation)) return `activation ${activation}`;
+    if (x.shape.length !== 4) return `rank ${x.shape.length}`;
+    const fmt = tf.backend_util.convertConv2DDataFormat(a.dataFormat);
+    const ci = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number], a.strides, a.dilations, a.pad, a.dimRoundingMode, depthwise, fmt);
+    const bad = onnxOutMatches(ci);
+    if (bad) return bad;
+    const ts = [x, filter];
+    if (bias) ts.push(bias);
+    if (prelu) ts.push(prelu);
+    if (anyEmpty(ts) || sizeOf(ci.outShape) === 0) return JS_FAST;
+    const nhwc = fmt === 'channelsLast';
+    const kh = ci.filterHeight;
+    const kw = ci.filterWidth;
+    const key = `Conv|${depthwise}|${nhwc}|${spatialKey(ci)}|${bias ? bias.shape.join('x') : '-'}|${activation}|${activation === 'leakyrelu' ? leakyAlpha : ''}|${prelu ? prelu.shape.join('x') : '-'}`;
+    return runOnTensors(
+      backend,
+      key,
+      (g) => {
+        const ix = g.input('float32', inDims(ci, nhwc));
+        const iw = g.input('float32', filter.shape);
+        const xt = nhwc ? g.transpose(ix, TO_NCHW) : ix;
+        const w = depthwise ? depthwiseWeight(g, iw, kh, kw, ci.outChannels) : convWeight(g, iw);
+        let y = g.op('Conv', [xt, w], {
+          kernel_shape: attr.ints([kh, kw]),
+          strides: attr.ints([ci.strideHeight, ci.strideWidth]),
+          dilations: attr.ints([ci.dilationHeight, ci.dilationWidth]),
+          pads: attr.ints(pads(ci)),
+          group: attr.int(depthwise ? ci.inChannels : 1),
+        });
+        if (nhwc) y = g.transpose(y, TO_NHWC);
+        // NCHW: a 1-D bias / prelu weight aligns with channels (as in the tfjs CPU kernel).
+        const alignNchw = (name: string, t: TensorInfo): string =>
+          !nhwc && t.shape.length === 1 && t.shape[0] !== 1 ? g.op('Reshape', [name, g.constI64([t.shape[0], 1, 1])]) : name;
+        if (bias) y = g.op('Add', [y, alignNchw(g.input('float32', bias.shape), bias)]);
+        const al = prelu ? alignNchw(g.input('float32', prelu.shape), prelu) : undefined;
+        g.output(applyActivation(g, y, activation, leakyAlpha, al), 'float32');
+      },
+      ts,
+      ['float32'],
+      convFlops(ci, depthwise) < tuning.singleThreadFlops,
+      [ci.outShape],
+    )[0];
+  };
+}
+
+defineKernel('Conv2D', convForward(false, false));
+defineKernel('FusedConv2D', convForward(false, true));
+defineKernel('DepthwiseConv2dNative', convForward(true, false));
+defineKernel('FusedDepthwiseConv2D', convForward(true, true));
+
+// ---------------------------------------------------------------- gradient w.r.t. the input
+
+function convBackpropInput(depthwise: boolean) {
+  return ({ inputs, attrs, backend }: KernelArgs): KernelResult => {
+    const { dy, filter } = inputs;
+    const a = convArgs(attrs);
+    const inputShape = attrs.inputShape as [number, number, number, number];
+    if (dy.dtype !== 'float32' || filter.dtype !== 'float32') return `dtype ${dy.dtype}`;
+    const fmt = tf.backend_util.convertConv2DDataFormat(a.dataFormat);
+    const ci = tf.backend_util.computeConv2DInfo(inputShape, filter.shape as [number, number, number, number], a.strides, depthwise ? a.dilations : 1, a.pad, a.dimRoundingMode, depthwise, fmt);
+    const bad = onnxOutMatches(ci);
+    if (bad) return bad;
+    if (anyEmpty([dy, filter]) || sizeOf(inputShape) === 0) return JS_FAST;
+    const p = ci.padInfo;
+    const opH = ci.inHeight - (ci.strideHeight * (ci.outHeight - 1) + ci.effectiveFilterHeight - p.top - p.bottom);
+    const opW = ci.inWidth - (ci.strideWidth * (ci.outWidth - 1) + ci.effectiveFilterWidth - p.left - p.right);
+    if (opH < 0 || opW < 0 || opH >= Math.max(ci.strideHeight, ci.dilationHeight) || opW >= Math.max(ci.strideWidth, ci.dilationWidth)) {
+      return `output_padding ${opH},${opW} out of range`;
+    }
+    const nhwc = fmt === 'channelsLast';
+    const kh = ci.filterHeight;
+    const kw = ci.filterWidth;
+    const key = `ConvBI|${depthwise}|${nhwc}|${spatialKey(ci)}`;
+    return runOnTensors(
+      backend,
+      key,
+      (g) => {
+        const idy = g.input('float32', outDims(ci, nhwc));
+        const iw = g.input('float32', filter.shape);
+        const dyt = nhwc ? g.transpose(idy, TO_NCHW) : idy;
+        // ConvTranspose weight is [C_in(of the transposed conv) = forward out, out/group, kh, kw]:
+        // for a plain conv that is the same [out, in, kh, kw] layout as the forward Conv weight.
+        const w = depthwise ? depthwiseWeight(g, iw, kh, kw, ci.outChannels) : convWeight(g, iw);
+        let y = g.op('ConvTranspose', [dyt, w], {
+          kernel_shape: attr.ints([kh, kw]),
+          strides: attr.ints([ci.strideHeight, ci.strideWidth]),
+          dilations: attr.ints([ci.dilationHeight, ci.dilationWidth]),
+          pads: attr.ints(pads(ci)),
+          output_padding: attr.ints([opH, opW]),
+          group: attr.int(depthwise ? ci.inChannels : 1),
+        });
+        if (nhwc) y = g.transpose(y, TO_NHWC);
+        g.output(y, 'float32');
+      },
+      [dy, filter],
+      ['float32'],
+      convFlops(ci, depthwise) < tuning.singleThreadFlops,
+      [inputShape],
+    )[0];
+  };
+}
+
+defineKernel('Conv2DBackpropInput', convBackpropInput(false));
+defineKernel('DepthwiseConv2dNativeBackpropInput', convBackpropInput(true));
+
+// ---------------------------------------------------------------- gradient w.r.t. the filter
+
+// dW[i, j, c, o] = sum_{n, y, x} X[n, s*y + d*i - pt, s*x + d*j - pl, c] * dY[n, y, x, o]: a
+// convolution of X (batch and channel axes swapped: [C, N, H, W]) with dY as the weight
+// ([O, N, Ho, Wo]), stride = forward dilation, dilation = forward stride, then sliced to the
+// filter size. Depthwise: the same as a grouped convolution with one group per input channel.
+function convBackpropFilter(depthwise: boolean) {
+  return ({ inputs, attrs, backend }: KernelArgs): KernelResult => {
+    const { x, dy } = inputs;
+    const a = convArgs(attrs);
+    const filterShape = attrs.filterShape as [number, number, number, number];
+    if (x.dtype !== 'float32' || dy.dtype !== 'float32') return `dtype ${x.dtype}`;
+    const fmt = tf.backend_util.convertConv2DDataFormat(a.dataFormat);
+    const ci = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape, a.strides, depthwise ? a.dilations : 1, a.pad, a.dimRoundingMode, depthwise, fmt);
+    const bad = onnxOutMatches(ci);
+    if (bad) return bad;
+    if (anyEmpty([x, dy]) || sizeOf(filterShape) === 0) return JS_FAST;
+    const nhwc = fmt === 'channelsLast';
+    const [kh, kw, cin, mult] = filterShape;
+    const key = `ConvBF|${depthwise}|${nhwc}|${spatialKey(ci)}`;
+    return runOnTensors(
+      backend,
+      key,
+      (g) => {
+        const ix = g.input('float32', inDims(ci, nhwc));
+        const idy = g.input('float32', outDims(ci, nhwc));
+        const toCN = nhwc ? [3, 0, 1, 2] : [1, 0, 2, 3];
+        let xs = g.transpose(ix, toCN); // [C, N, H, W]
+        const dys = g.transpose(idy, toCN); // [O, N, Ho, Wo]
+        if (depthwise) xs = g.op('Reshape', [xs, g.constI64([1, -1, ci.inHeight, ci.inWidth])]); // [1, C*N, H, W]
+        const full = g.op('Conv', [xs, dys], {
+          kernel_shape: attr.ints([ci.outHeight, ci.outWidth]),
+          strides: attr.ints([ci.dilationHeight, ci.dilationWidth]),
+          dilations: attr.ints([ci.strideHeight, ci.strideWidth]),
+          pads: attr.ints(pads(ci)),
+          group: attr.int(depthwise ? cin : 1),
+        });
+        const cut = g.op('Slice', [full, g.constI64([0, 0]), g.constI64([kh, kw]), g.constI64([2, 3])]);
+        const shaped = depthwise ? g.op('Reshape', [cut, g.constI64([cin, mult, kh, kw])]) : cut; // [C, O, kh, kw]
+        g.output(g.transpose(shaped, [2, 3, 0, 1]), 'float32');
+      },
+      [x, dy],
+      ['float32'],
+      convFlops(ci, depthwise) < tuning.singleThreadFlops,
+      [filterShape],
+    )[0];
+  };
+}
+
+defineKernel('Conv2DBackpropFilter', convBackpropFilter(false));
+defineKernel('DepthwiseConv2dNativeBackpropFilter', convBackpropFilter(true));
+
+// ---------------------------------------------------------------- pooling
+
+function poolInfo(x: TensorInfo, attrs: tf.NamedAttrMap): ConvInfo {
+  return tf.backend_util.computePool2DInfo(
+    x.shape as [number, number, number, number],
+    attrs.filterSize as [number, number] | number,
+    attrs.strides as [number, number] | number,
+    1,
+    attrs.pad as PadAttr,
+    attrs.dimRoundingMode as Rounding,
+  );
+}
+
+function poolAttrs(ci: ConvInfo) {
+  return {
+    kernel_shape: attr.ints([ci.filterHeight, ci.filterWidth]),
+    strides: attr.ints([ci.strideHeight, ci.strideWidth]),
+    pads: attr.ints(pads(ci)),
+  };
+}
+
+function pool(kind: 'max' | 'avg') {
+  return ({ inputs, attrs, backend }: KernelArgs): KernelResult => {
+    const x = inputs.x;
+    if (x.dtype !== 'float32') return `dtype ${x.dtype}`;
+    if (x.shape.length !== 4) return `rank ${x.shape.length}`;
+    const ci = poolInfo(x, attrs);
+    const bad = onnxOutMatches(ci);
+    if (bad) return bad;
+    if (anyEmpty([x]) || sizeOf(ci.outShape) === 0) return JS_FAST;
+    const n = sizeOf(x.shape);
+    return runOnTensors(
+      backend,
+      `${kind}Pool|${spatialKey(ci)}`,
+      (g) => {
+        const ix = g.input('float32', inDims(ci, true));
+        const xt = g.transpose(ix, TO_NCHW);
+        // tfjs averages over the in-bounds window only: count_include_pad = 0.
+        const y = kind === 'max' ? g.op('MaxPool', [xt], poolAttrs(ci)) : g.op('AveragePool', [xt], { ...poolAttrs(ci), count_include_pad: attr.int(0) });
+        g.output(g.transpose(y, TO_NHWC), 'float32');
+      },
+      [x],
+      ['float32'],
+      n < tuning.singleThreadElems,
+      [ci.outShape],
+    )[0];
+  };
+}
+
+defineKernel('MaxPool', pool('max'));
+defineKernel('AvgPool', pool('avg'));
+
+// MaxPoolGrad: recompute the argmax positions with ONNX MaxPool's Indices output (flat NCHW
+// indices into the unpadded input; the first maximum in row-major window order wins, as in
+// tfjs), then scatter-add dy into a zero tensor.
+defineKernel('MaxPoolGrad', ({ inputs, attrs, backend }) => {
+  const { dy, input } = inputs;
+  if (dy.dtype !== 'float32' || input.dtype !== 'float32') return `dtype ${dy.dtype}`;
+  const ci = poolInfo(input, attrs);
+  const bad = onnxOutMatches(ci);
+  if (bad) return bad;
+  if (anyEmpty([dy, input])) return JS_FAST;
+  const n = sizeOf(input.shape);
+  return runOnTensors(
+    backend,
+    `MaxPoolGrad|${spatialKey(ci)}`,
+    (g) => {
+      const ix = g.input('float32', inDims(ci, true));
+      const idy = g.input('float32', outDims(ci, true));
+      const xt = g.transpose(ix, TO_NCHW);
+      const [, idx] = g.opN('MaxPool', [xt], 2, poolAttrs(ci));
+      const dyt = g.transpose(idy, TO_NCHW);
+      const flatShape = g.constI64([-1]);
+      const total = g.op('Reshape', [g.op('Size', [xt]), g.constI64([1])]);
+      const zeros = g.op('ConstantOfShape', [total], { value: attr.tensor({ name: 'zero', type: 1, dims: [1], values: [0] }) });
+      const scattered = g.op('ScatterElements', [zeros, g.op('Reshape', [idx, flatShape]), g.op('Reshape', [dyt, flatShape])], {
+        axis: attr.int(0),
+        reduction: attr.string('add'),
+      });
+      const dx = g.op('Reshape', [scattered, g.op('Shape', [xt])]);
+      g.output(g.transpose(dx, TO_NHWC), 'float32');
+    },
+    [input, dy],
+    ['float32'],
+    n < tuning.singleThreadElems,
+    [input.shape],
+  )[0];
+});
+
+// AvgPoolGrad: the tfjs CPU kernel spreads dy[o] / (fh*fw) over each window (a constant divisor,
+// also at padded borders): a grouped ConvTranspose with a uniform weight reproduces it exactly.
+defineKernel('AvgPoolGrad', ({ inputs, attrs, backend }) => {
+  const { dy, input } = inputs;
+  if (dy.dtype !== 'float32' || input.dtype !== 'float32') return `dtype ${dy.dtype}`;
+  const ci = poolInfo(input, attrs);
+  const bad = onnxOutMatches(ci);
+  if (bad) return bad;
+  if (anyEmpty([dy, input])) return JS_FAST;
+  const p = ci.padInfo;
+  const opH = ci.inHeight - (ci.strideHeight * (ci.outHeight - 1) + ci.filterHeight - p.top - p.bottom);
+  const opW = ci.inWidth - (ci.strideWidth * (ci.outWidth - 1) + ci.filterWidth - p.left - p.right);
+  if (opH < 0 || opW < 0 || opH >= ci.strideHeight || opW >= ci.strideWidth) return `output_padding ${opH},${opW} out of range`;
+  const c = ci.inChannels;
+  const kh = ci.filterHeight;
+  const kw = ci.filterWidth;
+  const n = sizeOf(input.shape);
+  return runOnTensors(
+    backend,
+    `AvgPoolGrad|${spatialKey(ci)}`,
+    (g) => {
+      const idy = g.input('float32', outDims(ci, true));
+      const w = g.constF32(new Array<number>(c * kh * kw).fill(1 / (kh * kw)), [c, 1, kh, kw]);
+      const y = g.op('ConvTranspose', [g.transpose(idy, TO_NCHW), w], {
+        ...poolAttrs(ci),
+        output_padding: attr.ints([opH, opW]),
+        group: attr.int(c),
+      });
+      g.output(g.transpose(y, TO_NHWC), 'float32');
+    },
+    [dy],
+    ['float32'],
+    n < tuning.singleThreadElems,
+    [input.shape],
+  )[0];
+});

@@ -1,0 +1,156 @@
+// Synchronous access to ONNX Runtime through onnxruntime-node's internal native binding.
+//
+// tfjs kernels must return synchronously, but the public `InferenceSession.run` of
+// onnxruntime-node is async (it defers with setImmediate). The native object behind it is
+// synchronous, so we use it directly. It is internal API: the version is pinned in
+// package.json and `checkBinding()` (covered by test/engine-binding.test.ts) fails loudly if
+// its shape changes.
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import { encodeModel, type OnnxGraph } from './onnx-proto.js';
+
+const require = createRequire(import.meta.url);
+
+/** The onnxruntime-node version whose internal binding this module was written against. */
+export const PINNED_ORT_VERSION = '1.30.0';
+
+export type OrtDType = 'float32' | 'int32' | 'bool' | 'uint8' | 'int64' | 'float64' | 'int8';
+export type OrtData = Float32Array | Int32Array | Uint8Array | BigInt64Array | Float64Array | Int8Array;
+
+export interface OrtIn {
+  type: OrtDType;
+  data: OrtData;
+  dims: readonly number[];
+}
+
+export interface OrtOut {
+  type: string;
+  data: OrtData;
+  dims: readonly number[];
+}
+
+interface NativeSession {
+  loadModel(buffer: ArrayBufferLike, byteOffset: number, byteLength: number, options: object): void;
+  run(feeds: Record<string, unknown>, fetches: Record<string, null>, options: object): Record<string, OrtOut>;
+  dispose(): void;
+  readonly inputMetadata: { name: string }[];
+  readonly outputMetadata: { name: string }[];
+}
+
+interface BindingModule {
+  binding: { InferenceSession: new () => NativeSession };
+  initOrt: () => void;
+}
+
+let bindingModule: BindingModule | undefined;
+
+/** Loads the native binding and verifies the internal API this engine depends on. */
+export function checkBinding(): BindingModule {
+  if (bindingModule) return bindingModule;
+  let version: string | undefined;
+  try {
+    version = (require('onnxruntime-node/package.json') as { version: string }).version;
+  } catch {
+    version = undefined;
+  }
+  const mod = require('onnxruntime-node/dist/binding') as Partial<BindingModule>;
+  const problems: string[] = [];
+  if (typeof mod.initOrt !== 'function') problems.push('initOrt() missing');
+  const ctor = mod.binding?.InferenceSession;
+  if (typeof ctor !== 'function') problems.push('binding.InferenceSession constructor missing');
+  else {
+    for (const m of ['loadModel', 'run', 'dispose'] as const) {
+      if (typeof (ctor.prototype as Record<string, unknown>)[m] !== 'function') problems.push(`InferenceSession.prototype.${m} missing`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new Error(
+      `dplens engine: the internal onnxruntime-node binding API changed (found version ${version ?? 'unknown'}, ` +
+        `written for ${PINNED_ORT_VERSION}): ${problems.join('; ')}. Pin onnxruntime-node to ${PINNED_ORT_VERSION}.`,
+    );
+  }
+  (mod as BindingModule).initOrt();
+  bindingModule = mod as BindingModule;
+  return bindingModule;
+}
+
+export function defaultThreads(): number {
+  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+}
+
+let threads = defaultThreads();
+
+interface CachedSession {
+  session: NativeSession;
+  inputNames: string[];
+  outputNames: string[];
+  fetches: Record<string, null>;
+}
+
+const sessions = new Map<string, CachedSession>();
+const RUN_OPTIONS = {};
+
+export function getThreads(): number {
+  return threads;
+}
+
+/** Sets the intra-op thread count; cached sessions are rebuilt lazily with the new count. */
+export function setThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new Error(`engine threads must be a positive integer, got ${n}`);
+  if (n === threads) return;
+  threads = n;
+  clearSessions();
+}
+
+export function clearSessions(): void {
+  for (const s of sessions.values()) s.session.dispose();
+  sessions.clear();
+}
+
+export function sessionCount(): number {
+  return sessions.size;
+}
+
+function createSession(graph: OnnxGraph, nThreads: number): CachedSession {
+  const { binding } = checkBinding();
+  const bytes = encodeModel(graph);
+  const session = new binding.InferenceSession();
+  session.loadModel(bytes.buffer, bytes.byteOffset, bytes.byteLength, {
+    intraOpNumThreads: nThreads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    // Every session owns a thread pool; spinning pools across hundreds of kernel sessions
+    // burn the CPU (engine-notes.md: 18 s vs 1.3 s wall on a small benchmark).
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+  });
+  const inputNames = graph.inputs.map((v) => v.name);
+  const outputNames = graph.outputs.map((v) => v.name);
+  const fetches: Record<string, null> = {};
+  for (const n of outputNames) fetches[n] = null;
+  return { session, inputNames, outputNames, fetches };
+}
+
+/**
+ * Runs the cached model `key` (built once by `build`) on `inputs` (matched to graph inputs by
+ * position) and returns its outputs in graph order. `singleThread` selects a 1-thread session
+ * for small problems where thread hand-off costs more than it saves.
+ */
+export function runGraph(key: string, build: () => OnnxGraph, inputs: readonly OrtIn[], singleThread = false): OrtOut[] {
+  const nThreads = singleThread ? 1 : threads;
+  const fullKey = nThreads === 1 ? `${key}#1` : key;
+  let s = sessions.get(fullKey);
+  if (!s) {
+    s = createSession(build(), nThreads);
+    sessions.set(fullKey, s);
+  }
+  const feeds: Record<string, unknown> = {};
+  for (let i = 0; i < inputs.length; i++) {
+    const x = inputs[i];
+    feeds[s.inputNames[i]] = { type: x.type, data: x.data, dims: x.dims, location: 'cpu' };
+  }
+  const res = s.session.run(feeds, s.fetches, RUN_OPTIONS);
+  const outs: OrtOut[] = new Array(s.outputNames.length);
+  for (let i = 0; i < s.outputNames.length; i++) outs[i] = res[s.outputNames[i]];
+  return outs;
+}
