@@ -12,3 +12,4 @@ export type { EpsilonResult } from './rdp.js';
 export * as pate from './pate.js';
 export * from './random.js';
 export * from './ledger.js';
+export * from './calibrate.js';
