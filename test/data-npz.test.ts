@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { zipSync } from 'fflate';
-import { DataError, encodeNpy, loadDataset, loadNpzDataset, parseNpy, readNpz, writeNpz, type NpyArrayInput } from '../src/data/index.js';
+import { DataError, encodeNpy, loadDataset, loadNpzDataset, parseNpy, readImageNpz, readNpz, writeNpz, type NpyArrayInput } from '../src/data/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dplens-npz-'));
 
@@ -215,4 +215,22 @@ test('npz errors: wrong magic, corrupt zip, truncated member, missing arrays, sh
   // Pixel values outside [0,255] in a wider integer dtype.
   const wide = write('wide.npz', { ...a, train_images: { dtype: 'int16', shape: [6, 4, 3], data: Int16Array.from({ length: 72 }, (_, k) => (k === 3 ? 300 : 1)) } });
   expectDataError(() => loadNpzDataset(wide), /wide\.npz:train_images: pixel value 300 at flat index 3 outside \[0, 255\]/);
+});
+
+test('readImageNpz: synthetic-output layout (images/labels), geometry and label checks, empty classes allowed', () => {
+  const file = join(dir, 'synthetic.npz');
+  writeNpz(file, { images: { dtype: 'uint8', shape: [3, 2, 2, 1], data: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12] }, labels: { dtype: 'uint8', shape: [3], data: [0, 0, 2] } });
+  const s = readImageNpz(file, { numClasses: 3, expect: { height: 2, width: 2, channels: 1 } });
+  assert.deepEqual([s.count, s.height, s.width, s.channels], [3, 2, 2, 1]);
+  assert.deepEqual(Array.from(s.labels), [0, 0, 2]);
+  expectDataError(() => readImageNpz(file, { numClasses: 2 }), /synthetic\.npz:labels: label 2 at index 2 out of range \[0, 2\)/);
+  expectDataError(() => readImageNpz(file, { expect: { height: 28, width: 28 } }), /synthetic\.npz:images: shape mismatch: images are 2×2×1 \(H×W×C\), expected 28×28×1/);
+  expectDataError(() => readImageNpz(file, { imagesKey: 'x' }), /synthetic\.npz: missing array 'x' \(archive holds: images, labels\)/);
+  // As a dataset (train only, empty test split) the empty class is an error.
+  const ok = join(dir, 'synthetic-ok.npz');
+  writeNpz(ok, { images: { dtype: 'uint8', shape: [2, 2, 2], data: new Uint8Array(8) }, labels: { dtype: 'int32', shape: [2], data: [1, 0] } });
+  const d = loadNpzDataset(ok);
+  assert.deepEqual([d.train.count, d.test.count, d.numClasses], [2, 0, 2]);
+  expectDataError(() => loadNpzDataset(file), /synthetic\.npz: empty classes: no training examples for class 1 of 3/);
+  expectDataError(() => loadNpzDataset(file, { numClasses: 4 }), /synthetic\.npz: empty classes: no training examples for classes 1, 3 of 4/);
 });

@@ -125,3 +125,38 @@ export function loadPneumonia(path?: string): ImageDataset {
   }
   return loadNpzDataset(file, { name: 'pneumonia', numClasses: 2, classNames: ['normal', 'pneumonia'] });
 }
+
+/** Images and labels from one npz, with their geometry (e.g. a synthetic-data output). */
+export interface ImageArrays extends ImageSplit {
+  height: number;
+  width: number;
+  channels: number;
+}
+
+/**
+ * Reads one images/labels pair from an .npz (default keys `images`/`labels`, as written by
+ * `dplens synth`), with the same checks as the dataset loaders (shape, count, NaN/Inf, range),
+ * and labels checked against `numClasses` when given. Unlike loadNpzDataset, classes may be
+ * empty (a generator may emit few or no samples of a class). `expect` checks H, W, C.
+ */
+export function readImageNpz(
+  file: string,
+  opts: { imagesKey?: string; labelsKey?: string; numClasses?: number; expect?: { height?: number; width?: number; channels?: number } } = {},
+): ImageArrays {
+  const arrays = readNpz(file);
+  const ik = opts.imagesKey ?? 'images';
+  const lk = opts.labelsKey ?? 'labels';
+  const s = splitFromArrays(file, requireArray(arrays, ik, file), requireArray(arrays, lk, file), ik, lk);
+  const e = opts.expect ?? {};
+  for (const dim of ['height', 'width', 'channels'] as const) {
+    if (e[dim] !== undefined && e[dim] !== s[dim]) {
+      throw new DataError(`${file}:${ik}: shape mismatch: images are ${s.height}×${s.width}×${s.channels} (H×W×C), expected ${e.height ?? s.height}×${e.width ?? s.width}×${e.channels ?? s.channels}`);
+    }
+  }
+  const k = opts.numClasses;
+  for (let i = 0; i < s.labels.length; i++) {
+    const y = s.labels[i]!;
+    if (y < 0 || (k !== undefined && y >= k)) throw new DataError(`${file}:${lk}: label ${y} at index ${i} out of range [0, ${k ?? '∞'})`);
+  }
+  return s;
+}
