@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { Values } from './graph.js';
+import { SessionBuildError } from './ort-runtime.js';
 
 export const ORT_BACKEND_NAME = 'ort';
 
@@ -86,7 +87,14 @@ function wrap(name: string, cpu: KernelFunc | undefined, ort: OrtKernel | undefi
   const run = (args: KernelArgs): TensorInfo | TensorInfo[] => {
     inc(stats.kernelCalls, name);
     if (ort) {
-      const r = ort(args);
+      let r: KernelResult;
+      try {
+        r = ort(args);
+      } catch (e) {
+        // A model ONNX Runtime cannot build is a missing native path, not a user error.
+        if (!(e instanceof SessionBuildError)) throw e;
+        r = `ONNX Runtime rejected the kernel model: ${e.message}`;
+      }
       if (typeof r === 'string') {
         inc(stats.fallbacks, name);
         stats.fallbackReasons[name] = r;

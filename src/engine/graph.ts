@@ -95,8 +95,27 @@ export function ortDType(dtype: DataType): OrtDType | undefined {
   return dtype === 'float32' || dtype === 'int32' || dtype === 'bool' ? dtype : undefined;
 }
 
+/**
+ * tfjs tensors normally store float32 in Float32Array, int32 in Int32Array and bool in
+ * Uint8Array, but some CPU kernels leave e.g. an int32 tensor backed by a Float32Array.
+ * ONNX Runtime checks the array type, so those (rare) cases are converted here.
+ */
 export function feed(t: TensorInfo, values: Values): OrtIn {
-  return { type: t.dtype as OrtDType, data: values as OrtData, dims: t.shape };
+  let data = values as OrtData;
+  switch (t.dtype) {
+    case 'float32':
+      if (!(data instanceof Float32Array)) data = Float32Array.from(data as ArrayLike<number>);
+      break;
+    case 'int32':
+      if (!(data instanceof Int32Array)) data = Int32Array.from(data as ArrayLike<number>);
+      break;
+    case 'bool':
+      if (!(data instanceof Uint8Array)) data = Uint8Array.from(data as ArrayLike<number>);
+      break;
+    default:
+      throw new Error(`engine: cannot pass a ${t.dtype} tensor to ONNX Runtime`);
+  }
+  return { type: t.dtype as OrtDType, data, dims: t.shape };
 }
 
 export function sizeOf(shape: readonly number[]): number {

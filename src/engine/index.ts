@@ -9,6 +9,7 @@ import './vendor/tfjs-gradients.js';
 import { nativeKernelNames, ORT_BACKEND_NAME, registerOrtBackend, resetStats, stats } from './backend.js';
 import './kernels/math.js';
 import './kernels/conv.js';
+import './kernels/shape.js';
 import { defaultThreads, getThreads, sessionCount, setThreads } from './ort-runtime.js';
 
 export interface InitEngineOptions {
@@ -86,3 +87,9 @@ export function setEngineTiming(on: boolean): void {
 }
 
 export { defaultThreads };
+
+/**
+ * Size thresholds for the deliberate JS paths (see kernels/common.ts). Exposed for tests and
+ * benchmarks, e.g. `engineTuning.jsFastPathElems = 0` forces every call onto the native path.
+ */
+export { tuning as engineTuning } from './kernels/common.js';

@@ -111,10 +111,30 @@ export function sessionCount(): number {
   return sessions.size;
 }
 
+/** ONNX Runtime rejected a kernel model (e.g. no CPU implementation for a type combination). */
+export class SessionBuildError extends Error {
+  override name = 'SessionBuildError';
+}
+
+const failedKeys = new Map<string, string>();
+
 function createSession(graph: OnnxGraph, nThreads: number): CachedSession {
   const { binding } = checkBinding();
   const bytes = encodeModel(graph);
   const session = new binding.InferenceSession();
+  try {
+    loadInto(session, bytes, nThreads);
+  } catch (e) {
+    throw new SessionBuildError((e as Error).message);
+  }
+  const inputNames = graph.inputs.map((v) => v.name);
+  const outputNames = graph.outputs.map((v) => v.name);
+  const fetches: Record<string, null> = {};
+  for (const n of outputNames) fetches[n] = null;
+  return { session, inputNames, outputNames, fetches };
+}
+
+function loadInto(session: NativeSession, bytes: Uint8Array, nThreads: number): void {
   session.loadModel(bytes.buffer, bytes.byteOffset, bytes.byteLength, {
     intraOpNumThreads: nThreads,
     interOpNumThreads: 1,
@@ -124,11 +144,6 @@ function createSession(graph: OnnxGraph, nThreads: number): CachedSession {
     // burn the CPU (engine-notes.md: 18 s vs 1.3 s wall on a small benchmark).
     extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
   });
-  const inputNames = graph.inputs.map((v) => v.name);
-  const outputNames = graph.outputs.map((v) => v.name);
-  const fetches: Record<string, null> = {};
-  for (const n of outputNames) fetches[n] = null;
-  return { session, inputNames, outputNames, fetches };
 }
 
 /**
@@ -141,7 +156,14 @@ export function runGraph(key: string, build: () => OnnxGraph, inputs: readonly O
   const fullKey = nThreads === 1 ? `${key}#1` : key;
   let s = sessions.get(fullKey);
   if (!s) {
-    s = createSession(build(), nThreads);
+    const failed = failedKeys.get(fullKey);
+    if (failed !== undefined) throw new SessionBuildError(failed);
+    try {
+      s = createSession(build(), nThreads);
+    } catch (e) {
+      if (e instanceof SessionBuildError) failedKeys.set(fullKey, e.message);
+      throw e;
+    }
     sessions.set(fullKey, s);
   }
   const feeds: Record<string, unknown> = {};

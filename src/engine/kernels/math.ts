@@ -230,6 +230,9 @@ unary('Round', FLOAT, u('Round'));
 unary('Sin', FLOAT, u('Sin'));
 unary('Cos', FLOAT, u('Cos'));
 unary('Softplus', FLOAT, u('Softplus'));
+// tfjs's CPU Erf is a polynomial approximation (|error| < 1.5e-7); ONNX Erf is exact to float.
+unary('Erf', FLOAT, u('Erf'));
+for (const op of ['Tan', 'Asin', 'Acos', 'Atan', 'Sinh', 'Cosh', 'Asinh', 'Acosh', 'Atanh']) unary(op, FLOAT, u(op));
 // tfjs Step: NaN stays NaN, x > 0 -> 1, else alpha.
 unary(
   'Step',
@@ -267,7 +270,9 @@ function reduction(name: string, onnxOp: string, dtypes: readonly DataType[]): v
   defineKernel(name, ({ inputs, attrs, backend }) => {
     const x = inputs.x;
     if (!dtypes.includes(x.dtype)) return `dtype ${x.dtype}`;
-    const axes = tf.util.parseAxisParam(attrs.axis as number | number[], x.shape).sort((p, q) => p - q);
+    // Max names its axis attribute reductionIndices; the other reductions call it axis.
+    const axisAttr = (name === 'Max' ? attrs.reductionIndices : attrs.axis) as number | number[];
+    const axes = tf.util.parseAxisParam(axisAttr, x.shape).sort((p, q) => p - q);
     const keepDims = Boolean(attrs.keepDims);
     const n = sizeOf(x.shape);
     if (axes.length === 0 || n <= tuning.jsFastPathElems || n === 0) return JS_FAST;
