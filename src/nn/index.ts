@@ -1,1 +1,7 @@
-export {};
+/**
+ * Neural-network modules with per-sample gradients for DP-SGD (see module.ts for the contract).
+ */
+export * from './module.js';
+export * from './layers.js';
+export * from './persample.js';
+export * from './spec.js';

@@ -1,0 +1,151 @@
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { ensureEngine } from '../src/train/backend.js';
+import { buildModel, clippedSum, forwardBackward, perSampleFlat, softmaxCrossEntropy, referenceCnnSpec, setInitSeed, type LayerSpec, type Module, BatchNorm, saveModel, loadModel } from '../src/nn/index.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+before(async () => {
+  await ensureEngine({ backend: process.env.DPLENS_TEST_BACKEND ?? 'cpu' });
+  setInitSeed(7);
+});
+
+function randn(shape: number[], seed: number): tf.Tensor {
+  return tf.randomNormal(shape, 0, 1, 'float32', seed);
+}
+
+/** Per-example autodiff gradients, flattened in parameter order: the reference. */
+function referencePerSample(model: Module, x: tf.Tensor, labels: Int32Array): Float32Array[] {
+  const params = model.parameters();
+  const out: Float32Array[] = [];
+  for (let i = 0; i < labels.length; i++) {
+    const g = tf.tidy(() => {
+      const xi = tf.slice(x, [i], [1]);
+      const yi = tf.tensor1d([labels[i]!], 'int32');
+      const { grads } = tf.variableGrads(() => softmaxCrossEntropy(model.forward(xi, false), yi).lossSum, params.map((p) => p.value));
+      return tf.concat(params.map((p) => tf.reshape(grads[p.value.name]!, [-1])));
+    });
+    out.push(g.dataSync() as Float32Array);
+    g.dispose();
+  }
+  return out;
+}
+
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let d = 0;
+  let n = 0;
+  for (let i = 0; i < a.length; i++) {
+    d += (a[i]! - b[i]!) ** 2;
+    n += b[i]! ** 2;
+  }
+  return Math.sqrt(d) / Math.max(Math.sqrt(n), 1e-20);
+}
+
+function checkPerSampleGradients(spec: LayerSpec[], inShape: number[], n: number, classes: number, opts: { ints?: number; tol?: number } = {}): void {
+  const tol = opts.tol ?? 1e-5;
+  const model = buildModel(spec, inShape);
+  const params = model.parameters();
+  const labels = Int32Array.from({ length: n }, (_, i) => (i * 7 + 3) % classes);
+  const x = opts.ints ? tf.tidy(() => tf.cast(tf.floor(tf.randomUniform([n, ...inShape], 0, opts.ints!, 'float32', 3)), 'int32')) : randn([n, ...inShape], 11);
+  const ref = referencePerSample(model, x, labels);
+  tf.tidy(() => {
+    const fb = forwardBackward(model, x, tf.tensor1d(labels, 'int32'));
+    const ps = perSampleFlat(fb.tape, params).arraySync();
+    for (let i = 0; i < n; i++) assert.ok(relErr(ps[i]!, ref[i]!) < tol, `sample ${i}: per-sample gradient rel. error ${relErr(ps[i]!, ref[i]!)} (${JSON.stringify(spec.map((s) => s.type))})`);
+    // per-sample norms from the records (ghost norms where chosen) equal the reference norms
+    const sq = tf.addN(fb.tape.records.flatMap((r) => r.sqNorms())).dataSync();
+    for (let i = 0; i < n; i++) {
+      const rn = ref[i]!.reduce((s, v) => s + v * v, 0);
+      assert.ok(Math.abs(sq[i]! - rn) <= tol * 10 * rn + 1e-12, `sample ${i}: squared norm ${sq[i]} vs ${rn}`);
+    }
+    // flat clipping: Σ_i min(1, C/||g_i||) g_i
+    const norms = ref.map((g) => Math.sqrt(g.reduce((s, v) => s + v * v, 0)));
+    const C = norms.slice().sort((a, b) => a - b)[Math.floor(n / 2)]!; // half the examples get clipped
+    const expect = new Float64Array(ref[0]!.length);
+    ref.forEach((g, i) => g.forEach((v, j) => (expect[j] += v * Math.min(1, C / norms[i]!))));
+    const got = tf.concat(clippedSum(fb.tape, params, { maxGradNorm: C }).grads.map((g) => tf.reshape(g, [-1]))).dataSync();
+    assert.ok(relErr(got, expect) < tol * 5, `clipped sum rel. error ${relErr(got, expect)}`);
+  });
+  x.dispose();
+}
+
+test('dense (2-D and 3-D inputs, ghost and materialised norms) matches a per-example loop', () => {
+  checkPerSampleGradients([{ type: 'flatten' }, { type: 'dense', units: 5 }], [3, 4], 6, 5);
+  checkPerSampleGradients([{ type: 'dense', units: 8 }, { type: 'flatten' }, { type: 'dense', units: 3 }], [2, 8], 5, 3); // ghost: T(din+dout) < din·dout
+  checkPerSampleGradients([{ type: 'dense', units: 2, bias: false }, { type: 'flatten' }, { type: 'dense', units: 3 }], [6, 3], 5, 3); // materialised
+});
+
+test('conv2d with odd shapes, padding, stride, dilation, groups, both norm modes matches a per-example loop', () => {
+  const head = (c: number): LayerSpec[] => [{ type: 'flatten' }, { type: 'dense', units: c }];
+  checkPerSampleGradients([{ type: 'conv2d', filters: 3, kernel: 3, padding: 1 }, ...head(4)], [5, 6, 2], 5, 4);
+  checkPerSampleGradients([{ type: 'conv2d', filters: 4, kernel: [3, 2], stride: 2, padding: [1, 0] }, ...head(3)], [7, 5, 3], 5, 3);
+  checkPerSampleGradients([{ type: 'conv2d', filters: 2, kernel: 3, stride: 2, dilation: 2, padding: 2 }, ...head(3)], [9, 8, 2], 4, 3);
+  checkPerSampleGradients([{ type: 'conv2d', filters: 6, kernel: 2, groups: 2, bias: false }, ...head(3)], [5, 5, 4], 4, 3);
+  checkPerSampleGradients([{ type: 'conv2d', filters: 3, kernel: 3, stride: 2, padding: 'same', dilation: [1, 2] }, ...head(3)], [6, 7, 1], 4, 3);
+  // force each norm path once on a layer where 'auto' would pick the other
+  for (const normMode of ['ghost', 'materialize']) {
+    const m = buildModel([{ type: 'conv2d', filters: 3, kernel: 3, padding: 1 }, ...head(3)], [4, 4, 2]);
+    (m.layers[0] as unknown as { opts: { normMode: string } }).opts.normMode = normMode;
+    const x = randn([3, 4, 4, 2], 5);
+    const labels = new Int32Array([0, 1, 2]);
+    const ref = referencePerSample(m, x, labels);
+    tf.tidy(() => {
+      const fb = forwardBackward(m, x, tf.tensor1d(labels, 'int32'));
+      const sq = tf.addN(fb.tape.records.flatMap((r) => r.sqNorms())).dataSync();
+      ref.forEach((g, i) => {
+        const rn = g.reduce((s, v) => s + v * v, 0);
+        assert.ok(Math.abs(sq[i]! - rn) < 1e-4 * rn, `${normMode}: ${sq[i]} vs ${rn}`);
+      });
+    });
+  }
+});
+
+test('embedding (repeated ids), layer/group/instance norm, activations, pooling, residual match a per-example loop', () => {
+  checkPerSampleGradients([{ type: 'embedding', vocab: 7, dim: 4 }, { type: 'layernorm' }, { type: 'flatten' }, { type: 'dense', units: 3 }], [5], 5, 3, { ints: 7 });
+  checkPerSampleGradients([{ type: 'conv2d', filters: 4, kernel: 3 }, { type: 'groupnorm', groups: 2 }, { type: 'elu' }, { type: 'flatten' }, { type: 'dense', units: 3 }], [6, 5, 2], 4, 3);
+  checkPerSampleGradients([{ type: 'conv2d', filters: 3, kernel: 2 }, { type: 'instancenorm', affine: true }, { type: 'leakyrelu', alpha: 0.2 }, { type: 'avgpool2d', kernel: 2, stride: 1 }, { type: 'flatten' }, { type: 'dense', units: 3 }], [5, 5, 1], 4, 3);
+  checkPerSampleGradients([{ type: 'conv2d', filters: 3, kernel: 3, padding: 1 }, { type: 'tanh' }, { type: 'maxpool2d', kernel: 3, stride: 2, padding: 'same' }, { type: 'flatten' }, { type: 'dense', units: 4 }, { type: 'temperedsigmoid', scale: 1.5, temperature: 3, offset: 0.5 }, { type: 'dense', units: 3 }, { type: 'elu', alpha: 0.5 }], [7, 6, 2], 5, 3);
+  checkPerSampleGradients(
+    [
+      { type: 'conv2d', filters: 4, kernel: 3, padding: 1 },
+      { type: 'residual', body: { type: 'sequential', layers: [{ type: 'relu' }, { type: 'conv2d', filters: 4, kernel: 3, padding: 1 }] } },
+      { type: 'residual', body: { type: 'sequential', layers: [{ type: 'conv2d', filters: 2, kernel: 1 }] }, shortcut: { type: 'sequential', layers: [{ type: 'conv2d', filters: 2, kernel: 1, bias: false }] } },
+      { type: 'flatten' },
+      { type: 'dense', units: 3 },
+    ],
+    [5, 4, 2],
+    4,
+    3,
+  );
+});
+
+test('the reference CNN on 28×28 inputs matches a per-example loop; per-layer clipping bounds every layer', () => {
+  checkPerSampleGradients(referenceCnnSpec(10), [28, 28, 1], 4, 10);
+  const model = buildModel(referenceCnnSpec(10), [28, 28, 1]);
+  const params = model.parameters();
+  tf.tidy(() => {
+    const x = randn([6, 28, 28, 1], 9);
+    const y = tf.tensor1d([0, 1, 2, 3, 4, 5], 'int32');
+    const fb = forwardBackward(model, x, y);
+    const per = params.map(() => 0.01);
+    const { grads } = clippedSum(fb.tape, params, { maxGradNorm: 1, mode: 'per-layer', perLayerNorms: per });
+    // each example contributes at most C_j to parameter j, so ||sum_j|| <= n·C_j
+    grads.forEach((g) => assert.ok(tf.norm(g).dataSync()[0]! <= 6 * 0.01 * (1 + 1e-5)));
+    assert.throws(() => clippedSum(fb.tape, params, { maxGradNorm: 0.01, mode: 'per-layer', perLayerNorms: per }), /total norm/);
+  });
+});
+
+test('BatchNorm is rejected with an explanation; save/load round-trips weights', () => {
+  assert.throws(() => new BatchNorm(), /mix examples.*GroupNorm/s);
+  assert.throws(() => buildModel([{ type: 'batchnorm' }], [4]), /GroupNorm/);
+  assert.throws(() => buildModel([{ type: 'conv2d', filters: 2, kernel: 3, groups: 3 }], [5, 5, 2]), /groups/);
+  const m = buildModel(referenceCnnSpec(10), [28, 28, 1]);
+  const dir = mkdtempSync(join(tmpdir(), 'dplens-nn-'));
+  saveModel(dir, m, [28, 28, 1], { note: 'x' });
+  const { model: m2, meta } = loadModel(dir);
+  assert.equal(meta.note, 'x');
+  const x = randn([2, 28, 28, 1], 4);
+  assert.deepEqual(Array.from(m2.forward(x, false).dataSync()), Array.from(m.forward(x, false).dataSync()));
+});
