@@ -18,6 +18,7 @@ import {
   parseClothesJson,
   readIdx,
   resolveDataFlag,
+  summarizeDataset,
 } from '../src/data/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dplens-data-'));
@@ -95,6 +96,10 @@ test('pneumonia npz: 2428 train / 270 val / 468 test, 2 classes, 28×28 grey', (
   assert.equal(counts[0]! + counts[1]!, 2428);
   assert.ok(counts[0]! > 1000 && counts[1]! > 1000, `class-balanced subset: ${counts}`);
   assert.equal(loadDataset(resolveDataFlag('pneumonia', file)).fingerprint, d.fingerprint);
+  const sum = summarizeDataset(d);
+  assert.deepEqual([sum.shape, sum.train.count, sum.val?.count, sum.test.count], [[28, 28, 1], 2428, 270, 468]);
+  assert.deepEqual(sum.train.classCounts, counts);
+  assert.equal(JSON.parse(JSON.stringify(sum)).fingerprint, d.fingerprint);
   assert.equal(loadDataset({ path: file }).fingerprint, d.fingerprint);
   expectDataError(() => loadDataFlag('pneumonia', join(dir, 'nope.npz')), /nope\.npz: --data-path does not exist/);
 });

@@ -81,3 +81,31 @@ export function imageArrayToBytes(a: NpyArray, where: string): Uint8Array {
   }
   return out;
 }
+
+/** JSON-ready description of a dataset for config.json, logs and reports (no pixel data). */
+export interface DatasetSummary {
+  name: string;
+  source: string;
+  fingerprint: string;
+  shape: [number, number, number];
+  numClasses: number;
+  classNames?: string[];
+  train: { count: number; classCounts: number[] };
+  test: { count: number; classCounts: number[] };
+  val?: { count: number; classCounts: number[] };
+}
+
+export function summarizeDataset(d: ImageDataset): DatasetSummary {
+  const split = (s: ImageSplit) => ({ count: s.count, classCounts: classCounts(s.labels, d.numClasses) });
+  return {
+    name: d.name,
+    source: d.source,
+    fingerprint: d.fingerprint,
+    shape: [d.height, d.width, d.channels],
+    numClasses: d.numClasses,
+    ...(d.classNames ? { classNames: d.classNames } : {}),
+    train: split(d.train),
+    test: split(d.test),
+    ...(d.val ? { val: split(d.val) } : {}),
+  };
+}
