@@ -93,8 +93,10 @@ test('pneumonia npz: 2428 train / 270 val / 468 test, 2 classes, 28×28 grey', (
   assert.deepEqual([d.height, d.width, d.channels, d.numClasses], [28, 28, 1, 2]);
   assert.deepEqual(d.classNames, ['normal', 'pneumonia']);
   const counts = classCounts(d.train.labels, 2);
-  assert.equal(counts[0]! + counts[1]!, 2428);
-  assert.ok(counts[0]! > 1000 && counts[1]! > 1000, `class-balanced subset: ${counts}`);
+  // A class-balanced subset: 1214 of each class in train, 135/135 val, 234/234 test.
+  assert.deepEqual(counts, [1214, 1214]);
+  assert.deepEqual(classCounts(d.val!.labels, 2), [135, 135]);
+  assert.deepEqual(classCounts(d.test.labels, 2), [234, 234]);
   assert.equal(loadDataset(resolveDataFlag('pneumonia', file)).fingerprint, d.fingerprint);
   const sum = summarizeDataset(d);
   assert.deepEqual([sum.shape, sum.train.count, sum.val?.count, sum.test.count], [[28, 28, 1], 2428, 270, 468]);
