@@ -214,6 +214,14 @@ export const DpEvents = {
     check(Number.isInteger(numCategories) && numCategories >= 2, `randomized response needs >= 2 categories, got ${numCategories}`);
     return freeze({ kind: 'randomizedResponse', epsilon, numCategories });
   },
+  /**
+   * Any pure epsilon-DP release (exponential mechanism, report-noisy-max, VMF, snapping Laplace):
+   * its privacy profile is dominated by binary randomized response with the same epsilon
+   * (Kairouz, Oh & Viswanath 2015), so that is the event recorded.
+   */
+  pureDp(epsilon: number): RandomizedResponseEvent {
+    return DpEvents.randomizedResponse(epsilon, 2);
+  },
   nonPrivate(reason: string): NonPrivateEvent {
     return freeze({ kind: 'nonPrivate', reason: String(reason) });
   },

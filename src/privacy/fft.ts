@@ -22,11 +22,7 @@ export class Fft {
     this.rev = new Uint32Array(n);
     let bits = 0;
     while (1 << bits < n) bits++;
-    for (let i = 0; i < n; i++) {
-      let r = 0;
-      for (let b = 0; b < bits; b++) r |= ((i >> b) & 1) << (bits - 1 - b);
-      this.rev[i] = r;
-    }
+    for (let i = 1; i < n; i++) this.rev[i] = (this.rev[i >> 1] >> 1) | ((i & 1) << (bits - 1));
   }
 
   /** In-place transform. Forward uses e^{-2 pi i jk/n}; inverse uses e^{+...} and divides by n. */

@@ -13,3 +13,4 @@ export * as pate from './pate.js';
 export * from './random.js';
 export * from './ledger.js';
 export * from './calibrate.js';
+export * from './mechanisms.js';

@@ -38,7 +38,11 @@ import type { Accountant, EpsilonDetails } from './rdp-accountant.js';
 import { AccountingError } from './rdp-accountant.js';
 
 export interface PldAccountantOptions {
-  /** Grid interval h of the privacy loss (default 1e-4). Coarsened automatically if the window would exceed 2^22 points. */
+  /**
+   * Grid interval h of the privacy loss. Default: automatic (1e-4, coarsened when the composition
+   * window would exceed 2^18 points, keeping count*h^2/4 <= 0.1% of the composed loss variance).
+   * An explicit h is only coarsened if the window would exceed 2^22 points (with a warning).
+   */
   valueDiscretizationInterval?: number;
 }
 
@@ -55,6 +59,24 @@ interface DiscretePld {
 
 const TRUNC_SD = 11; // tail of each noise beyond 11 sd: < 2e-28
 const MAX_FFT = 1 << 22;
+/** With the automatic grid, windows above this size get a coarser h (see composeAll). */
+const AUTO_FFT = 1 << 18;
+
+/** Variance of a discrete PLD's finite part, in grid units^2. */
+function pmfVariance(d: DiscretePld): number {
+  let m0 = 0;
+  let m1 = 0;
+  let m2 = 0;
+  for (let i = 0; i < d.probs.length; i++) {
+    const p = d.probs[i];
+    m0 += p;
+    m1 += p * i;
+    m2 += p * i * i;
+  }
+  if (m0 <= 0) return 0;
+  const mean = m1 / m0;
+  return Math.max(0, m2 / m0 - mean * mean);
+}
 
 /** Adds the components of `e` (with multiplicity) to `out`. Throws for what PLD cannot price. */
 function collect(e: DpEvent, mult: number, out: Map<string, { comp: Component; count: number }>, notes: Set<string>): void {
@@ -319,19 +341,28 @@ const LAMBDAS = (() => {
 })();
 
 const mgfCache = new WeakMap<DiscretePld, Float64Array>();
-/** log E[e^{lambda L}] over the finite part, for each lambda in LAMBDAS. */
+/**
+ * log E[e^{lambda L}] over the finite part, for each lambda in LAMBDAS. On the grid,
+ * e^{lambda l_i} is geometric in i, so each sum is a Horner evaluation with ratio x = e^{-|lambda| h} < 1
+ * (no exp per point, no overflow).
+ */
 function logMgf(d: DiscretePld, h: number): Float64Array {
   let v = mgfCache.get(d);
   if (v) return v;
   v = new Float64Array(LAMBDAS.length);
   const p = d.probs;
+  const top = p.length - 1;
   for (let j = 0; j < LAMBDAS.length; j++) {
     const lam = LAMBDAS[j];
-    let m = -Infinity;
-    for (let i = 0; i < p.length; i++) if (p[i] > 0) m = Math.max(m, lam * (d.offset + i) * h);
-    let s = 0;
-    for (let i = 0; i < p.length; i++) if (p[i] > 0) s += p[i] * Math.exp(lam * (d.offset + i) * h - m);
-    v[j] = m + Math.log(s);
+    const x = Math.exp(-Math.abs(lam) * h);
+    let acc = 0;
+    if (lam > 0) {
+      for (let i = 0; i <= top; i++) acc = acc * x + p[i];
+      v[j] = lam * h * (d.offset + top) + Math.log(acc);
+    } else {
+      for (let i = top; i >= 0; i--) acc = acc * x + p[i];
+      v[j] = lam * h * d.offset + Math.log(acc);
+    }
   }
   mgfCache.set(d, v);
   return v;
@@ -406,7 +437,7 @@ function deltaFromPld(c: Composed, eps: number): number {
   return Math.min(1, d);
 }
 
-function composeAll(entries: { comp: Component; count: number }[], h0: number, tau: number): { remove: Composed; add: Composed; h: number } {
+function composeAll(entries: { comp: Component; count: number }[], h0: number, tau: number, auto: boolean): { remove: Composed; add: Composed; h: number } {
   let h = h0;
   for (let attempt = 0; attempt < 8; attempt++) {
     const dirs: Direction[] = ['remove', 'add'];
@@ -438,10 +469,29 @@ function composeAll(entries: { comp: Component; count: number }[], h0: number, t
     });
     const span = Math.max(...windows.map((w) => w.hi - w.lo + 1));
     const M = nextPow2(span);
+    if (auto && M > AUTO_FFT) {
+      // coarsen while keeping the connect-the-dots variance inflation (count h^2/4) <= 0.1% of the composed variance
+      let cnt = 0;
+      let varTot = Infinity;
+      for (let di = 0; di < 2; di++) {
+        let v = 0;
+        entries.forEach((e, j) => {
+          v += e.count * pmfVariance(pl[di][j]) * h * h;
+        });
+        varTot = Math.min(varTot, v);
+      }
+      for (const e of entries) cnt += e.count;
+      const hNew = Math.min((h * M) / AUTO_FFT, Math.sqrt((0.004 * varTot) / cnt));
+      if (hNew > h * 1.01) {
+        h = hNew;
+        continue;
+      }
+    }
     if (M > MAX_FFT) {
       h *= Math.ceil((M / MAX_FFT) * 1.05 * 100) / 100 + 0.01;
       continue;
     }
+    if (process.env.DPLENS_PLD_DEBUG) process.stderr.write(`pld: h=${h} M=${M} windows=${JSON.stringify(windows)} sizes=${pl.map((x) => x.map((d) => d.probs.length)).join(',')}\n`);
     const fft = getFft(M);
     const accRe = [new Float64Array(M).fill(1), new Float64Array(M).fill(1)];
     const accIm = [new Float64Array(M), new Float64Array(M)];
@@ -456,8 +506,8 @@ function composeAll(entries: { comp: Component; count: number }[], h0: number, t
       const dA = pl[1][j];
       infLog[0] += e.count * Math.log1p(-Math.min(dR.infMass, 1));
       infLog[1] += e.count * Math.log1p(-Math.min(dA.infMass, 1));
-      for (let i = 0; i < dR.probs.length; i++) re[i % M] += dR.probs[i];
-      for (let i = 0; i < dA.probs.length; i++) im[i % M] += dA.probs[i];
+      for (let i = 0, k = 0; i < dR.probs.length; i++, k = k + 1 === M ? 0 : k + 1) re[k] += dR.probs[i];
+      for (let i = 0, k = 0; i < dA.probs.length; i++, k = k + 1 === M ? 0 : k + 1) im[k] += dA.probs[i];
       fft.transform(re, im);
       for (let k = 0; k < M; k++) {
         const mk = (M - k) & (M - 1);
@@ -506,12 +556,15 @@ function composeAll(entries: { comp: Component; count: number }[], h0: number, t
 export class PldAccountant implements Accountant {
   readonly kind = 'pld' as const;
   readonly valueDiscretizationInterval: number;
+  /** Default grid: h = 1e-4, coarsened for very wide windows while keeping the variance inflation <= 0.1%. */
+  private readonly autoGrid: boolean;
   private readonly comps = new Map<string, { comp: Component; count: number }>();
   private readonly notes = new Set<string>();
   private memo: { delta: number; details: EpsilonDetails; version: number } | undefined;
   private version = 0;
 
   constructor(opts: PldAccountantOptions = {}) {
+    this.autoGrid = opts.valueDiscretizationInterval === undefined;
     const h = opts.valueDiscretizationInterval ?? 1e-4;
     if (!(h > 0 && h < 1)) throw new RangeError(`valueDiscretizationInterval must be in (0, 1), got ${h}`);
     this.valueDiscretizationInterval = h;
@@ -554,7 +607,7 @@ export class PldAccountant implements Accountant {
     if (entries.length === 0) return 0;
     if (entries.some((e) => e.comp.type === 'inf')) return 1;
     const tau = 1e-15;
-    const c = composeAll(entries, this.valueDiscretizationInterval, tau);
+    const c = composeAll(entries, this.valueDiscretizationInterval, tau, this.autoGrid);
     return Math.min(1, Math.max(deltaFromPld(c.remove, epsilon), deltaFromPld(c.add, epsilon)) + 2 * tau);
   }
 
@@ -565,8 +618,8 @@ export class PldAccountant implements Accountant {
     if (entries.length === 0) return { epsilon: 0, warnings, accountant: 'pld', delta };
     if (entries.some((e) => e.comp.type === 'inf')) return { epsilon: Infinity, warnings, accountant: 'pld', delta };
     const tau = Math.min(1e-12, delta * 1e-5);
-    const c = composeAll(entries, this.valueDiscretizationInterval, tau);
-    if (c.h !== this.valueDiscretizationInterval) warnings.push(`PLD grid coarsened to h=${c.h.toPrecision(3)} to fit the composition window`);
+    const c = composeAll(entries, this.valueDiscretizationInterval, tau, this.autoGrid);
+    if (!this.autoGrid && c.h !== this.valueDiscretizationInterval) warnings.push(`PLD grid coarsened to h=${c.h.toPrecision(3)} to fit the composition window`);
     const eps = Math.max(epsilonFromPld(c.remove, delta, 2 * tau), epsilonFromPld(c.add, delta, 2 * tau));
     return { epsilon: eps, warnings, accountant: 'pld', delta };
   }

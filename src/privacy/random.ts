@@ -145,7 +145,18 @@ abstract class BufferedRandom implements RandomSource {
 
   normal(out: Float32Array | Float64Array, std = 1): void {
     if (!(std >= 0) || !Number.isFinite(std)) throw new RangeError(`normal: std must be finite and >= 0, got ${std}`);
-    const fine = out instanceof Float64Array;
+    if (out instanceof Float32Array) this.normal32(out, std);
+    else this.normal64(out, std);
+  }
+
+  /** Ziggurat value of a slow-path word (shared by the fused loops of subclasses). */
+  protected slowNormal(h: number): number {
+    return this.zigSlow((h >> 7) + 0.5, h & 127, false);
+  }
+
+  /** Float32 path: one 32-bit word per sample in the common (~99%) case, reading the buffer. */
+  protected normal32(out: Float32Array, std: number): void {
+    const ws = scaledWidths(std);
     const n = out.length;
     let i = 0;
     while (i < n) {
@@ -153,33 +164,41 @@ abstract class BufferedRandom implements RandomSource {
       const ib = this.ibuf;
       const len = ib.length;
       let p = this.pos;
-      if (!fine) {
-        // hot loop: one 32-bit word per sample in the common (~99%) case
-        while (i < n && p < len) {
-          const h = ib[p++];
-          const iz = h & 127;
-          const v = (h >> 7) + 0.5;
-          if (Math.abs(v) < KN[iz]) {
-            out[i++] = v * WN[iz] * std;
-          } else {
-            this.pos = p;
-            out[i++] = this.zigSlow(v, iz, false) * std;
-            p = this.pos;
-            if (p >= len) break;
-          }
-        }
-        this.pos = p;
-      } else {
-        this.pos = p;
-        while (i < n) {
-          const h = this.nextUint32() | 0;
-          const iz = h & 127;
-          const v = (h >> 7) + (this.nextUint32() >>> 11) * TWO_M21;
-          out[i++] = (Math.abs(v) < KN[iz] ? v * WN[iz] : this.zigSlow(v, iz, true)) * std;
+      while (i < n && p < len) {
+        const h = ib[p++];
+        const iz = h & 127;
+        const v = (h >> 7) + 0.5;
+        if (Math.abs(v) < KN[iz]) {
+          out[i++] = v * ws[iz];
+        } else {
+          this.pos = p;
+          out[i++] = this.zigSlow(v, iz, false) * std;
+          p = this.pos;
+          if (p >= len) break;
         }
       }
+      this.pos = p;
     }
   }
+
+  /** Float64 path: 25 + 21 random bits per value. */
+  protected normal64(out: Float64Array, std: number): void {
+    for (let i = 0; i < out.length; i++) {
+      const h = this.nextUint32() | 0;
+      const iz = h & 127;
+      const v = (h >> 7) + (this.nextUint32() >>> 11) * TWO_M21;
+      out[i] = (Math.abs(v) < KN[iz] ? v * WN[iz] : this.zigSlow(v, iz, true)) * std;
+    }
+  }
+}
+
+const WS_CACHE = { std: NaN, ws: new Float64Array(ZN) };
+function scaledWidths(std: number): Float64Array {
+  if (WS_CACHE.std !== std) {
+    for (let i = 0; i < ZN; i++) WS_CACHE.ws[i] = WN[i] * std;
+    WS_CACHE.std = std;
+  }
+  return WS_CACHE.ws;
 }
 
 class SecureRandom extends BufferedRandom {
@@ -223,6 +242,53 @@ class SeededRandom extends BufferedRandom {
     this.s3 = lo();
     if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s0 = 1;
   }
+  /** Fused xoshiro128** + ziggurat loop (no buffer round trip). */
+  protected override normal32(out: Float32Array, std: number): void {
+    if (this.pos < this.buf.length) {
+      // drain buffered words first so the stream stays a single sequence
+      const head = Math.min(out.length, this.buf.length - this.pos);
+      super.normal32(out.subarray(0, head), std);
+      if (head === out.length) return;
+      out = out.subarray(head);
+    }
+    const ws = scaledWidths(std);
+    let s0 = this.s0 | 0;
+    let s1 = this.s1 | 0;
+    let s2 = this.s2 | 0;
+    let s3 = this.s3 | 0;
+    const n = out.length;
+    for (let i = 0; i < n; i++) {
+      const r = Math.imul(s1, 5);
+      const h = Math.imul((r << 7) | (r >>> 25), 9);
+      const t = s1 << 9;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
+      s3 = (s3 << 11) | (s3 >>> 21);
+      const iz = h & 127;
+      const v = (h >> 7) + 0.5;
+      if (Math.abs(v) < KN[iz]) {
+        out[i] = v * ws[iz];
+      } else {
+        this.s0 = s0;
+        this.s1 = s1;
+        this.s2 = s2;
+        this.s3 = s3;
+        out[i] = this.slowNormal(h) * std;
+        s0 = this.s0 | 0;
+        s1 = this.s1 | 0;
+        s2 = this.s2 | 0;
+        s3 = this.s3 | 0;
+      }
+    }
+    this.s0 = s0;
+    this.s1 = s1;
+    this.s2 = s2;
+    this.s3 = s3;
+  }
+
   protected refill(): void {
     const b = this.ibuf;
     let s0 = this.s0 | 0;
