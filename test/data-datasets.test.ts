@@ -211,3 +211,11 @@ test('resolveDataFlag: built-in names, aliases, paths, and one-line errors', () 
   assert.equal(m.classNames?.length, 10);
   assert.equal(m.fingerprint, loadMnist().fingerprint);
 });
+
+test('DATA_FLAG_SPECS plug into the CLI flag parser', async () => {
+  const { parseArgs, getString } = await import('../src/cli/args.js');
+  const { DATA_FLAG_SPECS } = await import('../src/data/index.js');
+  const args = parseArgs(['--data', 'pneumonia', '--data-path=/x/p.npz'], { ...DATA_FLAG_SPECS });
+  assert.equal(getString(args, 'data'), 'pneumonia');
+  assert.equal(getString(args, 'data-path'), '/x/p.npz');
+});

@@ -36,6 +36,15 @@ export const DATA_FLAG_HELP =
 export const DATA_PATH_FLAG_HELP = 'where to read a built-in --data set from (e.g. --data pneumonia --data-path my/pneumoniamnist.npz)';
 
 /**
+ * `--data` / `--data-path` flag specs in the shape src/cli/args.ts expects (FlagSpec), so commands
+ * can spread them into their `flags` and every command documents the same thing.
+ */
+export const DATA_FLAG_SPECS = {
+  data: { type: 'string', help: DATA_FLAG_HELP },
+  'data-path': { type: 'string', help: DATA_PATH_FLAG_HELP },
+} as const satisfies Record<string, { type: 'string' | 'boolean'; help: string }>;
+
+/**
  * Turns the CLI's `--data X [--data-path P]` into a DatasetSpec. A built-in name keeps its name and
  * takes P as its location; anything else is a path (P, if also given, must not conflict).
  * Throws DataError (exit code 2 in the CLI) for an empty value or a path that does not exist.
