@@ -90,6 +90,14 @@ function sha256(s: string): string {
   return createHash('sha256').update(s).digest('hex');
 }
 
+/**
+ * Seal one ledger line: appends `prev` and the chained sha256 `hash` (the format's only rule).
+ * Exported for tools and tests that build ledgers in bulk; `record` is the normal way to append.
+ */
+export function sealLedgerLine(obj: Record<string, unknown>, prev: string): { line: string; hash: string } {
+  return sealLine(obj, prev);
+}
+
 function sealLine(obj: Record<string, unknown>, prev: string): { line: string; hash: string } {
   const body = JSON.stringify({ ...obj, prev });
   const hash = sha256(prev + '\n' + body);

@@ -93,6 +93,11 @@ export class RdpAccountant implements Accountant {
   }
 
   getEpsilonDetails(delta: number): EpsilonDetails {
+    // nothing private composed: epsilon is exactly 0 (the conversion alone would add a slack term)
+    if (this.sums.every((x) => x === 0)) {
+      if (!(delta > 0 && delta < 1)) throw new RangeError(`delta must be in (0, 1), got ${delta}`);
+      return { epsilon: 0, warnings: [...this.notes], accountant: 'rdp', delta };
+    }
     const r = rdpToEpsilon(this.orders, this.sums, delta, this.opts.conversion);
     return { epsilon: r.epsilon, optimalOrder: r.optimalOrder, warnings: [...r.warnings, ...this.notes], accountant: 'rdp', delta };
   }
