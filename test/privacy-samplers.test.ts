@@ -1,0 +1,334 @@
+/**
+ * Statistical tests of every sampler with fixed seeds. Thresholds are set so that a correct
+ * sampler passes with overwhelming probability (p > 0.999 per check) while e.g. a 1% variance
+ * error, a missing ziggurat tail, a wrong scale or a biased selection fails.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  addGaussianNoise,
+  discreteGaussian,
+  discreteLaplace,
+  exactUniform,
+  exponentialMechanism,
+  gaussianRelease,
+  laplaceNoise,
+  randomizedResponse,
+  reportNoisyMax,
+  secureRandom,
+  seededRandom,
+  snappingLaplace,
+  vonMisesFisher,
+  vmfMeanResultantLength3,
+  gammaSample,
+  randomInt,
+} from '../src/privacy/index.js';
+import type { RandomSource } from '../src/privacy/index.js';
+import { normCdf } from '../src/privacy/special.js';
+
+/** Kolmogorov–Smirnov statistic sqrt(n) * D of samples against a CDF (sorted in place). */
+function ksStat(xs: Float64Array, cdf: (x: number) => number): number {
+  xs.sort();
+  const n = xs.length;
+  let d = 0;
+  for (let i = 0; i < n; i++) {
+    const f = cdf(xs[i]);
+    d = Math.max(d, Math.abs(f - i / n), Math.abs((i + 1) / n - f));
+  }
+  return d * Math.sqrt(n);
+}
+const KS_CRIT = 1.95; // P(sqrt(n) D > 1.95) ~ 0.001
+
+/** Pearson chi-square of counts against probabilities (bins with expected >= 5; rest lumped). */
+function chiSquare(observed: Map<number, number>, pmf: (k: number) => number, support: number[], n: number): { stat: number; df: number } {
+  let stat = 0;
+  let df = -1;
+  let restObs = n;
+  let restExp = n;
+  for (const k of support) {
+    const e = n * pmf(k);
+    if (e < 5) continue;
+    const o = observed.get(k) ?? 0;
+    stat += ((o - e) * (o - e)) / e;
+    restObs -= o;
+    restExp -= e;
+    df++;
+  }
+  if (restExp >= 5) {
+    stat += ((restObs - restExp) * (restObs - restExp)) / restExp;
+    df++;
+  }
+  return { stat, df };
+}
+/** 99.9% quantile of chi-square(df) (Wilson–Hilferty). */
+function chiCrit(df: number): number {
+  const z = 3.09;
+  return df * Math.pow(1 - 2 / (9 * df) + z * Math.sqrt(2 / (9 * df)), 3);
+}
+
+function moments(xs: ArrayLike<number>): { mean: number; variance: number; kurtosis: number } {
+  let m = 0;
+  for (let i = 0; i < xs.length; i++) m += xs[i];
+  m /= xs.length;
+  let v = 0;
+  let k = 0;
+  for (let i = 0; i < xs.length; i++) {
+    const d = xs[i] - m;
+    v += d * d;
+    k += d * d * d * d;
+  }
+  v /= xs.length;
+  k /= xs.length;
+  return { mean: m, variance: v, kurtosis: k / (v * v) };
+}
+
+for (const [name, make] of [
+  ['seeded', () => seededRandom(20240611)],
+  ['secure', () => secureRandom()],
+] as [string, () => RandomSource][]) {
+  test(`${name} Gaussian (Float32, ziggurat): moments, tails and KS against the exact CDF`, () => {
+    const rng = make();
+    const n = 2_000_000;
+    const x = new Float32Array(n);
+    rng.normal(x, 2.5);
+    const m = moments(x);
+    assert.ok(Math.abs(m.mean) < 5 * (2.5 / Math.sqrt(n)), `mean ${m.mean}`);
+    assert.ok(Math.abs(m.variance / 6.25 - 1) < 5 * Math.sqrt(2 / n), `variance ${m.variance}`);
+    assert.ok(Math.abs(m.kurtosis - 3) < 5 * Math.sqrt(96 / n), `kurtosis ${m.kurtosis}`);
+    // tail beyond the ziggurat base (r = 3.44): exercised by the tail algorithm
+    let tail = 0;
+    for (let i = 0; i < n; i++) if (Math.abs(x[i]) > 3.6 * 2.5) tail++;
+    const pTail = 2 * (1 - normCdf(3.6));
+    assert.ok(Math.abs(tail - n * pTail) < 5 * Math.sqrt(n * pTail), `tail count ${tail} vs ${n * pTail}`);
+    const ks = ksStat(Float64Array.from(x), (v) => normCdf(v / 2.5));
+    assert.ok(ks < KS_CRIT, `KS ${ks}`);
+  });
+
+  test(`${name} Gaussian (Float64) and uniforms: KS`, () => {
+    const rng = make();
+    const x = new Float64Array(400_000);
+    rng.normal(x);
+    assert.ok(ksStat(x, normCdf) < KS_CRIT);
+    const u = new Float64Array(400_000);
+    rng.uniform(u);
+    assert.ok(ksStat(u, (v) => Math.min(1, Math.max(0, v))) < KS_CRIT);
+    const u32 = new Float32Array(400_000);
+    rng.uniform(u32);
+    assert.ok(ksStat(Float64Array.from(u32), (v) => Math.min(1, Math.max(0, v))) < KS_CRIT);
+    for (let i = 0; i < u.length; i++) assert.ok(u[i] >= 0 && u[i] < 1);
+  });
+}
+
+test('seeded generator is reproducible and seed-dependent; secure is not repeatable', () => {
+  const a = new Float32Array(1000);
+  const b = new Float32Array(1000);
+  seededRandom(7).normal(a);
+  seededRandom(7).normal(b);
+  assert.deepEqual(a, b);
+  seededRandom(8).normal(b);
+  assert.notDeepEqual(a, b);
+  const s1 = new Float32Array(16);
+  const s2 = new Float32Array(16);
+  secureRandom().normal(s1);
+  secureRandom().normal(s2);
+  assert.notDeepEqual(s1, s2);
+  assert.equal(seededRandom(7).kind, 'seeded');
+  assert.equal(seededRandom(7).seed, 7);
+  assert.equal(secureRandom().kind, 'secure');
+  // bulk and scalar draws interleave without reusing words
+  const r = seededRandom(9);
+  const w = new Set<number>();
+  for (let i = 0; i < 50000; i++) w.add(r.nextUint32());
+  assert.ok(w.size > 49990);
+});
+
+test('randomInt is unbiased (chi-square over 7 values)', () => {
+  const rng = seededRandom(11);
+  const n = 70000;
+  const obs = new Map<number, number>();
+  for (let i = 0; i < n; i++) {
+    const k = randomInt(rng, 7);
+    obs.set(k, (obs.get(k) ?? 0) + 1);
+  }
+  const { stat, df } = chiSquare(obs, () => 1 / 7, [0, 1, 2, 3, 4, 5, 6], n);
+  assert.ok(stat < chiCrit(df), `chi2 ${stat}`);
+});
+
+test('Laplace noise: KS against the Laplace CDF; addGaussianNoise adds with the right scale', () => {
+  const rng = seededRandom(12);
+  const x = new Float64Array(300_000);
+  laplaceNoise(x, 1.7, rng);
+  const cdf = (v: number): number => (v < 0 ? 0.5 * Math.exp(v / 1.7) : 1 - 0.5 * Math.exp(-v / 1.7));
+  assert.ok(ksStat(x, cdf) < KS_CRIT);
+  const y = new Float32Array(200_000).fill(10);
+  addGaussianNoise(y, 0.5, rng);
+  const m = moments(y);
+  assert.ok(Math.abs(m.mean - 10) < 0.005 && Math.abs(m.variance / 0.25 - 1) < 0.02, JSON.stringify(m));
+});
+
+test('exact discrete Gaussian (CKS 2020): chi-square against the normalised pmf', () => {
+  const rng = seededRandom(13);
+  for (const sigma of [0.8, 3.5]) {
+    const n = 20000;
+    const obs = new Map<number, number>();
+    for (let i = 0; i < n; i++) {
+      const y = discreteGaussian(rng, sigma);
+      assert.ok(Number.isInteger(y));
+      obs.set(y, (obs.get(y) ?? 0) + 1);
+    }
+    const R = Math.ceil(12 * sigma) + 2;
+    let Z = 0;
+    for (let k = -R; k <= R; k++) Z += Math.exp((-k * k) / (2 * sigma * sigma));
+    const support = Array.from({ length: 2 * R + 1 }, (_, i) => i - R);
+    const { stat, df } = chiSquare(obs, (k) => Math.exp((-k * k) / (2 * sigma * sigma)) / Z, support, n);
+    assert.ok(stat < chiCrit(df), `sigma ${sigma}: chi2 ${stat} (df ${df})`);
+  }
+});
+
+test('exact discrete Laplace (CKS 2020): chi-square against the two-sided geometric pmf', () => {
+  const rng = seededRandom(14);
+  for (const scale of [0.6, 2.5]) {
+    const n = 20000;
+    const obs = new Map<number, number>();
+    for (let i = 0; i < n; i++) {
+      const y = discreteLaplace(rng, scale);
+      obs.set(y, (obs.get(y) ?? 0) + 1);
+    }
+    const p = Math.exp(-1 / scale);
+    const pmf = (k: number): number => ((1 - p) / (1 + p)) * Math.pow(p, Math.abs(k));
+    const support = Array.from({ length: 201 }, (_, i) => i - 100);
+    const { stat, df } = chiSquare(obs, pmf, support, n);
+    assert.ok(stat < chiCrit(df), `scale ${scale}: chi2 ${stat} (df ${df})`);
+  }
+});
+
+test('von Mises–Fisher (Wood): unit norm, mean resultant length on S^2, mean direction in d = 20', () => {
+  const rng = seededRandom(15);
+  for (const kappa of [0.5, 5, 50]) {
+    const n = 20000;
+    let s = 0;
+    let s2 = 0;
+    const mu = [0.6, 0, -0.8];
+    for (let i = 0; i < n; i++) {
+      const x = vonMisesFisher(mu, kappa, rng);
+      assert.ok(Math.abs(Math.hypot(...x) - 1) < 1e-12);
+      const w = x[0] * 0.6 - x[2] * 0.8;
+      s += w;
+      s2 += w * w;
+    }
+    const mean = s / n;
+    const sd = Math.sqrt(s2 / n - mean * mean);
+    const expected = vmfMeanResultantLength3(kappa);
+    assert.ok(Math.abs(mean - expected) < 5 * (sd / Math.sqrt(n)), `kappa ${kappa}: ${mean} vs ${expected}`);
+  }
+  // d = 20: the sample mean points along mu; orthogonal components average to zero
+  const d = 20;
+  const mu = Array.from({ length: d }, (_, i) => (i === 3 ? 1 : 0));
+  const acc = new Float64Array(d);
+  for (let i = 0; i < 5000; i++) {
+    const x = vonMisesFisher(mu, 30, rng);
+    for (let j = 0; j < d; j++) acc[j] += x[j] / 5000;
+  }
+  for (let j = 0; j < d; j++) if (j !== 3) assert.ok(Math.abs(acc[j]) < 0.02, `component ${j}: ${acc[j]}`);
+  assert.ok(acc[3] > 0.6 && acc[3] < 0.75, `mean along mu ${acc[3]}`);
+});
+
+test('gamma sampler: mean and variance for shapes < 1 and > 1', () => {
+  const rng = seededRandom(16);
+  for (const a of [0.4, 3]) {
+    const xs = Array.from({ length: 40000 }, () => gammaSample(a, rng));
+    const m = moments(xs);
+    assert.ok(Math.abs(m.mean - a) < 5 * Math.sqrt(a / 40000), `shape ${a} mean ${m.mean}`);
+    assert.ok(Math.abs(m.variance / a - 1) < 0.06, `shape ${a} var ${m.variance}`);
+  }
+});
+
+test('exponential mechanism: selection frequencies match exp(eps u / 2 Delta) (chi-square)', () => {
+  const rng = seededRandom(17);
+  const scores = [0, 1, 2, 4, 4.5];
+  const eps = 1.2;
+  const w = scores.map((u) => Math.exp((eps * u) / 2));
+  const Z = w.reduce((a, b) => a + b, 0);
+  const n = 30000;
+  const obs = new Map<number, number>();
+  for (let i = 0; i < n; i++) {
+    const r = exponentialMechanism(scores, eps, 1, rng);
+    obs.set(r.index, (obs.get(r.index) ?? 0) + 1);
+    if (i === 0) assert.deepEqual(r.event, { kind: 'randomizedResponse', epsilon: eps, numCategories: 2 });
+  }
+  const { stat, df } = chiSquare(obs, (k) => w[k] / Z, [0, 1, 2, 3, 4], n);
+  assert.ok(stat < chiCrit(df), `chi2 ${stat}`);
+});
+
+test('report-noisy-max: uniform on ties, favours the max more as epsilon grows', () => {
+  const rng = seededRandom(18);
+  const n = 20000;
+  const obs = new Map<number, number>();
+  for (let i = 0; i < n; i++) {
+    const k = reportNoisyMax([3, 3, 3, 3], 1, 1, rng).index;
+    obs.set(k, (obs.get(k) ?? 0) + 1);
+  }
+  const { stat, df } = chiSquare(obs, () => 0.25, [0, 1, 2, 3], n);
+  assert.ok(stat < chiCrit(df));
+  const hit = (eps: number): number => {
+    let h = 0;
+    for (let i = 0; i < 5000; i++) if (reportNoisyMax([0, 1, 2, 3], eps, 1, rng).index === 3) h++;
+    return h / 5000;
+  };
+  const lo = hit(0.5);
+  const hi = hit(5);
+  assert.ok(lo > 0.3 && lo < hi && hi > 0.85, `${lo} ${hi}`);
+});
+
+test('randomized response: keep probability e^eps/(e^eps+k-1), others uniform', () => {
+  const rng = seededRandom(19);
+  const k = 4;
+  const eps = 1;
+  const n = 40000;
+  const obs = new Map<number, number>();
+  for (let i = 0; i < n; i++) {
+    const r = randomizedResponse(2, k, eps, rng);
+    obs.set(r.value, (obs.get(r.value) ?? 0) + 1);
+  }
+  const keep = Math.E / (Math.E + k - 1);
+  const { stat, df } = chiSquare(obs, (v) => (v === 2 ? keep : (1 - keep) / (k - 1)), [0, 1, 2, 3], n);
+  assert.ok(stat < chiCrit(df), `chi2 ${stat}`);
+  assert.throws(() => randomizedResponse(4, 4, 1, rng), /value/);
+});
+
+test('exact uniform (Mironov U*) is uniform; snapping Laplace outputs lie on the Lambda grid in [-B, B] with Laplace spread', () => {
+  const rng = seededRandom(20);
+  const u = new Float64Array(200_000);
+  for (let i = 0; i < u.length; i++) u[i] = exactUniform(rng);
+  assert.ok(ksStat(u, (v) => v) < KS_CRIT);
+  const xs: number[] = [];
+  for (let i = 0; i < 40000; i++) {
+    const r = snappingLaplace(3.3, { scale: 0.7, bound: 100 }, rng);
+    const k = r.value / 1; // Lambda = 1 (smallest power of two >= 0.7)
+    assert.ok(Number.isInteger(k) && Math.abs(r.value) <= 100);
+    xs.push(r.value);
+    if (i === 0) assert.ok(r.epsilon > 1 / 0.7 && r.epsilon < 1 / 0.7 + 1e-9);
+  }
+  const m = moments(xs);
+  assert.ok(Math.abs(m.mean - 3.3) < 0.05, `mean ${m.mean}`);
+  // Laplace variance 2 b^2 plus rounding variance 1/12
+  assert.ok(Math.abs(m.variance - (2 * 0.49 + 1 / 12)) < 0.06, `variance ${m.variance}`);
+});
+
+test('gaussianRelease: values on the grid, unbiased, variance sigma^2; event charges the rounding', () => {
+  const rng = seededRandom(21);
+  const g = 1 / 64;
+  const n = 5000;
+  const xs: number[] = [];
+  let ev;
+  for (let i = 0; i < n; i++) {
+    const r = gaussianRelease([1.234], { sigma: 2, l2Sensitivity: 1, granularity: g }, rng);
+    assert.ok(Number.isInteger(r.values[0] / g));
+    xs.push(r.values[0]);
+    ev = r.event;
+  }
+  const m = moments(xs);
+  assert.ok(Math.abs(m.mean - 1.234) < 5 * (2 / Math.sqrt(n)), `mean ${m.mean}`);
+  assert.ok(Math.abs(m.variance / 4 - 1) < 0.1, `variance ${m.variance}`);
+  assert.ok(ev && ev.kind === 'gaussian' && Math.abs(ev.noiseMultiplier - 2 / (1 + g)) < 1e-12);
+});
