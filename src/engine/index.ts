@@ -49,9 +49,11 @@ export async function initEngine(opts: InitEngineOptions = {}): Promise<string> 
   const name = opts.backend ?? ORT_BACKEND_NAME;
   if (opts.threads !== undefined) setEngineThreads(opts.threads);
   if (opts.timing !== undefined) setEngineTiming(opts.timing);
-  if (tf.getBackend() !== name || tf.engine().backendName !== name) {
-    const ok = await tf.setBackend(name);
-    if (!ok) throw new Error(`initEngine: tfjs backend '${name}' is not registered or failed to initialise (registered: ${Object.keys(tf.engine().registryFactory).join(', ')})`);
+  if (tf.engine().backendName !== name) {
+    const registered = Object.keys(tf.engine().registryFactory);
+    let ok = false;
+    if (registered.includes(name)) ok = await tf.setBackend(name);
+    if (!ok) throw new Error(`initEngine: tfjs backend '${name}' is not registered or failed to initialise (registered: ${registered.join(', ')})`);
   }
   await tf.ready();
   return tf.getBackend();

@@ -47,6 +47,11 @@ function matmulShape(a: TensorInfo, b: TensorInfo, tA: boolean, tB: boolean): { 
   const k2 = tB ? b.shape[br - 1] : b.shape[br - 2];
   const n = tB ? b.shape[br - 2] : b.shape[br - 1];
   if (k !== k2) return `inner dims ${k} vs ${k2}`;
+  const batchA = sizeOf(a.shape.slice(0, -2));
+  const batchB = sizeOf(b.shape.slice(0, -2));
+  // The tfjs CPU kernel pairs flattened batch indices modulo each side's batch size, which is
+  // numpy broadcasting only when the batch sizes are equal or one side has a single batch.
+  if (batchA !== batchB && batchA !== 1 && batchB !== 1) return `batch ${batchA} vs ${batchB}: tfjs CPU batch pairing is not numpy broadcasting`;
   const batch = tf.backend_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
   const shape = [...batch, m, n];
   return { shape, flops: 2 * sizeOf(shape) * k };
