@@ -84,6 +84,11 @@ test('conv2d with odd shapes, padding, stride, dilation, groups, both norm modes
   checkPerSampleGradients([{ type: 'conv2d', filters: 2, kernel: 3, stride: 2, dilation: 2, padding: 2 }, ...head(3)], [9, 8, 2], 4, 3);
   checkPerSampleGradients([{ type: 'conv2d', filters: 6, kernel: 2, groups: 2, bias: false }, ...head(3)], [5, 5, 4], 4, 3);
   checkPerSampleGradients([{ type: 'conv2d', filters: 3, kernel: 3, stride: 2, padding: 'same', dilation: [1, 2] }, ...head(3)], [6, 7, 1], 4, 3);
+  // the convolution-kernel implementation (one-hot unfold) on the same odd geometries
+  for (const normMode of ['ghost', 'materialize']) {
+    checkPerSampleGradients([{ type: 'conv2d', filters: 4, kernel: [3, 2], stride: 2, padding: [1, 0], impl: 'conv', normMode }, ...head(3)], [7, 5, 3], 4, 3);
+    checkPerSampleGradients([{ type: 'conv2d', filters: 2, kernel: 3, stride: 2, dilation: 2, padding: 2, impl: 'conv', normMode }, { type: 'conv2d', filters: 2, kernel: 2, impl: 'conv' }, ...head(3)], [9, 8, 2], 4, 3);
+  }
   // force each norm path once on a layer where 'auto' would pick the other
   for (const normMode of ['ghost', 'materialize']) {
     const m = buildModel([{ type: 'conv2d', filters: 3, kernel: 3, padding: 1 }, ...head(3)], [4, 4, 2]);

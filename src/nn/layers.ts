@@ -3,6 +3,7 @@
  * Tensors are NHWC for images and [N, ..., features] otherwise; batch is always axis 0.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { type ConvGeometry, col2im, im2col } from './im2col.js';
 import { type GradSampleRecord, GradTape, type LayerSpec, ModelError, type Module, type Param, perSampleRecord } from './module.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -150,6 +151,12 @@ export interface Conv2dOptions {
    * through Gram matrices (N·L²·(K+C)), where L = output positions, K = kh·kw·Cin/groups.
    */
   normMode?: 'auto' | 'materialize' | 'ghost';
+  /**
+   * 'patches' (default for groups = 1): im2col patches built once per step feed the forward matmul,
+   * the per-sample norms and the weighted weight gradient; 'conv': convolution kernels, with the
+   * patches formed by a one-hot convolution only when needed (used for groups > 1).
+   */
+  impl?: 'patches' | 'conv';
 }
 
 type ExplicitPad = [[number, number], [number, number], [number, number], [number, number]];
@@ -165,6 +172,10 @@ export class Conv2d implements Module {
   readonly groups: number;
   private unfoldFilter?: tf.Tensor4D;
   private x?: tf.Tensor4D;
+  private cachedPatches?: { P: tf.Tensor2D; geo: ConvGeometry };
+  /** Reused host buffers for patches / input gradients (valid until the next training step). */
+  private scratchP?: Float32Array;
+  private scratchDx?: Float32Array;
   constructor(readonly opts: Conv2dOptions) {
     const { inChannels: ci, outChannels: co } = opts;
     this.k = pair(opts.kernel, 1, 'conv2d kernel');
@@ -236,6 +247,9 @@ export class Conv2d implements Module {
     const x4 = x as tf.Tensor4D;
     if (x4.shape[3] !== this.opts.inChannels) throw new ModelError(`conv2d: expected ${this.opts.inChannels} input channels, got input [${x.shape.join(', ')}]`);
     const pad = this.pad(x4.shape[1], x4.shape[2]);
+    // Training uses the patch path (patches are reused by the per-sample norms); inference uses the
+    // convolution kernels (no im2col copy, and differentiable by tfjs autodiff).
+    if (training && this.usePatches) return this.forwardPatches(x4, pad, training);
     const ws = this.groupWeights();
     const xs = this.groups === 1 ? [x4] : (tf.split(x4, this.groups, 3) as tf.Tensor4D[]);
     const ys = xs.map((xg, j) => tf.conv2d(xg, ws[j]!, this.s, pad as any));
@@ -245,9 +259,38 @@ export class Conv2d implements Module {
     if (training) this.x = x4;
     return y;
   }
-  backward(dy: tf.Tensor, tape: GradTape): tf.Tensor {
+  private get usePatches(): boolean {
+    return (this.opts.impl ?? (this.groups === 1 ? 'patches' : 'conv')) === 'patches' && this.groups === 1;
+  }
+  private geometry(x: tf.Tensor4D, pad: ExplicitPad): ConvGeometry {
+    const [n, h, w, c] = x.shape;
+    const [keh, kew] = this.ke;
+    const ho = Math.floor((h + pad[1][0] + pad[1][1] - keh) / this.s[0]) + 1;
+    const wo = Math.floor((w + pad[2][0] + pad[2][1] - kew) / this.s[1]) + 1;
+    if (ho <= 0 || wo <= 0) throw new ModelError(`conv2d: input [${x.shape.join(', ')}] is smaller than the kernel`);
+    return { n, h, w, c, kh: this.k[0], kw: this.k[1], sh: this.s[0], sw: this.s[1], dh: this.d[0], dw: this.d[1], pt: pad[1][0], pl: pad[2][0], ho, wo };
+  }
+  private forwardPatches(x: tf.Tensor4D, pad: ExplicitPad, training: boolean): tf.Tensor {
+    const geo = this.geometry(x, pad);
+    const K = geo.kh * geo.kw * geo.c;
+    const co = this.opts.outChannels;
+    const size = geo.n * geo.ho * geo.wo * K;
+    if (!this.scratchP || this.scratchP.length < size) this.scratchP = new Float32Array(Math.ceil(size * 1.25));
+    const P = tf.tensor2d(im2col(x.dataSync() as Float32Array, geo, this.scratchP), [geo.n * geo.ho * geo.wo, K]);
+    let y = tf.matMul(P, tf.reshape(this.weight.value, [K, co]));
+    if (this.bias) y = tf.add(y, this.bias.value);
+    if (training) {
+      this.x = x;
+      this.cachedPatches = { P, geo };
+    }
+    return tf.reshape(y, [geo.n, geo.ho, geo.wo, co]);
+  }
+  backward(dy: tf.Tensor, tape: GradTape, needInputGrad = true): tf.Tensor {
     const x = requireCache(this.x, 'conv2d');
     this.x = undefined;
+    const cp = this.cachedPatches;
+    this.cachedPatches = undefined;
+    if (cp) return this.backwardPatches(dy, tape, needInputGrad, cp.P, cp.geo);
     const g = this.groups;
     const n = x.shape[0];
     const pad = this.pad(x.shape[1], x.shape[2]);
@@ -306,9 +349,51 @@ export class Conv2d implements Module {
     tape.push(record);
     return dx;
   }
+  private backwardPatches(dy: tf.Tensor, tape: GradTape, needInputGrad: boolean, P2: tf.Tensor2D, geo: ConvGeometry): tf.Tensor {
+    const n = geo.n;
+    const L = geo.ho * geo.wo;
+    const K = geo.kh * geo.kw * geo.c;
+    const co = this.opts.outChannels;
+    const B2 = tf.reshape(dy, [n * L, co]) as tf.Tensor2D;
+    let dx: tf.Tensor;
+    if (needInputGrad) {
+      const dP = tf.matMul(B2, tf.reshape(this.weight.value, [K, co]), false, true);
+      const size = n * geo.h * geo.w * geo.c;
+      if (!this.scratchDx || this.scratchDx.length < size) this.scratchDx = new Float32Array(Math.ceil(size * 1.25));
+      dx = tf.tensor4d(col2im(dP.dataSync() as Float32Array, geo, this.scratchDx), [n, geo.h, geo.w, geo.c]);
+      dP.dispose();
+    } else dx = tf.zeros([0]);
+    const P = tf.reshape(P2, [n, L, K]) as tf.Tensor3D;
+    const B = tf.reshape(dy, [n, L, co]) as tf.Tensor3D;
+    const mode = this.opts.normMode ?? 'auto';
+    const ghost = mode === 'ghost' || (mode === 'auto' && L * (K + co) < K * co);
+    let G: tf.Tensor3D | undefined;
+    const perSampleW = () => (G ??= tf.matMul(P, B, true, false) as tf.Tensor3D);
+    const perSampleB = () => tf.sum(B, 1);
+    tape.push({
+      params: this.parameters(),
+      sqNorms: () => {
+        const wn = ghost && !G ? (tf.sum(tf.mul(tf.matMul(P, P, false, true), tf.matMul(B, B, false, true)), [1, 2]) as tf.Tensor1D) : (tf.sum(tf.square(perSampleW()), [1, 2]) as tf.Tensor1D);
+        const r = [wn];
+        if (this.bias) r.push(tf.sum(tf.square(perSampleB()), 1) as tf.Tensor1D);
+        return r;
+      },
+      weightedSum: (wt) => {
+        const gw = G ? tf.matMul(tf.reshape(wt, [1, n]), tf.reshape(G, [n, K * co])) : tf.matMul(P2, tf.reshape(tf.mul(B, tf.reshape(wt, [n, 1, 1])), [n * L, co]), true, false);
+        const r: tf.Tensor[] = [tf.reshape(gw, this.weight.value.shape)];
+        if (this.bias) r.push(tf.reshape(tf.matMul(tf.reshape(wt, [1, n]), perSampleB()), [co]));
+        return r;
+      },
+      perSample: () => {
+        const gw = tf.reshape(perSampleW(), [n, ...this.weight.value.shape]);
+        return this.bias ? [gw, perSampleB()] : [gw];
+      },
+    });
+    return dx;
+  }
   spec(): LayerSpec {
     const o = this.opts;
-    return { type: 'conv2d', inChannels: o.inChannels, filters: o.outChannels, kernel: this.k, stride: this.s, padding: o.padding ?? 0, dilation: this.d, groups: this.groups, bias: o.bias !== false };
+    return { type: 'conv2d', inChannels: o.inChannels, filters: o.outChannels, kernel: this.k, stride: this.s, padding: o.padding ?? 0, dilation: this.d, groups: this.groups, bias: o.bias !== false, ...(o.impl ? { impl: o.impl } : {}), ...(o.normMode ? { normMode: o.normMode } : {}) };
   }
 }
 
@@ -717,9 +802,9 @@ export class Sequential implements Module {
     for (const l of this.layers) h = l.forward(h, training);
     return h;
   }
-  backward(dy: tf.Tensor, tape: GradTape): tf.Tensor {
+  backward(dy: tf.Tensor, tape: GradTape, needInputGrad = true): tf.Tensor {
     let g = dy;
-    for (let i = this.layers.length - 1; i >= 0; i--) g = this.layers[i]!.backward(g, tape);
+    for (let i = this.layers.length - 1; i >= 0; i--) g = this.layers[i]!.backward(g, tape, i > 0 || needInputGrad);
     return g;
   }
   spec(): LayerSpec {

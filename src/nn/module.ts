@@ -61,9 +61,10 @@ export interface Module {
   /**
    * Gradient at the input given the gradient `dy` of the summed loss at the output; pushes the
    * per-sample gradient records of this module's parameters onto `tape`. Only valid after a
-   * `forward(x, true)` in the same tidy scope.
+   * `forward(x, true)` in the same tidy scope. With `needInputGrad === false` (the first layer
+   * of a model) the module may skip the input gradient and return an empty tensor.
    */
-  backward(dy: tf.Tensor, tape: GradTape): tf.Tensor;
+  backward(dy: tf.Tensor, tape: GradTape, needInputGrad?: boolean): tf.Tensor;
   /** JSON spec for serialisation (weights are stored separately). */
   spec(): LayerSpec;
 }

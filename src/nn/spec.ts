@@ -34,6 +34,8 @@ function buildLayer(s: LayerSpec, inShape: number[]): { module: Module; outShape
         dilation: s.dilation as Num2 | undefined,
         groups: s.groups as number | undefined,
         bias: s.bias !== false,
+        impl: s.impl as 'patches' | 'conv' | undefined,
+        normMode: s.normMode as 'auto' | 'materialize' | 'ghost' | undefined,
       });
       break;
     case 'embedding':

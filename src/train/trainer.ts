@@ -20,7 +20,7 @@ import { permutation, physicalChunks, poissonSample } from './sampler.js';
 export interface TrainData {
   count: number;
   labels: Int32Array;
-  /** Input tensor for the given example indices (caller disposes). */
+  /** Input tensor for the given example indices (caller disposes; may share a host buffer with the previous batch, so use it before asking for the next). */
   batch(indices: Int32Array): tf.Tensor;
   /** Input tensor for examples [start, end) (evaluation). */
   range(start: number, end: number): tf.Tensor;
@@ -35,6 +35,13 @@ export function imageData(split: ImageSplit, shape: { height: number; width: num
   // Precomputed byte → float tables, one per channel.
   const lut = Array.from({ length: C }, (_, c) => Float32Array.from({ length: 256 }, (_, v) => v * scale[c]! + shift[c]!));
   if (split.images.length < split.count * per) throw new RangeError(`image split holds ${split.images.length} bytes, expected ${split.count * per}`);
+  // One reused host buffer per TrainData: batches are consumed within the step that builds them,
+  // and first-touching fresh pages costs more than filling them.
+  let scratch = new Float32Array(0);
+  const take = (size: number) => {
+    if (scratch.length < size) scratch = new Float32Array(Math.ceil(size * 1.25));
+    return scratch.subarray(0, size);
+  };
   const fill = (buf: Float32Array, dst: number, src: number) => {
     const im = split.images;
     if (C === 1) {
@@ -46,7 +53,7 @@ export function imageData(split: ImageSplit, shape: { height: number; width: num
     count: split.count,
     labels: split.labels,
     batch(indices) {
-      const buf = new Float32Array(indices.length * per);
+      const buf = take(indices.length * per);
       for (let i = 0; i < indices.length; i++) fill(buf, i * per, indices[i]! * per);
       return tf.tensor4d(buf, [indices.length, shape.height, shape.width, C]);
     },
@@ -68,7 +75,8 @@ export function imageData(split: ImageSplit, shape: { height: number; width: num
  */
 export interface GradientCanaries {
   directions: Float32Array[] | ((paramCount: number) => Float32Array[]);
-  probability?: number;
+  /** Per-step inclusion probability: one for all canaries, or one per canary (0 = never, e.g. an audit's held-out canaries). */
+  probability?: number | number[];
   onStep(info: { step: number; included: boolean[]; dots: number[] }): void;
 }
 
@@ -271,7 +279,7 @@ export class PrivateTrainer {
     let included: boolean[] = [];
     if (can) {
       const prob = this.o.gradientCanaries!.probability ?? 0.5;
-      included = can.dirs.map(() => this.rng.nextDouble() < prob);
+      included = can.dirs.map((_, j) => this.rng.nextDouble() < (typeof prob === 'number' ? prob : prob[j]!));
       const C = this.privatizer.sensitivity;
       const w = tf.tensor2d(included.map((b) => (b ? C : 0)), [1, can.dirs.length]);
       const add = tf.matMul(w, can.matrix);
