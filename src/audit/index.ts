@@ -1,1 +1,13 @@
-export {};
+/**
+ * Audits: attacks that test privacy claims and empirical ε lower bounds.
+ *  - stats: one-run ε lower bound (Steinke–Nasr–Jagielski 2023), ROC/AUC/TPR at low FPR
+ *  - dpsgd / run-audit: one-run audit of DP-SGD runs with gradient (Dirac) canaries
+ *  - mia: membership inference (loss threshold, LiRA offline, distance to closest record)
+ *  - inversion: gradient inversion (inverting gradients) on the reference CNN, PSNR/SSIM
+ */
+export * from './stats.js';
+export * from './dpsgd.js';
+export * from './run-audit.js';
+export * from './inversion.js';
+export { ensureAuditGradients } from './autodiff.js';
+export { initRefCnn, refCnnShapes, refCnnLogits, refCnnGradient, refCnnFeatures } from './refcnn.js';
