@@ -115,7 +115,7 @@ export class TopAggPrivatizer implements Privatizer {
     const k = Math.min(this.opts.k, P);
     const c = this.opts.clip;
     const { indices } = tf.topk(tf.abs(G), k);
-    const rows = tf.mul(tf.reshape(tf.range(0, n, 1, 'int32'), [n, 1]), P);
+    const rows = tf.mul(tf.reshape(tf.range(0, n, 1, 'int32'), [n, 1]), tf.scalar(P, 'int32'));
     const flatIdx = tf.reshape(tf.add(indices, rows), [n * k]);
     const vals = tf.clipByValue(tf.gather(tf.reshape(G, [n * P]), flatIdx), -c, c);
     const u = new Float32Array(n * k);

@@ -160,7 +160,6 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
   if (!(sigma >= 0 && Number.isFinite(sigma))) throw new RangeError(`noise multiplier must be >= 0, got ${sigma}`);
   cfg.noise = sigma;
 
-  const rng: RandomSource = cfg.seed !== undefined ? seededRandom(cfg.seed) : secureRandom();
   setInitSeed(cfg.seed ?? Math.floor(Math.random() * 2 ** 31));
   const inputShape = [ds.height, ds.width, ds.channels];
   const spec = cfg.model === undefined || cfg.model === 'cnn' ? referenceCnnSpec(ds.numClasses) : cfg.model === 'mlp' ? mlpSpec(ds.numClasses) : cfg.model;
@@ -173,6 +172,8 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
     startStep = Number(loaded.meta.steps ?? 0);
     log(`resuming ${outDir} at step ${startStep}`);
   } else model = buildModel(spec, inputShape);
+  // A resumed seeded run must not replay the noise stream of the steps already taken.
+  const rng: RandomSource = cfg.seed !== undefined ? seededRandom(startStep ? (cfg.seed + Math.imul(startStep, 0x9e3779b1)) >>> 0 : cfg.seed) : secureRandom();
   const params = model.parameters();
   const paramCount = params.reduce((s, p) => s + p.value.size, 0);
 
