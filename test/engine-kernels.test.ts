@@ -359,6 +359,24 @@ describe('layout and data movement', () => {
     });
   });
 
+  test('unsortedSegmentSum, all/any, log1p/expm1 (tiny and large arguments)', async () => {
+    await check('segment/bool/log1p', ['UnsortedSegmentSum', 'All', 'Any', 'Log1p', 'Expm1'], () => {
+      const x = rnd([9, 4, 3], 1);
+      const b = tf.greater(rnd([5, 6], 2), -1);
+      const small = tf.mul(rnd([40], 3), 1e-6);
+      const wide = tf.mul(rnd([40], 4), 8);
+      return [
+        tf.unsortedSegmentSum(x, tf.tensor1d([0, 2, 2, 5, 1, 0, 5, 5, 3], 'int32'), 7),
+        tf.all(b, 1),
+        tf.any(tf.logicalNot(b), 0, true),
+        tf.log1p(small),
+        tf.log1p(tf.abs(wide)),
+        tf.expm1(small),
+        tf.expm1(wide),
+      ];
+    });
+  });
+
   test('empty and size-1 dims stay correct (empty tensors take the JS path)', async () => {
     const r = await compareBackends('empty', () => [
       tf.add(tf.zeros([0, 3]), tf.ones([3])),

@@ -237,6 +237,22 @@ unary('Cos', FLOAT, u('Cos'));
 unary('Softplus', FLOAT, u('Softplus'));
 // tfjs's CPU Erf is a polynomial approximation (|error| < 1.5e-7); ONNX Erf is exact to float.
 unary('Erf', FLOAT, u('Erf'));
+// ONNX has no Log1p/Expm1. log(1 + x) loses all precision for tiny x, so use the classic exact
+// corrections: log1p(x) = log(u)·x/(u − 1) with u = 1 + x (x itself when u == 1), and
+// expm1(x) = (u − 1)·x/log(u) with u = e^x (x when u == 1, −1 when u − 1 == −1).
+unary('Log1p', FLOAT, (g, x) => {
+  const u = g.op('Add', [x, g.constF32([1])]);
+  const d = g.op('Sub', [u, g.constF32([1])]);
+  const r = g.op('Where', [g.op('Equal', [d, g.constF32([0])]), x, g.op('Mul', [g.op('Log', [u]), g.op('Div', [x, d])])]);
+  return g.op('Where', [g.op('IsInf', [x]), g.op('Log', [u]), r]);
+});
+unary('Expm1', FLOAT, (g, x) => {
+  const u = g.op('Exp', [x]);
+  const d = g.op('Sub', [u, g.constF32([1])]);
+  const r = g.op('Where', [g.op('Equal', [d, g.constF32([0])]), x, g.op('Div', [g.op('Mul', [d, x]), g.op('Log', [u])])]);
+  const big = g.op('Where', [g.op('IsInf', [u]), u, r]);
+  return g.op('Where', [g.op('Equal', [d, g.constF32([-1])]), d, big]);
+});
 for (const op of ['Tan', 'Asin', 'Acos', 'Atan', 'Sinh', 'Cosh', 'Asinh', 'Acosh', 'Atanh']) unary(op, FLOAT, u(op));
 // tfjs Step: NaN stays NaN, x > 0 -> 1, else alpha.
 unary(

@@ -493,3 +493,65 @@ defineKernel('Einsum', ({ inputs, attrs, backend }) => {
     false,
   )[0];
 });
+
+// UnsortedSegmentSum: the CPU kernel loops over segments (O(segments·n·d)); natively it is one
+// ScatterND(add) into zeros. tfjs ignores ids outside [0, numSegments); ScatterND would reject
+// them, so those inputs take the (counted) CPU path.
+defineKernel('UnsortedSegmentSum', ({ inputs, attrs, backend }) => {
+  const { x, segmentIds } = inputs;
+  const numSegments = Number(attrs.numSegments);
+  if (x.dtype !== 'float32' || segmentIds.dtype !== 'int32') return `dtype ${x.dtype}/${segmentIds.dtype}`;
+  if (segmentIds.shape.length !== 1 || segmentIds.shape[0] !== x.shape[0]) return 'segmentIds must be 1-D over the first axis';
+  const shape = [numSegments, ...x.shape.slice(1)];
+  if (sizeOf(x.shape) === 0 || numSegments === 0) return JS_FAST;
+  const ids = backend.values(segmentIds) as Int32Array;
+  for (let i = 0; i < ids.length; i++) if (ids[i] < 0 || ids[i] >= numSegments) return 'segment id out of range';
+  if (small(x.shape) && small(shape)) return JS_FAST;
+  return runMixed(
+    backend,
+    `UnsortedSegmentSum|${x.shape.length}`,
+    (g) => {
+      const ix = g.input('float32', x.shape.length);
+      const ii = g.input('int32', 1);
+      const outShape = g.input('int64', [x.shape.length]);
+      const zeros = g.op('ConstantOfShape', [outShape], { value: attr.tensor({ name: 'zero', type: 1, dims: [1], values: [0] }) });
+      const idx = g.op('Unsqueeze', [g.op('Cast', [ii], { to: attr.int(7) }), g.constI64([1])]);
+      g.output(g.op('ScatterND', [zeros, idx, ix], { reduction: attr.string('add') }), 'float32');
+    },
+    [x, segmentIds],
+    [shape],
+    ['float32'],
+    [shape],
+  )[0];
+});
+
+function boolReduce(name: 'All' | 'Any', onnxOp: string): void {
+  defineKernel(name, ({ inputs, attrs, backend }) => {
+    const x = inputs.x;
+    if (x.dtype !== 'bool') return `dtype ${x.dtype}`;
+    const axes = tf.util.parseAxisParam(attrs.axis as number | number[], x.shape).sort((p, q) => p - q);
+    const keepDims = Boolean(attrs.keepDims);
+    if (axes.length === 0 || small(x.shape)) return JS_FAST;
+    const shape: number[] = [];
+    x.shape.forEach((d, i) => {
+      if (!axes.includes(i)) shape.push(d);
+      else if (keepDims) shape.push(1);
+    });
+    return runOnTensors(
+      backend,
+      `${name}|${x.shape.length}|${axes.join(',')}|${keepDims}`,
+      (g) => {
+        const ix = g.op('Cast', [g.input('bool', x.shape.length)], { to: attr.int(6) });
+        const r = g.op(onnxOp, [ix, g.constI64(axes)], { keepdims: attr.int(keepDims ? 1 : 0) });
+        g.output(g.op('Cast', [r], { to: attr.int(9) }), 'bool');
+      },
+      [x],
+      ['bool'],
+      sizeOf(x.shape) < tuning.singleThreadElems,
+      [shape],
+    )[0];
+  });
+}
+
+boolReduce('All', 'ReduceMin');
+boolReduce('Any', 'ReduceMax');
