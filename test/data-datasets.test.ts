@@ -178,6 +178,14 @@ test('PNG class folders: grey and RGB sets, explicit train/test folders, and the
   assert.deepEqual(r.train.images.subarray(0, 18), cat0);
   assert.deepEqual(Array.from(r.test.labels), [1]);
 
+  // One colour image makes the whole set RGB; grey images are replicated into r = g = b.
+  const mixed = join(dir, 'mixed');
+  const greyPx = mk(mixed, 'a', 'g.png', 2, 2, false, 40);
+  mk(mixed, 'b', 'c.png', 2, 2, true, 90);
+  const mx = loadDataset({ path: mixed });
+  assert.equal(mx.channels, 3);
+  assert.deepEqual(Array.from(mx.train.images.subarray(0, 12)), Array.from(greyPx).flatMap((v) => [v, v, v]));
+
   // Errors: different sizes, empty class folder, undecodable PNG.
   mk(grey, '2', 'odd.png', 6, 4, false, 0);
   expectDataError(() => loadDataset({ path: grey }), /odd\.png: shape mismatch: image is 6×4 but .*b0\.png is 5×4/);
