@@ -138,7 +138,10 @@ function loadInto(session: NativeSession, bytes: Uint8Array, nThreads: number): 
   session.loadModel(bytes.buffer, bytes.byteOffset, bytes.byteLength, {
     intraOpNumThreads: nThreads,
     interOpNumThreads: 1,
-    graphOptimizationLevel: 'all',
+    // 'all' adds the NCHWc layout transformer, which made a transposed conv 6x slower here
+    // (27 ms vs 4.3 ms for the reference CNN's first layer at batch 256); 'extended' keeps the
+    // fusions without it.
+    graphOptimizationLevel: 'extended',
     executionMode: 'sequential',
     // Every session owns a thread pool; spinning pools across hundreds of kernel sessions
     // burn the CPU (engine-notes.md: 18 s vs 1.3 s wall on a small benchmark).
