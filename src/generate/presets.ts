@@ -7,7 +7,6 @@ export type Method = 'datalens' | 'gpate';
 export interface SynthesisHyper {
   teachers: number;
   teacherHidden: number;
-  teacherNorm: 'batch' | 'none';
   teacherLr: number;
   batchSize: number;
   dStep: number;
@@ -38,13 +37,12 @@ export interface SynthesisHyper {
 
 export const BASE_HYPER: SynthesisHyper = {
   teachers: 4000,
-  teacherHidden: 64,
-  teacherNorm: 'none',
+  teacherHidden: 32,
   teacherLr: 1e-3,
   batchSize: 30,
   dStep: 2,
   pretrainSteps: 10,
-  generatorArch: 'dcgan',
+  generatorArch: 'mlp',
   zDim: 50,
   generatorFc: 1024,
   generatorChannels: 128,

@@ -1,34 +1,33 @@
 /**
  * The teacher ensemble as ONE batched computation: N conditional discriminators, each trained only
- * on its own disjoint shard, stored as stacked tensors [N, ...] and trained / queried together with
+ * on its own disjoint shard, stored as stacked arrays [N, ...] and trained / queried together with
  * batched matrix products — never one teacher at a time.
  *
  * Architecture (documented deviation from the spec's DCGAN discriminator, §5): a conditional MLP
- *   h = LeakyReLU_0.2( Norm( x·W1x + y·W1y + b1 ) ),   logit = [h, y]·W2 + b2
- * with x the 784 pixels in [0,1] and y the one-hot label. Convolutional teachers would need a
- * grouped-convolution kernel for all N teachers at once; an MLP keeps every teacher's work inside
- * two batched MatMuls (fast on the engine) at a per-teacher cost small enough for N = 4000 with
- * m = 15 records each.
+ *   h = LeakyReLU_0.2( x·W1x + W1y[y] + b1 ),   logit = h·w2h + w2y[y] + b2
+ * with x the pixels in [0,1] and y the label. Convolutional teachers would need a grouped
+ * convolution over N = 4000 teachers; an MLP keeps every teacher's heavy work inside three batched
+ * MatMuls per step ([N, M, d]·[N, d, H] forward, [N, d, M]·[N, M, H] for the weight gradient,
+ * [N, B, H]·[N, H, d] for the image gradient), all in the engine's fast non-transposed form.
+ * The rest (biases, activations, loss derivative, Adam) is O(N·M·H) or O(#params) and runs as fused
+ * loops over typed arrays: op-by-op tensor arithmetic over 10⁷–10⁸ parameters costs more than the
+ * MatMuls. Gradients are derived by hand (a two-layer MLP) and checked against finite differences
+ * in the tests.
  *
- * Independence (pitfall P3): every parameter, Adam moment and normalisation statistic has a leading
- * teacher axis. Adam is elementwise, so the optimiser state of teacher i sees only teacher i's
- * gradient; the summed loss Σ_i L_i gives each teacher exactly its own gradient. 'batch'
- * normalisation uses statistics over the teacher's own batch (axis 1), never across teachers, and
- * keeps no running averages.
- *
- * Nothing computed here (losses, gradients, parameters) is logged or written (P9); the only output
- * that leaves this module is the per-teacher image-gradient block handed to an aggregator.
+ * Independence (pitfall P3): every parameter and Adam moment has a leading teacher axis and each
+ * teacher's update reads only its own slice; no normalisation statistics are shared (the teachers
+ * have no batch norm, so none exist). Nothing here (losses, gradients, parameters) is logged or
+ * written (P9); the only output is the per-teacher image-gradient block handed to an aggregator.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { ImageDataset } from '../data/types.js';
 import type { ShardAssignment } from './shards.js';
+import { mulberry32 } from './shards.js';
 
 export interface TeacherConfig {
   numTeachers: number;
   /** Hidden units per teacher. */
   hidden: number;
-  /** 'batch': per-teacher batch statistics (training mode, as in the reference); 'none'. */
-  norm: 'batch' | 'none';
   /** Adam learning rate / β1 (reference: 1e-3, 0.5). */
   lr: number;
   beta1: number;
@@ -39,31 +38,68 @@ export interface TeacherConfig {
 }
 
 const LEAK = 0.2;
-const BN_EPS = 1e-5;
+const BETA2 = 0.999;
+const ADAM_EPS = 1e-8;
+
+/** One stacked parameter with its Adam moments. */
+class Param {
+  readonly m: Float32Array;
+  readonly v: Float32Array;
+  readonly g: Float32Array;
+  constructor(readonly w: Float32Array) {
+    this.m = new Float32Array(w.length);
+    this.v = new Float32Array(w.length);
+    this.g = new Float32Array(w.length);
+  }
+  /** Elementwise Adam: teacher i's slice only ever sees teacher i's gradient. */
+  adam(lr: number, b1: number, t: number): void {
+    const { w, m, v, g } = this;
+    const c1 = 1 - Math.pow(b1, t);
+    const c2 = 1 - Math.pow(BETA2, t);
+    const step = (lr * Math.sqrt(c2)) / c1;
+    const eps = ADAM_EPS * Math.sqrt(c2);
+    for (let i = 0; i < w.length; i++) {
+      const gi = g[i]!;
+      const mi = b1 * m[i]! + (1 - b1) * gi;
+      const vi = BETA2 * v[i]! + (1 - BETA2) * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      w[i]! -= (step * mi) / (Math.sqrt(vi) + eps);
+    }
+  }
+}
+
+function gaussianInit(n: number, std: number, rnd: () => number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const u1 = Math.max(rnd(), 1e-12);
+    const r = std * Math.sqrt(-2 * Math.log(u1));
+    const th = 2 * Math.PI * rnd();
+    out[i] = r * Math.cos(th);
+    if (i + 1 < n) out[i + 1] = r * Math.sin(th);
+  }
+  return out;
+}
 
 export class TeacherEnsemble {
   readonly numTeachers: number;
   readonly dim: number;
   readonly numClasses: number;
+  readonly hidden: number;
   readonly shardSize: number;
   readonly batchSize: number;
   readonly itersPerEpoch: number;
-  /** Real shard rows per teacher, [N, m, d] in [0,1]; and their one-hot labels [N, m, C]. */
-  private readonly realX: tf.Tensor3D;
-  private readonly realY: tf.Tensor3D;
-  /** Labels of the shard rows (teacher-major), used to condition the fakes on real labels (spec §2). */
-  private readonly realLabels: Int32Array;
-  private readonly vars: tf.Variable[];
-  private readonly w1x: tf.Variable;
-  private readonly w1y: tf.Variable;
-  private readonly b1: tf.Variable;
-  private readonly gamma?: tf.Variable;
-  private readonly betaBn?: tf.Variable;
-  private readonly w2h: tf.Variable;
-  private readonly w2y: tf.Variable;
-  private readonly b2: tf.Variable;
-  private readonly optimizer: tf.Optimizer;
-  private disposed = false;
+  /** Shard pixels in [0,1], teacher-major [N, m, d], and labels [N, m]. Private. */
+  private readonly shardX: Float32Array;
+  private readonly shardY: Int32Array;
+  private readonly w1x: Param;
+  private readonly w1y: Param;
+  private readonly b1: Param;
+  private readonly w2h: Param;
+  private readonly w2y: Param;
+  private readonly b2: Param;
+  private readonly params: Param[];
+  private t = 0;
 
   constructor(
     readonly config: TeacherConfig,
@@ -77,45 +113,33 @@ export class TeacherEnsemble {
     this.numTeachers = N;
     this.dim = data.height * data.width * data.channels;
     this.numClasses = data.numClasses;
+    this.hidden = config.hidden;
     this.shardSize = shards.shardSize;
     this.batchSize = Math.max(1, Math.min(config.batchSize, shards.shardSize));
     this.itersPerEpoch = Math.max(1, Math.floor(shards.shardSize / this.batchSize));
     const d = this.dim;
-    const C = this.numClasses;
     const m = shards.shardSize;
-    // Gather every teacher's shard once into a [N, m, d] block (the private data never leaves it).
-    const xs = new Float32Array(N * m * d);
-    const ys = new Float32Array(N * m * C);
-    this.realLabels = new Int32Array(N * m);
+    this.shardX = new Float32Array(N * m * d);
+    this.shardY = new Int32Array(N * m);
     const img = data.train.images;
     for (let r = 0; r < N * m; r++) {
       const rec = shards.members[r]!;
       const src = rec * d;
       const dst = r * d;
-      for (let t = 0; t < d; t++) xs[dst + t] = img[src + t]! / 255;
-      const lab = data.train.labels[rec]!;
-      this.realLabels[r] = lab;
-      ys[r * C + lab] = 1;
+      for (let t = 0; t < d; t++) this.shardX[dst + t] = img[src + t]! / 255;
+      this.shardY[r] = data.train.labels[rec]!;
     }
-    this.realX = tf.tensor3d(xs, [N, m, d]);
-    this.realY = tf.tensor3d(ys, [N, m, C]);
     const H = config.hidden;
+    const C = this.numClasses;
+    const rnd = mulberry32(initSeed);
     const s = config.initStd;
-    let seed = initSeed >>> 0;
-    const nextSeed = () => (seed = (seed * 1103515245 + 12345) >>> 0);
-    this.w1x = tf.variable(tf.randomNormal([N, d, H], 0, s, 'float32', nextSeed()), true, 'teacher_w1x');
-    this.w1y = tf.variable(tf.randomNormal([N, C, H], 0, s, 'float32', nextSeed()), true, 'teacher_w1y');
-    this.b1 = tf.variable(tf.zeros([N, 1, H]), true, 'teacher_b1');
-    this.w2h = tf.variable(tf.randomNormal([N, H, 1], 0, s, 'float32', nextSeed()), true, 'teacher_w2h');
-    this.w2y = tf.variable(tf.randomNormal([N, C, 1], 0, s, 'float32', nextSeed()), true, 'teacher_w2y');
-    this.b2 = tf.variable(tf.zeros([N, 1, 1]), true, 'teacher_b2');
-    this.vars = [this.w1x, this.w1y, this.b1, this.w2h, this.w2y, this.b2];
-    if (config.norm === 'batch') {
-      this.gamma = tf.variable(tf.ones([N, 1, H]), true, 'teacher_bn_gamma');
-      this.betaBn = tf.variable(tf.zeros([N, 1, H]), true, 'teacher_bn_beta');
-      this.vars.push(this.gamma, this.betaBn);
-    }
-    this.optimizer = tf.train.adam(config.lr, config.beta1, 0.999, 1e-8);
+    this.w1x = new Param(gaussianInit(N * d * H, s, rnd));
+    this.w1y = new Param(gaussianInit(N * C * H, s, rnd));
+    this.b1 = new Param(new Float32Array(N * H));
+    this.w2h = new Param(gaussianInit(N * H, s, rnd));
+    this.w2y = new Param(gaussianInit(N * C, s, rnd));
+    this.b2 = new Param(new Float32Array(N));
+    this.params = [this.w1x, this.w1y, this.b1, this.w2h, this.w2y, this.b2];
   }
 
   /** Labels of the real rows of batch `iter` (teacher-major [N, B]): the fakes are conditioned on them. */
@@ -125,84 +149,194 @@ export class TeacherEnsemble {
     const m = this.shardSize;
     const start = (iter % this.itersPerEpoch) * B;
     const out = new Int32Array(N * B);
-    for (let i = 0; i < N; i++) for (let b = 0; b < B; b++) out[i * B + b] = this.realLabels[i * m + start + b]!;
+    for (let i = 0; i < N; i++) for (let b = 0; b < B; b++) out[i * B + b] = this.shardY[i * m + start + b]!;
     return out;
   }
 
-  /** Pre-activation of the hidden layer for inputs x [N, M, d] or shared x [M, d]. */
-  private preact(x: tf.Tensor, y: tf.Tensor): tf.Tensor3D {
-    return tf.add(tf.add(tf.matMul(x as tf.Tensor3D, this.w1x), tf.matMul(y as tf.Tensor3D, this.w1y)), this.b1) as tf.Tensor3D;
+  /**
+   * Given pre-activations P = x·W1x ([N, M, H], M rows per teacher) and labels, completes the
+   * forward pass and returns dL/dh ([N, M, H]) for per-row targets (1 = real, 0 = fake), the loss of
+   * teacher i being (1/B)·Σ_rows BCE(logit, target). Also accumulates the gradients of the small
+   * parameters (w1y, b1, w2h, w2y, b2) when `accumulate` is set.
+   */
+  private backwardFromPreact(P: Float32Array, labels: Int32Array, targets: Uint8Array | null, M: number, B: number, accumulate: boolean): Float32Array {
+    const N = this.numTeachers;
+    const H = this.hidden;
+    const C = this.numClasses;
+    const { w1y, b1, w2h, w2y, b2 } = this;
+    const dh = new Float32Array(N * M * H);
+    const a = new Float32Array(H);
+    for (let i = 0; i < N; i++) {
+      for (let r = 0; r < M; r++) {
+        const row = i * M + r;
+        const y = labels[row]!;
+        const po = row * H;
+        const wy = (i * C + y) * H;
+        let logit = b2.w[i]! + w2y.w[i * C + y]!;
+        for (let h = 0; h < H; h++) {
+          const z = P[po + h]! + w1y.w[wy + h]! + b1.w[i * H + h]!;
+          const act = z > 0 ? z : LEAK * z;
+          a[h] = act;
+          logit += act * w2h.w[i * H + h]!;
+          // Stash the activation slope in dh for now.
+          dh[po + h] = z > 0 ? 1 : LEAK;
+        }
+        const target = targets ? targets[r]! : 1;
+        const dl = (1 / (1 + Math.exp(-logit)) - target) / B;
+        for (let h = 0; h < H; h++) {
+          const d = dl * w2h.w[i * H + h]! * dh[po + h]!;
+          dh[po + h] = d;
+          if (accumulate) {
+            w1y.g[wy + h]! += d;
+            b1.g[i * H + h]! += d;
+            w2h.g[i * H + h]! += dl * a[h]!;
+          }
+        }
+        if (accumulate) {
+          w2y.g[i * C + y]! += dl;
+          b2.g[i]! += dl;
+        }
+      }
+    }
+    return dh;
   }
 
-  /** Logits [N, M, 1] from the hidden pre-activation h [N, M, H] and labels y ([N, M, C] or shared [M, C]). */
-  private head(h: tf.Tensor3D, y: tf.Tensor): tf.Tensor3D {
-    let z: tf.Tensor = h;
-    if (this.gamma && this.betaBn) {
-      // Per-teacher batch statistics over the teacher's own batch (axis 1) — never across teachers.
-      const { mean, variance } = tf.moments(z, [1], true);
-      z = tf.add(tf.mul(tf.div(tf.sub(z, mean), tf.sqrt(tf.add(variance, BN_EPS))), this.gamma), this.betaBn);
+  /** Rows [N, B, d] and their transpose [N, d, B] (the engine's fast layout for the weight gradient). */
+  private static layouts(N: number, B: number, d: number, fill: (i: number, r: number, dst: Float32Array, off: number) => void): { X: Float32Array; XT: Float32Array } {
+    const X = new Float32Array(N * B * d);
+    for (let i = 0; i < N; i++) for (let r = 0; r < B; r++) fill(i, r, X, (i * B + r) * d);
+    const XT = new Float32Array(N * d * B);
+    for (let i = 0; i < N; i++) {
+      const xo = i * B * d;
+      const to = i * d * B;
+      for (let t = 0; t < d; t++) for (let r = 0; r < B; r++) XT[to + t * B + r] = X[xo + r * d + t]!;
     }
-    z = tf.leakyRelu(z, LEAK);
-    return tf.add(tf.add(tf.matMul(z as tf.Tensor3D, this.w2h), tf.matMul(y as tf.Tensor3D, this.w2y)), this.b2) as tf.Tensor3D;
+    return { X, XT };
+  }
+
+  private realCache?: { iter: number; X: Float32Array; XT: Float32Array; labels: Int32Array };
+
+  /** Real batch `iter` of every shard (cached: with m = B it is the whole shard every step). */
+  private realBatch(iter: number): { X: Float32Array; XT: Float32Array; labels: Int32Array } {
+    const it = iter % this.itersPerEpoch;
+    if (this.realCache?.iter === it) return this.realCache;
+    const { numTeachers: N, batchSize: B, dim: d, shardSize: m } = this;
+    const start = it * B;
+    const { X, XT } = TeacherEnsemble.layouts(N, B, d, (i, r, dst, off) => dst.set(this.shardX.subarray((i * m + start + r) * d, (i * m + start + r + 1) * d), off));
+    this.realCache = { iter: it, X, XT, labels: this.batchLabels(iter) };
+    return this.realCache;
   }
 
   /**
-   * One Adam step for every teacher on L_D^i = mean_b BCE(D_i(X_i), 1) + mean_b BCE(D_i(fake_i), 0).
-   * fake: [N, B, d] generated images conditioned on the teachers' own batch labels.
+   * The fakes of one generator step for every teacher. fakeTable: [C·B, d] generated images, row
+   * c·B + b = G(z_b, c); teacher i's fake row b is G(z_b, Y_i[b]) — conditioned on its own real batch
+   * labels (spec §2). Build once per generator step; reuse for its d-steps.
    */
-  trainStep(iter: number, fake: tf.Tensor3D): void {
-    const N = this.numTeachers;
-    const B = this.batchSize;
-    if (fake.shape[0] !== N || fake.shape[1] !== B || fake.shape[2] !== this.dim) throw new RangeError(`trainStep: fakes must be [${N}, ${B}, ${this.dim}], got [${fake.shape.join(', ')}]`);
-    const start = (iter % this.itersPerEpoch) * B;
-    tf.tidy(() => {
-      const x = B === this.shardSize ? this.realX : tf.slice(this.realX, [0, start, 0], [N, B, this.dim]);
-      const y = B === this.shardSize ? this.realY : tf.slice(this.realY, [0, start, 0], [N, B, this.numClasses]);
-      this.optimizer.minimize(
-        () => {
-          const real = this.head(this.preact(x, y), y);
-          const fk = this.head(this.preact(fake, y), y);
-          // BCE(l, 1) = softplus(−l), BCE(l, 0) = softplus(l); mean over each teacher's batch, sum over teachers.
-          const lossReal = tf.sum(tf.softplus(tf.neg(real)));
-          const lossFake = tf.sum(tf.softplus(fk));
-          return tf.div(tf.add(lossReal, lossFake), B) as tf.Scalar;
-        },
-        false,
-        this.vars,
-      );
+  fakeBatch(iter: number, fakeTable: Float32Array): { X: Float32Array; XT: Float32Array; labels: Int32Array } {
+    const { numTeachers: N, batchSize: B, dim: d, numClasses: C } = this;
+    if (fakeTable.length !== C * B * d) throw new RangeError(`fakeBatch: fake table must hold ${C}×${B} images of ${d} pixels, got ${fakeTable.length} values`);
+    const labels = this.realBatch(iter).labels;
+    const { X, XT } = TeacherEnsemble.layouts(N, B, d, (i, r, dst, off) => {
+      const y = labels[i * B + r]!;
+      dst.set(fakeTable.subarray((y * B + r) * d, (y * B + r + 1) * d), off);
     });
+    return { X, XT, labels };
+  }
+
+  /** One Adam step for every teacher on L_D^i = mean_b BCE(D_i(X_i), 1) + mean_b BCE(D_i(fake_i), 0). */
+  trainStep(iter: number, fake: { X: Float32Array; XT: Float32Array; labels: Int32Array }): void {
+    const { numTeachers: N, batchSize: B, dim: d, hidden: H } = this;
+    if (fake.X.length !== N * B * d) throw new RangeError(`trainStep: fakes must be ${N}×${B}×${d}, got ${fake.X.length} values`);
+    const real = this.realBatch(iter);
+    for (const p of this.params) p.g.fill(0);
+    const ones = new Uint8Array(B).fill(1);
+    const zeros = new Uint8Array(B);
+    const W = tf.tensor3d(this.w1x.w, [N, d, H]);
+    const grad = (batch: { X: Float32Array; XT: Float32Array; labels: Int32Array }, targets: Uint8Array): Float32Array => {
+      const Pt = tf.matMul(tf.tensor3d(batch.X, [N, B, d]), W);
+      const P = Pt.dataSync() as Float32Array;
+      const dh = this.backwardFromPreact(P, batch.labels, targets, B, B, true);
+      tf.dispose(Pt);
+      const gt = tf.tidy(() => tf.matMul(tf.tensor3d(batch.XT, [N, d, B]), tf.tensor3d(dh, [N, B, H])));
+      const g = gt.dataSync() as Float32Array;
+      gt.dispose();
+      return g;
+    };
+    const gr = grad(real, ones);
+    const gf = grad(fake, zeros);
+    W.dispose();
+    const gw = this.w1x.g;
+    for (let j = 0; j < gw.length; j++) gw[j] = gr[j]! + gf[j]!;
+    this.t++;
+    for (const p of this.params) p.adam(this.config.lr, this.config.beta1, this.t);
   }
 
   /**
    * Per-teacher image gradients Γ_i = −∂L_G^i/∂x with L_G^i = (1/B) Σ_b BCE(D_i(x_b, y_b), 1), for one
-   * shared generated batch x [B, d] with labels y [B, C]. Returns [N, B, d] (teacher-major) as a
-   * tensor; the caller moves it to the aggregator and disposes it. Private intermediate (P9).
+   * shared generated batch x [B, d] with labels y [B]. Returns [N, B, d] (teacher-major).
+   * Private intermediate (P9): the caller aggregates it and drops it.
    */
-  imageGradients(x: tf.Tensor2D, y: tf.Tensor2D): tf.Tensor3D {
-    const B = x.shape[0];
-    return tf.tidy(() => {
-      // h = x·W1x broadcast over teachers; differentiate the loss w.r.t. h, then dx_i = dh_i · W1x_iᵀ.
-      // That avoids materialising N copies of x and gives each teacher its own gradient exactly.
-      const h = this.preact(x, y);
-      const lossOfH = (hh: tf.Tensor) => tf.div(tf.sum(tf.softplus(tf.neg(this.head(hh as tf.Tensor3D, y)))), B) as tf.Scalar;
-      const [dh] = tf.grads(lossOfH)([h]);
-      return tf.neg(tf.matMul(dh as tf.Tensor3D, this.w1x, false, true)) as tf.Tensor3D;
-    });
+  imageGradients(x: Float32Array, y: Int32Array): Float32Array {
+    const N = this.numTeachers;
+    const B = y.length;
+    const d = this.dim;
+    const H = this.hidden;
+    if (x.length !== B * d) throw new RangeError(`imageGradients: expected ${B}×${d} pixels, got ${x.length}`);
+    const Pt = tf.tidy(() => tf.matMul(tf.tensor2d(x, [B, d]), tf.tensor3d(this.w1x.w, [N, d, H])));
+    const P = Pt.dataSync() as Float32Array;
+    const labels = new Int32Array(N * B);
+    for (let i = 0; i < N; i++) labels.set(y, i * B);
+    const dh = this.backwardFromPreact(P, labels, null, B, B, false);
+    Pt.dispose();
+    // dx_i = dh_i · W1x_iᵀ: transpose W1x once in JS so the engine sees a plain batched MatMul.
+    const WT = new Float32Array(N * H * d);
+    const W = this.w1x.w;
+    for (let i = 0; i < N; i++) {
+      const o = i * d * H;
+      for (let t = 0; t < d; t++) for (let h = 0; h < H; h++) WT[o + h * d + t] = W[o + t * H + h]!;
+    }
+    const G = tf.tidy(() => tf.neg(tf.matMul(tf.tensor3d(dh, [N, B, H]), tf.tensor3d(WT, [N, H, d]))));
+    const out = G.dataSync() as Float32Array;
+    G.dispose();
+    return out;
   }
 
-  /** Approximate bytes held by the ensemble (params + Adam moments + shard data). */
+  /** Teacher logits for rows x [N, M, d] with labels [N, M] (tests and diagnostics inside the boundary). */
+  logits(x: Float32Array, labels: Int32Array, M: number): Float32Array {
+    const N = this.numTeachers;
+    const d = this.dim;
+    const H = this.hidden;
+    const C = this.numClasses;
+    const Pt = tf.tidy(() => tf.matMul(tf.tensor3d(x, [N, M, d]), tf.tensor3d(this.w1x.w, [N, d, H])));
+    const P = Pt.dataSync() as Float32Array;
+    Pt.dispose();
+    const out = new Float32Array(N * M);
+    for (let i = 0; i < N; i++) {
+      for (let r = 0; r < M; r++) {
+        const row = i * M + r;
+        const y = labels[row]!;
+        let l = this.b2.w[i]! + this.w2y.w[i * C + y]!;
+        for (let h = 0; h < H; h++) {
+          const z = P[row * H + h]! + this.w1y.w[(i * C + y) * H + h]! + this.b1.w[i * H + h]!;
+          l += (z > 0 ? z : LEAK * z) * this.w2h.w[i * H + h]!;
+        }
+        out[row] = l;
+      }
+    }
+    return out;
+  }
+
+  /** Bytes held by the ensemble (params + gradients + Adam moments + shard data). */
   memoryBytes(): number {
     let n = 0;
-    for (const v of this.vars) n += v.size * 3;
-    return 4 * (n + this.realX.size + this.realY.size);
+    for (const p of this.params) n += p.w.length * 4;
+    return 4 * (n + this.shardX.length + this.shardY.length);
   }
 
   dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    this.optimizer.dispose();
-    for (const v of this.vars) v.dispose();
-    this.realX.dispose();
-    this.realY.dispose();
+    // Typed arrays only: overwrite the private shard copy so it does not linger in memory.
+    this.shardX.fill(0);
+    this.shardY.fill(0);
+    this.realCache = undefined;
   }
 }

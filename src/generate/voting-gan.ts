@@ -106,26 +106,24 @@ export abstract class VotingGan implements DpGenerator {
    * Turns the per-teacher image gradients [N, B, d] into the private aggregate [B, d], recording
    * every release in the ledger before it happens. Returns the aggregate and a loggable summary.
    */
-  protected abstract aggregate(grads: tf.Tensor3D): { direction: Float32Array; nonZero: number };
+  protected abstract aggregate(grads: Float32Array): { direction: Float32Array; nonZero: number };
 
   protected record(event: DpEvent, meta: Record<string, unknown>): void {
     this.ctx.ledger.record({ event, method: this.method, datasetFingerprint: this.ctx.data.fingerprint, meta: { step: this.stepsDone + 1, ...meta } });
   }
 
-  private fakesForTeachers(z: tf.Tensor2D, labels: Int32Array): tf.Tensor3D {
-    // G(z_b, c) for every class c once ([C·B] images), then each teacher picks row (Y_i[b], b):
-    // fakes conditioned on the teachers' real batch labels without N·B generator passes.
+  /** G(z_b, c) for every class c: [C·B, d], row c·B + b. Teachers pick their fakes from it. */
+  private fakeTable(z: tf.Tensor2D): Float32Array {
     const B = this.B;
     const C = this.numClasses;
-    return tf.tidy(() => {
-      const zz = tf.tile(z, [C, 1]) as tf.Tensor2D;
+    const t = tf.tidy(() => {
       const lab = new Int32Array(C * B);
       for (let c = 0; c < C; c++) lab.fill(c, c * B, (c + 1) * B);
-      const table = this.generator.apply(zz, tf.oneHot(tf.tensor1d(lab, 'int32'), C) as tf.Tensor2D);
-      const idx = new Int32Array(labels.length);
-      for (let r = 0; r < labels.length; r++) idx[r] = labels[r]! * B + (r % B);
-      return tf.reshape(tf.gather(table, tf.tensor1d(idx, 'int32')), [this.numTeachers, B, this.dim]) as tf.Tensor3D;
+      return this.generator.apply(tf.tile(z, [C, 1]) as tf.Tensor2D, tf.oneHot(tf.tensor1d(lab, 'int32'), C) as tf.Tensor2D);
     });
+    const out = t.dataSync() as Float32Array;
+    t.dispose();
+    return out;
   }
 
   async fit(o: { onProgress?: (p: GeneratorProgress) => void; signal?: AbortSignal } = {}): Promise<FitResult> {
@@ -165,18 +163,17 @@ export abstract class VotingGan implements DpGenerator {
         // 1. Teachers: own shards vs. fakes conditioned on their own batch labels.
         const ta = Date.now();
         const nD = teacherSteps === 0 && this.opts.pretrainSteps > 0 ? this.opts.pretrainSteps : this.opts.dStep;
-        const fakes = this.fakesForTeachers(z, teachers.batchLabels(it));
+        const fakes = teachers.fakeBatch(it, this.fakeTable(z));
         for (let s = 0; s < nD; s++) teachers.trainStep(it, fakes);
-        fakes.dispose();
         teacherSteps++;
         // 2. Votes on a fresh generated batch with uniform labels (P8).
         const tb = Date.now();
         const yLab = uniformLabels(rng, B, C);
         const y = tf.oneHot(tf.tensor1d(yLab, 'int32'), C) as tf.Tensor2D;
         const x = this.generator.apply(z, y);
-        const grads = teachers.imageGradients(x, y);
+        const grads = teachers.imageGradients(x.dataSync() as Float32Array, yLab);
         const agg = this.aggregate(grads);
-        grads.dispose();
+        grads.fill(0);
         // 3. Generator regression onto x̂ = x + aggregate (a function of the noised release only).
         const tc = Date.now();
         const target = tf.add(x, tf.tensor2d(agg.direction, [B, this.dim]));
@@ -275,11 +272,9 @@ export class DataLens extends VotingGan {
     return DpEvents.selfComposed(DpEvents.topAgg({ k: this.topagg.k, sigma: this.topagg.sigma, voters: this.numTeachers }), this.B);
   }
 
-  protected aggregate(grads: tf.Tensor3D): { direction: Float32Array; nonZero: number } {
-    const g = grads.dataSync() as Float32Array;
+  protected aggregate(g: Float32Array): { direction: Float32Array; nonZero: number } {
     this.record(this.stepEvent(), { queries: this.B, k: this.topagg.k, sigma: this.topagg.sigma, beta: this.topagg.beta });
     const r = topAgg(g, this.numTeachers, this.B, this.dim, this.topagg, this.ctx.random);
-    g.fill(0);
     return { direction: r.direction, nonZero: r.nonZeroFraction };
   }
 }
@@ -305,13 +300,13 @@ export class Gpate extends VotingGan {
     return DpEvents.selfComposed(DpEvents.gnmax({ sigma: this.params.sigma2, thresholdSigma: this.params.sigma1, answered: true }), this.coords());
   }
 
-  protected aggregate(grads: tf.Tensor3D): { direction: Float32Array; nonZero: number } {
+  protected aggregate(grads: Float32Array): { direction: Float32Array; nonZero: number } {
     const { B, dim, numTeachers: N } = this;
     const p = this.params;
     const rng = this.ctx.random;
     const proj = drawProjections(B, dim, p.projDim, rng);
     // u[j, i, :] = g_i[j]ᵀ P_j for every query j and teacher i, as one batched product.
-    const projected = tf.tidy(() => tf.matMul(tf.transpose(grads, [1, 0, 2]), tf.tensor3d(proj, [B, dim, p.projDim])).dataSync() as Float32Array);
+    const projected = tf.tidy(() => tf.matMul(tf.transpose(tf.tensor3d(grads, [N, B, dim]), [1, 0, 2]), tf.tensor3d(proj, [B, dim, p.projDim])).dataSync() as Float32Array);
     const hist = histograms(projected, B, N, p);
     projected.fill(0);
     // Threshold tests for every coordinate (charged whether answered or not, P6) ...

@@ -1,0 +1,128 @@
+/**
+ * `dplens synth`: DP synthetic images with DataLens or G-PATE. Prints one JSON object (--json) with
+ * epsilon (spent, ≤ --epsilon), delta, generatorSteps, seconds, syntheticPath; the run folder holds
+ * synthetic.npz, samples.png, ledger.jsonl, config.json, metrics.jsonl, generator/ and report.html.
+ */
+import { UsageError, getBool, getChoice, getInteger, getNumber, getString } from '../args.js';
+import type { Command } from '../command.js';
+import type { Output } from '../output.js';
+import type { ParsedArgs } from '../args.js';
+import { ensureEngine, PRESETS, runSynthesis, type Method, type SynthesisHyper } from '../../generate/index.js';
+
+const positive = (x: number): true | string => x > 0 || 'must be > 0';
+const inUnitOpen = (x: number): true | string => (x > 0 && x < 1) || 'must be in (0, 1)';
+const unitClosed = (x: number): true | string => (x >= 0 && x <= 1) || 'must be in [0, 1]';
+
+const command: Command = {
+  name: 'synth',
+  summary: 'private synthetic images from teacher votes (DataLens, G-PATE)',
+  usage: 'dplens synth --method datalens|gpate --data mnist|fashion-mnist|pneumonia|PATH --epsilon E --delta D --out DIR [options] [--json]',
+  description:
+    'Trains a conditional generator that never sees the private data: N teachers, each on its own disjoint shard, vote on how every generated image should move; only the noised aggregate (DataLens TopAgg, or G-PATE random projection + Confident-GNMax) reaches the generator. Every release is recorded in DIR/ledger.jsonl before it is used, with data-independent RDP accounting; training stops before the first step that would exceed --epsilon. Hyper-parameters default to the published run closest in epsilon (--preset to choose: mnist-eps1, mnist-eps10, fashion-mnist-eps1, fashion-mnist-eps10). Teachers are batched MLPs (see docs).',
+  flags: {
+    method: { type: 'string', help: 'datalens (default) or gpate' },
+    data: { type: 'string', help: 'mnist, fashion-mnist, pneumonia, or a dataset path' },
+    'data-path': { type: 'string', help: 'where a built-in dataset lives, when not in the default place' },
+    epsilon: { type: 'string', help: 'privacy budget epsilon (> 0)' },
+    delta: { type: 'string', help: 'privacy budget delta in (0, 1) (default 1e-5)' },
+    samples: { type: 'string', help: 'synthetic samples to write (default 60000)' },
+    preset: { type: 'string', help: 'published hyper-parameters: mnist-eps1|mnist-eps10|fashion-mnist-eps1|fashion-mnist-eps10' },
+    teachers: { type: 'string', help: 'number of teachers N (preset: 4000; G-PATE eps10: 2000)' },
+    'teacher-hidden': { type: 'string', help: 'hidden units per teacher MLP (default 32)' },
+    topk: { type: 'string', help: 'DataLens: votes per teacher k' },
+    sigma: { type: 'string', help: 'DataLens: Gaussian noise std on the vote sum' },
+    beta: { type: 'string', help: 'DataLens: threshold fraction (dir = ±1 where |votes| > beta·N); 0 = no-threshold variant' },
+    clip: { type: 'string', help: 'DataLens: stochastic-sign clip bound b (default 1e-5)' },
+    'deterministic-sign': { type: 'boolean', help: 'DataLens: sign(g) instead of the stochastic sign' },
+    alpha: { type: 'string', help: 'DataLens: step size of the aggregate in pixel space (default 1e-3)' },
+    sigma1: { type: 'string', help: 'G-PATE: threshold-test noise std' },
+    sigma2: { type: 'string', help: 'G-PATE: GNMax noise std' },
+    thresh: { type: 'string', help: 'G-PATE: threshold fraction of N (default 0.5)' },
+    'proj-dim': { type: 'string', help: 'G-PATE: random projection dimension (default 10)' },
+    'z-dim': { type: 'string', help: 'generator latent dimension' },
+    generator: { type: 'string', help: 'generator architecture: mlp (default) or dcgan (spec network, slow on CPU)' },
+    batch: { type: 'string', help: 'batch flag; effective B = min(batch, shard size)' },
+    'd-step': { type: 'string', help: 'teacher steps per generator step' },
+    pretrain: { type: 'string', help: 'teacher steps before the first generator step' },
+    steps: { type: 'string', help: 'cap on generator steps (the budget normally stops first)' },
+    'max-minutes': { type: 'string', help: 'stop (with a valid, partially spent budget) after this many minutes' },
+    resume: { type: 'boolean', help: 'continue the run in --out (generator checkpoint + ledger; teachers restart)' },
+  },
+  examples: [
+    'dplens synth --method datalens --data mnist --epsilon 1 --delta 1e-5 --out runs/dl-mnist-eps1 --json',
+    'dplens synth --method gpate --data fashion-mnist --epsilon 10 --delta 1e-5 --out runs/gp-fm-eps10 --preset fashion-mnist-eps10',
+    'dplens synth --method datalens --data mnist --epsilon 1 --out runs/quick --teachers 200 --samples 6000 --max-minutes 5',
+  ],
+  async run(args: ParsedArgs, out: Output): Promise<number> {
+    if (args.positionals.length) throw new UsageError(`unexpected argument "${args.positionals[0]}"`);
+    const method = getChoice<Method>(args, 'method', ['datalens', 'gpate'], 'datalens');
+    const data = getString(args, 'data');
+    if (!data) throw new UsageError('--data is required (mnist, fashion-mnist, pneumonia or a path)');
+    const epsilon = getNumber(args, 'epsilon', undefined, positive);
+    if (epsilon === undefined) throw new UsageError('--epsilon is required');
+    const delta = getNumber(args, 'delta', 1e-5, inUnitOpen)!;
+    const outDir = getString(args, 'out');
+    if (!outDir) throw new UsageError('--out is required (the run folder to write)');
+    const preset = getString(args, 'preset');
+    if (preset !== undefined && !PRESETS[method][preset]) throw new UsageError(`--preset must be one of ${Object.keys(PRESETS[method]).join('|')}, got "${preset}"`);
+    const seedStr = getString(args, 'seed');
+    const seed = seedStr === undefined ? undefined : getInteger(args, 'seed', undefined, 0);
+    const hyper: Partial<SynthesisHyper> = {
+      teachers: getInteger(args, 'teachers', undefined, 1),
+      teacherHidden: getInteger(args, 'teacher-hidden', undefined, 1),
+      topk: getInteger(args, 'topk', undefined, 1),
+      sigma: getNumber(args, 'sigma', undefined, positive),
+      beta: getNumber(args, 'beta', undefined, unitClosed),
+      clip: getNumber(args, 'clip', undefined, (x) => x >= 0 || 'must be >= 0'),
+      alpha: getNumber(args, 'alpha', undefined, positive),
+      sigma1: getNumber(args, 'sigma1', undefined, positive),
+      sigma2: getNumber(args, 'sigma2', undefined, positive),
+      thresh: getNumber(args, 'thresh', undefined, unitClosed),
+      projDim: getInteger(args, 'proj-dim', undefined, 1),
+      zDim: getInteger(args, 'z-dim', undefined, 1),
+      generatorArch: args.flags.has('generator') ? getChoice(args, 'generator', ['mlp', 'dcgan'] as const, 'mlp') : undefined,
+      batchSize: getInteger(args, 'batch', undefined, 1),
+      dStep: getInteger(args, 'd-step', undefined, 1),
+      pretrainSteps: getInteger(args, 'pretrain', undefined, 0),
+    };
+    if (getBool(args, 'deterministic-sign')) hyper.stochastic = false;
+    const threads = getInteger(args, 'threads', undefined, 1);
+    const backend = await ensureEngine(threads ? { threads } : {});
+    const samples = getInteger(args, 'samples', 60000, 1)!;
+    const maxSteps = getInteger(args, 'steps', undefined, 1);
+    const maxMinutes = getNumber(args, 'max-minutes', undefined, positive);
+    out.log(`dplens synth: ${method} on ${data}, budget (ε=${epsilon}, δ=${delta}), engine ${backend}`);
+    let bar: ReturnType<Output['progress']> | undefined;
+    const r = await runSynthesis(
+      { method, data, dataPath: getString(args, 'data-path'), epsilon, delta, out: outDir, samples, preset, hyper, maxSteps, maxMinutes, seed, resume: getBool(args, 'resume') },
+      {
+        onStep: (p) => {
+          bar ??= out.progress(maxSteps ?? 0, 'generator steps');
+          bar.update(p.step, { eps: p.epsilon, loss: p.generatorLoss });
+          if (p.step % 10 === 0 || p.step === 1) out.log(`step ${p.step}: ε=${p.epsilon.toFixed(4)} moved=${(100 * p.aggregateNonZero).toFixed(1)}% (${p.seconds.toFixed(0)} s)`);
+        },
+      },
+    );
+    bar?.done();
+    out.result({
+      method: r.method,
+      epsilon: r.epsilon,
+      delta: r.delta,
+      targetEpsilon: r.targetEpsilon,
+      generatorSteps: r.generatorSteps,
+      stoppedBy: r.stoppedBy,
+      seconds: r.seconds,
+      syntheticPath: r.syntheticPath,
+      samplesPng: r.samplesPng,
+      ledgerPath: r.ledgerPath,
+      reportPath: r.reportPath ?? null,
+      samples: r.samples,
+      preset: r.preset,
+      teachers: r.hyper.teachers,
+      engine: backend,
+    });
+    return 0;
+  },
+};
+
+export default command;
