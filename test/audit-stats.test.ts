@@ -79,7 +79,7 @@ test('ε = ∞ (perfect scores) on m = 1000 gives a bound ≥ 4 at 95% even with
   const scores = included.map((b) => (b ? 1 : 0) + r() * 0.1);
   const res = oneRunAudit(scores, included, { delta: 1e-5, confidence: 0.95 });
   assert.ok(res.epsilonLowerBound >= 4, `bound ${res.epsilonLowerBound}`);
-  assert.equal(res.tests, 20);
+  assert.equal(res.tests, 30);
   assert.equal(res.best.v, res.best.r); // all guesses of the best choice are right
   const fixed = oneRunAudit(scores, included, { delta: 1e-5, strategy: { kind: 'fixed', kPlus: 400, kMinus: 400 } });
   assert.ok(fixed.epsilonLowerBound > 4.5, `fixed bound ${fixed.epsilonLowerBound}`);

@@ -11,8 +11,9 @@
  * ⟨noisy sum, e_{k_j}⟩/C =: d_t. Each inclusion adds exactly 1 to d_t; the rest is noise plus the
  * other examples' gradient along that coordinate, which drifts slowly over training. Two scores:
  *  - 'sum' Σ_t d_t: the most powerful when the Gaussian noise dominates (σ ≳ 0.5);
- *  - 'sq-diff' Σ_t (d_t − d_{t−1})²: inclusions make d_t jump by ±1 between steps while the other
- *    examples' slow drift cancels; far more powerful when there is little or no noise.
+ *  - 'sq-diff' Σ_t min((d_t − d_{t−1})², 1.5): inclusions make d_t jump by ±1 between steps while the
+ *    other examples' slow drift cancels (jumps much larger than a canary’s unit step are capped: they come from the data); far more
+ *    powerful when there is little or no noise.
  * The statistic is chosen from the run's *declared* σ before training (public information), so
  * the test stays valid. The scores and S feed the one-run bound in stats.ts.
  *
@@ -78,7 +79,7 @@ export function makeDiracCanaries(m: number, sampleRate: number, rng: RandomSour
       if (statistic === 'sum') {
         for (let j = 0; j < m; j++) scores[j]! += dots[j]!;
       } else if (steps > 0) {
-        for (let j = 0; j < m; j++) scores[j]! += (dots[j]! - prev[j]!) ** 2;
+        for (let j = 0; j < m; j++) scores[j]! += Math.min((dots[j]! - prev[j]!) ** 2, 1.5);
       }
       for (let j = 0; j < m; j++) prev[j] = dots[j]!;
       steps++;

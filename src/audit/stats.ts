@@ -112,9 +112,14 @@ export type GuessStrategy =
   /** A fixed grid (fractions of m), each tested at β/G; the maximum bound is reported. */
   | { kind: 'bonferroni'; kPlusFractions?: number[]; kMinusFractions?: number[] };
 
-/** Default grid: 5 × 4 = 20 choices (each tested at β/20). Chosen before seeing any scores. */
-export const DEFAULT_KPLUS_FRACTIONS = [0.01, 0.03, 0.1, 0.3, 0.5];
-export const DEFAULT_KMINUS_FRACTIONS = [0, 0.1, 0.3, 0.5];
+/**
+ * Default grid: 6 × 5 = 30 choices (each tested at β/30), fixed before any scores are seen. Small
+ * k₊ suits strongly private runs (only the few most confident guesses beat chance), k₊ + k₋ up to
+ * 0.8·m suits leaky runs; guesses never go beyond 40% per side because only ~50% of the canaries
+ * are in each class.
+ */
+export const DEFAULT_KPLUS_FRACTIONS = [0.01, 0.03, 0.1, 0.2, 0.3, 0.4];
+export const DEFAULT_KMINUS_FRACTIONS = [0, 0.1, 0.2, 0.3, 0.4];
 
 export interface OneRunAuditResult {
   /** Largest valid ε lower bound at the stated confidence. */
