@@ -75,11 +75,22 @@ export async function main(argv: string[]): Promise<number> {
 
 const invokedDirectly = process.argv[1] && fileURLToPath(import.meta.url) === (await import('node:fs')).realpathSync(process.argv[1]);
 if (invokedDirectly) {
+  let settled = false;
+  // If every handle closes while the command's promise is still pending (a bug: an await that can
+  // never resolve), Node would exit 0 silently; make that a visible failure instead.
+  process.on('exit', (code) => {
+    if (!settled && code === 0) {
+      process.stderr.write(`dplens ${process.argv[2] ?? ''}: internal error: the command ended without finishing (a pending operation never completed)\n`);
+      process.exitCode = 1;
+    }
+  });
   main(process.argv.slice(2)).then(
     (code) => {
+      settled = true;
       process.exitCode = code;
     },
     (e) => {
+      settled = true;
       process.stderr.write(`dplens: ${(e as Error).message}\n`);
       process.exitCode = 1;
     },

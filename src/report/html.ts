@@ -48,11 +48,32 @@ function describeMethod(method: string): string | undefined {
   return undefined;
 }
 
+/** The dataset's name, wherever the runner put it (flat `data`, train's `config.data` / `dataset.name`). */
+function datasetName(config: JsonObject | undefined): string | undefined {
+  const c = config?.config as JsonObject | undefined;
+  const d = config?.dataset as JsonObject | string | undefined;
+  for (const v of [config?.data, typeof d === 'object' && d ? d.name : d, c && typeof c === 'object' ? c.data : undefined]) if (typeof v === 'string' && v) return v;
+  return undefined;
+}
+
+/** The run's method: config.method, else the ledger's method names, else the run kind. */
+function methodName(run: RunFolder, p?: PrivacySummary): string | undefined {
+  const m = run.config?.method;
+  if (typeof m === 'string' && m) return m;
+  if (p?.methods.length) return p.methods.join(', ');
+  const k = run.config?.kind;
+  return typeof k === 'string' ? k : undefined;
+}
+
 function quoteArg(a: string): string {
   return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
 }
 
 function commandString(config: JsonObject | undefined): string | undefined {
+  // Prefer a full argv when the run recorded one; `command` may be a full line or argv array.
+  const argv = config?.argv ?? config?.commandLine;
+  if (Array.isArray(argv) && argv.length && argv.every((x) => typeof x === 'string')) return (argv as string[]).map(quoteArg).join(' ');
+  if (typeof argv === 'string' && argv.trim()) return argv;
   const c = config?.command;
   if (typeof c === 'string' && c.trim()) return c;
   if (Array.isArray(c) && c.every((x) => typeof x === 'string')) return (c as string[]).map(quoteArg).join(' ');
@@ -101,7 +122,7 @@ function privacySection(run: RunFolder, p: PrivacySummary): string {
   }
   const eps = p.epsilon;
   const delta = p.delta;
-  const dataset = typeof run.config?.data === 'string' ? run.config.data : typeof run.config?.dataset === 'string' ? run.config.dataset : undefined;
+  const dataset = datasetName(run.config);
   const guarantee =
     eps === undefined
       ? 'The privacy loss could not be computed (see the notes below).'
@@ -174,7 +195,8 @@ function groupMetricKeys(metrics: readonly MetricRow[]): { loss: string[]; acc: 
   const eps: string[] = [];
   const other: string[] = [];
   for (const k of keys) {
-    if (/^(epoch|time|elapsed|seconds|wall|lr|learningRate|batchSize)/i.test(k)) continue;
+    // Bookkeeping columns (time, epoch, phase timings in ms) are not quality curves.
+    if (/^(epoch|time|elapsed|seconds|wall|lr|learningRate|batchSize)/i.test(k) || /(Ms|Seconds|Secs)$/.test(k)) continue;
     if (/^eps(ilon)?$/i.test(k) || /epsilon/i.test(k)) eps.push(k);
     else if (/loss/i.test(k)) loss.push(k);
     else if (/acc/i.test(k)) acc.push(k);
@@ -236,7 +258,7 @@ function utilitySection(run: RunFolder): string {
     ['metric', ...columns.map((c) => h(c.name))],
     rows.map((r) => [`<code>${h(r)}</code>`, ...columns.map((c) => (c.values.has(r) ? h(jsonInline(c.values.get(r))) : '—'))]),
     'num',
-  )}${hasRef ? '' : '<p class="na">No non-private reference is recorded for this run.</p>'}</section>`;
+  )}${typeof ev?.protocol === 'string' ? `<p class="muted">Protocol: ${h(ev.protocol)}</p>` : ''}${hasRef ? '' : '<p class="na">No non-private reference is recorded for this run.</p>'}</section>`;
 }
 
 async function auditSection(run: RunFolder): Promise<string> {
@@ -275,7 +297,14 @@ function reproduceSection(run: RunFolder): string {
           .map(([k, v]) => [`<code>${h(k)}</code>`, h(jsonInline(v))]),
       )
     : NA('Not available: no config.json in this run folder.');
-  return `<section id="reproduce"><h2>6. Reproduce</h2>${cmd ? `<p>The exact command of this run:</p><pre class="cmd">${h(cmd)}</pre>` : NA('The run’s command is not recorded (config.json has no command field).')}<h3>Configuration</h3>${cfg}</section>`;
+  // A bare sub-command name ("synth") is not a reproducible command line: say so rather than pretend.
+  const full = cmd !== undefined && /\s/.test(cmd.trim());
+  const cmdHtml = full
+    ? `<p>The exact command of this run:</p><pre class="cmd">${h(cmd)}</pre>`
+    : cmd
+      ? `<p>Command: <code>${h(cmd)}</code> <span class="na">(the full command line was not recorded; the configuration below holds every setting)</span></p>`
+      : NA('The run’s command is not recorded (config.json has no command field).');
+  return `<section id="reproduce"><h2>6. Reproduce</h2>${cmdHtml}<h3>Configuration</h3>${cfg}</section>`;
 }
 
 function problemsSection(run: RunFolder): string {
@@ -321,7 +350,7 @@ footer{margin-top:40px;color:var(--muted);font-size:12px}
 `;
 
 function cards(run: RunFolder, p: PrivacySummary): string {
-  const method = typeof run.config?.method === 'string' ? run.config.method : p.methods[0];
+  const method = methodName(run, p);
   const items: [string, string][] = [
     ['ε spent', p.epsilon === undefined ? '—' : formatNumber(p.epsilon)],
     ['δ', formatNumber(p.delta)],
@@ -335,7 +364,7 @@ function cards(run: RunFolder, p: PrivacySummary): string {
 
 export async function renderReportHtml(run: RunFolder, privacy: PrivacySummary, generatedAt: Date = new Date()): Promise<string> {
   const name = basename(run.dir.replace(/[\\/]+$/, '')) || run.dir;
-  const method = typeof run.config?.method === 'string' ? run.config.method : undefined;
+  const method = methodName(run, privacy);
   const sections = [
     privacySection(run, privacy),
     samplesSection(run),

@@ -119,7 +119,12 @@ export function summarizePrivacy(run: RunFolder): PrivacySummary {
   const entries = lines.filter((l) => l.event && typeof l.event === 'object');
   const headers = lines.filter((l) => !(l.event && typeof l.event === 'object'));
   const config = run.config;
-  const configPrivacy = (config?.privacy && typeof config.privacy === 'object' && !Array.isArray(config.privacy) ? config.privacy : undefined) as JsonObject | undefined;
+  const sub = (k: string): JsonObject | undefined => {
+    const v = config?.[k];
+    return v && typeof v === 'object' && !Array.isArray(v) ? v : undefined;
+  };
+  // Runners nest settings differently (train: {config: {...}, dataset: {...}}; synth: flat).
+  const nested = [sub('privacy'), sub('config'), sub('dataset')];
 
   const mechanisms = new Map<string, MechanismCount>();
   for (const e of entries) countMechanisms(e.event, 1, '', mechanisms);
@@ -129,12 +134,12 @@ export function summarizePrivacy(run: RunFolder): PrivacySummary {
 
   const header = headers.find((l) => l.type === 'header') ?? headers[0];
   const headerBudget = (header?.budget && typeof header.budget === 'object' && !Array.isArray(header.budget) ? header.budget : undefined) as JsonObject | undefined;
-  const configDelta = num(pick([config, configPrivacy], ['delta', 'targetDelta']));
-  const accountantName = str(pick([config, configPrivacy, header], ['accountant']));
+  const configDelta = num(pick([config, ...nested], ['delta', 'targetDelta']));
+  const accountantName = str(pick([config, ...nested, header], ['accountant']));
 
   const fromLedger = run.ledgerPath ? ledgerFacts(run.ledgerPath, run.ledgerLines, configDelta, accountantName) : undefined;
   const delta = fromLedger?.delta ?? configDelta ?? num(headerBudget?.delta);
-  const budgetEpsilon = fromLedger?.budget?.epsilon ?? num(headerBudget?.epsilon) ?? num(pick([config, configPrivacy], ['budget', 'epsilonBudget', 'targetEpsilon', 'epsilon']));
+  const budgetEpsilon = fromLedger?.budget?.epsilon ?? num(headerBudget?.epsilon) ?? num(pick([config, ...nested], ['budget', 'epsilonBudget', 'targetEpsilon', 'epsilon']));
 
   const randomness =
     fromLedger?.randomness ??
