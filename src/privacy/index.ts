@@ -5,7 +5,7 @@
 export * from './events.js';
 export * from './rdp-accountant.js';
 export { makeAccountant } from './accountants.js';
-export { PldAccountant } from './pld.js';
+export { PldAccountant, clearPldCache } from './pld.js';
 export type { PldAccountantOptions } from './pld.js';
 export { DEFAULT_ORDERS, rdpSubsampledGaussian, rdpGaussian, rdpLaplace, rdpRandomizedResponse, rdpSampledWithoutReplacement, rdpToEpsilon } from './rdp.js';
 export type { EpsilonResult } from './rdp.js';

@@ -310,6 +310,10 @@ function discretiseRR(eps: number, k: number, h: number): DiscretePld {
 }
 
 const pldCache = new Map<string, DiscretePld>();
+/** Drops the per-process discretisation cache (benchmarks use it to time cold computations). */
+export function clearPldCache(): void {
+  pldCache.clear();
+}
 function discretise(comp: Component, dir: Direction, h: number): DiscretePld {
   const symmetric = comp.type === 'rr' || comp.type === 'inf' || comp.q === 1;
   const key = `${JSON.stringify(comp)}|${symmetric ? 'sym' : dir}|${h}`;

@@ -5,8 +5,8 @@
  *   (randomFillSync into a 256 KiB buffer), turned into Gaussians with a 128-layer ziggurat
  *   (Marsaglia & Tsang 2000), with the layer index and the value taken from disjoint bits.
  * - `seededRandom(seed)`: xoshiro128** (Blackman & Vigna), only when the user asks for
- *   reproducibility (--seed); the seed is recorded in the ledger header. NOT cryptographically
- *   secure: an adversary who learns the seed can subtract the noise.
+ *   reproducibility (--seed); the seed is recorded in the ledger header, so anyone who reads the
+ *   ledger can regenerate (and subtract) the noise. NOT cryptographically secure.
  *
  * Math.random is never used for privacy noise.
  */
@@ -70,6 +70,13 @@ const ZR = 3.442619855899;
   }
 })();
 
+/**
+ * Hot-path layout of a 32-bit word h: bits 0-6 layer iz, bit 7 sign, bits 8-31 magnitude u.
+ * Value v = +-(u + 0.5) (symmetric, |v| < 2^24); accept iff |v| < KN[iz]  <=>  u < KI[iz].
+ */
+const KI = new Int32Array(ZN);
+for (let i = 0; i < ZN; i++) KI[i] = Math.max(0, Math.ceil(KN[i] - 0.5));
+
 const TWO_M32 = 2.3283064365386963e-10;
 const TWO_M24 = 5.960464477539063e-8;
 const TWO_M21 = 4.76837158203125e-7;
@@ -122,6 +129,10 @@ abstract class BufferedRandom implements RandomSource {
     }
   }
 
+  protected zigSlowPublic(v: number, iz: number): number {
+    return this.zigSlow(v, iz, false);
+  }
+
   /** Slow path of the ziggurat (rejection in a wedge, or the tail). */
   private zigSlow(v: number, iz: number, fine: boolean): number {
     for (;;) {
@@ -149,35 +160,47 @@ abstract class BufferedRandom implements RandomSource {
     else this.normal64(out, std);
   }
 
-  /** Ziggurat value of a slow-path word (shared by the fused loops of subclasses). */
-  protected slowNormal(h: number): number {
-    return this.zigSlow((h >> 7) + 0.5, h & 127, false);
-  }
+  /** Indices and words of slow-path samples of the current block (see normal32). */
+  protected slowIdx = new Int32Array(0);
+  protected slowWord = new Uint32Array(0);
 
-  /** Float32 path: one 32-bit word per sample in the common (~99%) case, reading the buffer. */
+  /**
+   * Float32 path, two passes per buffer block: a branch-light fast pass writes the ~97% of
+   * samples accepted by the ziggurat rectangles and records the rest; the second pass runs the
+   * exact slow path (wedges, tail) for those, drawing fresh words after the block.
+   */
   protected normal32(out: Float32Array, std: number): void {
-    const ws = scaledWidths(std);
+    const ws = signedWidths(std);
+    if (this.slowIdx.length < this.buf.length) {
+      this.slowIdx = new Int32Array(this.buf.length);
+      this.slowWord = new Uint32Array(this.buf.length);
+    }
+    const slowIdx = this.slowIdx;
+    const slowWord = this.slowWord;
     const n = out.length;
     let i = 0;
     while (i < n) {
       if (this.pos >= this.buf.length) this.refill();
-      const ib = this.ibuf;
-      const len = ib.length;
-      let p = this.pos;
-      while (i < n && p < len) {
-        const h = ib[p++];
-        const iz = h & 127;
-        const v = (h >> 7) + 0.5;
-        if (Math.abs(v) < KN[iz]) {
-          out[i++] = v * ws[iz];
-        } else {
-          this.pos = p;
-          out[i++] = this.zigSlow(v, iz, false) * std;
-          p = this.pos;
-          if (p >= len) break;
+      const ub = this.buf;
+      const p = this.pos;
+      const m = Math.min(n - i, ub.length - p);
+      let ns = 0;
+      for (let k = 0; k < m; k++) {
+        const h = ub[p + k];
+        const u = h >>> 8;
+        if (u < KI[h & 127]) out[i + k] = (u + 0.5) * ws[h & 255];
+        else {
+          slowIdx[ns] = i + k;
+          slowWord[ns++] = h;
         }
       }
-      this.pos = p;
+      this.pos = p + m;
+      i += m;
+      for (let k = 0; k < ns; k++) {
+        const h = slowWord[k];
+        const u = h >>> 8;
+        out[slowIdx[k]] = this.zigSlow(h & 128 ? -(u + 0.5) : u + 0.5, h & 127, false) * std;
+      }
     }
   }
 
@@ -192,10 +215,11 @@ abstract class BufferedRandom implements RandomSource {
   }
 }
 
-const WS_CACHE = { std: NaN, ws: new Float64Array(ZN) };
-function scaledWidths(std: number): Float64Array {
+const WS_CACHE = { std: NaN, ws: new Float64Array(2 * ZN) };
+/** ws[h & 255] = +-WN[h & 127] * std (sign from bit 7). */
+function signedWidths(std: number): Float64Array {
   if (WS_CACHE.std !== std) {
-    for (let i = 0; i < ZN; i++) WS_CACHE.ws[i] = WN[i] * std;
+    for (let i = 0; i < 2 * ZN; i++) WS_CACHE.ws[i] = (i & 128 ? -1 : 1) * WN[i & 127] * std;
     WS_CACHE.std = std;
   }
   return WS_CACHE.ws;
@@ -223,6 +247,10 @@ function splitmix32(state: number): () => number {
   };
 }
 
+/**
+ * Reproducible generator: xoshiro128** (Blackman & Vigna 2018), state from splitmix32 of the seed.
+ * Float32 Gaussians use a fused generator + ziggurat loop (no buffer round trip).
+ */
 class SeededRandom extends BufferedRandom {
   readonly kind = 'seeded' as const;
   override readonly seed: number;
@@ -241,52 +269,6 @@ class SeededRandom extends BufferedRandom {
     this.s2 = lo() ^ hi();
     this.s3 = lo();
     if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s0 = 1;
-  }
-  /** Fused xoshiro128** + ziggurat loop (no buffer round trip). */
-  protected override normal32(out: Float32Array, std: number): void {
-    if (this.pos < this.buf.length) {
-      // drain buffered words first so the stream stays a single sequence
-      const head = Math.min(out.length, this.buf.length - this.pos);
-      super.normal32(out.subarray(0, head), std);
-      if (head === out.length) return;
-      out = out.subarray(head);
-    }
-    const ws = scaledWidths(std);
-    let s0 = this.s0 | 0;
-    let s1 = this.s1 | 0;
-    let s2 = this.s2 | 0;
-    let s3 = this.s3 | 0;
-    const n = out.length;
-    for (let i = 0; i < n; i++) {
-      const r = Math.imul(s1, 5);
-      const h = Math.imul((r << 7) | (r >>> 25), 9);
-      const t = s1 << 9;
-      s2 ^= s0;
-      s3 ^= s1;
-      s1 ^= s2;
-      s0 ^= s3;
-      s2 ^= t;
-      s3 = (s3 << 11) | (s3 >>> 21);
-      const iz = h & 127;
-      const v = (h >> 7) + 0.5;
-      if (Math.abs(v) < KN[iz]) {
-        out[i] = v * ws[iz];
-      } else {
-        this.s0 = s0;
-        this.s1 = s1;
-        this.s2 = s2;
-        this.s3 = s3;
-        out[i] = this.slowNormal(h) * std;
-        s0 = this.s0 | 0;
-        s1 = this.s1 | 0;
-        s2 = this.s2 | 0;
-        s3 = this.s3 | 0;
-      }
-    }
-    this.s0 = s0;
-    this.s1 = s1;
-    this.s2 = s2;
-    this.s3 = s3;
   }
 
   protected refill(): void {
