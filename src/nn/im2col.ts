@@ -1,9 +1,9 @@
 /**
  * im2col / col2im on plain typed arrays (NHWC), used by Conv2d's patch path: the patches serve
  * the forward matmul, the per-sample gradients/ghost norms and the weighted weight gradient, so
- * they are built once per step. Written as tight loops over contiguous channel runs; backend-
- * independent (reads the input with dataSync). With a `scratch` buffer the result is a view of it:
- * the caller must not use it after the buffer is reused.
+ * they are built once per step. Backend-independent (reads the input with dataSync). With a
+ * `scratch` buffer the result is a view of it: the caller must not use it after the buffer is
+ * reused (first-touching fresh pages costs far more than the copy itself on this kind of host).
  */
 export interface ConvGeometry {
   n: number;
@@ -23,37 +23,61 @@ export interface ConvGeometry {
   wo: number;
 }
 
+/** Valid kernel-tap range [lo, hi) per output position along one axis (taps hitting padding excluded). */
+function tapRanges(out: number, stride: number, pad: number, dil: number, k: number, size: number): { lo: Int32Array; hi: Int32Array } {
+  const lo = new Int32Array(out);
+  const hi = new Int32Array(out);
+  for (let o = 0; o < out; o++) {
+    const start = o * stride - pad;
+    let a = 0;
+    while (a < k && start + a * dil < 0) a++;
+    let b = k;
+    while (b > a && start + (b - 1) * dil >= size) b--;
+    lo[o] = a;
+    hi[o] = b;
+  }
+  return { lo, hi };
+}
+
+function take(scratch: Float32Array | undefined, size: number): Float32Array {
+  if (scratch && scratch.length >= size) {
+    const v = scratch.subarray(0, size);
+    v.fill(0);
+    return v;
+  }
+  return new Float32Array(size);
+}
+
 /** x [n, h, w, c] → patches [n·ho·wo, kh·kw·c], column (ki·kw + kj)·c + ch (matches HWIO weights). */
 export function im2col(x: Float32Array, g: ConvGeometry, scratch?: Float32Array): Float32Array {
   const { n, h, w, c, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo } = g;
   const K = kh * kw * c;
-  const size = n * ho * wo * K;
-  // Reusing a scratch buffer matters: first-touching fresh pages costs far more than the copy.
-  const out = scratch && scratch.length >= size ? scratch.subarray(0, size) : new Float32Array(size);
-  if (scratch) out.fill(0);
-  let o = 0;
+  const out = take(scratch, n * ho * wo * K);
+  const ry = tapRanges(ho, sh, pt, dh, kh, h);
+  const rx = tapRanges(wo, sw, pl, dw, kw, w);
+  const wc = w * c;
+  const kwc = kw * c;
   for (let b = 0; b < n; b++) {
-    const xb = b * h * w * c;
+    const xb = b * h * wc;
     for (let oy = 0; oy < ho; oy++) {
+      const kiLo = ry.lo[oy]!;
+      const kiHi = ry.hi[oy]!;
+      const y0 = oy * sh - pt;
       for (let ox = 0; ox < wo; ox++) {
-        for (let ki = 0; ki < kh; ki++) {
-          const iy = oy * sh - pt + ki * dh;
-          if (iy < 0 || iy >= h) {
-            o += kw * c; // zeros already
-            continue;
-          }
-          const row = xb + iy * w * c;
-          for (let kj = 0; kj < kw; kj++) {
-            const ix = ox * sw - pl + kj * dw;
-            if (ix < 0 || ix >= w) {
-              o += c;
-              continue;
-            }
-            const src = row + ix * c;
-            if (c === 1) out[o++] = x[src]!;
-            else {
-              for (let ch = 0; ch < c; ch++) out[o + ch] = x[src + ch]!;
-              o += c;
+        const kjLo = rx.lo[ox]!;
+        const kjHi = rx.hi[ox]!;
+        const x0 = ox * sw - pl;
+        const base = ((b * ho + oy) * wo + ox) * K;
+        for (let ki = kiLo; ki < kiHi; ki++) {
+          const row = xb + (y0 + ki * dh) * wc + x0 * c;
+          const dst = base + ki * kwc;
+          if (c === 1) {
+            for (let kj = kjLo; kj < kjHi; kj++) out[dst + kj] = x[row + kj * dw]!;
+          } else {
+            for (let kj = kjLo; kj < kjHi; kj++) {
+              const s = row + kj * dw * c;
+              const d = dst + kj * c;
+              for (let ch = 0; ch < c; ch++) out[d + ch] = x[s + ch]!;
             }
           }
         }
@@ -66,30 +90,30 @@ export function im2col(x: Float32Array, g: ConvGeometry, scratch?: Float32Array)
 /** Adjoint of im2col: patches-gradient [n·ho·wo, kh·kw·c] → input gradient [n, h, w, c]. */
 export function col2im(dp: Float32Array, g: ConvGeometry, scratch?: Float32Array): Float32Array {
   const { n, h, w, c, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo } = g;
-  const size = n * h * w * c;
-  const dx = scratch && scratch.length >= size ? scratch.subarray(0, size) : new Float32Array(size);
-  if (scratch) dx.fill(0);
-  let o = 0;
+  const K = kh * kw * c;
+  const dx = take(scratch, n * h * w * c);
+  const ry = tapRanges(ho, sh, pt, dh, kh, h);
+  const rx = tapRanges(wo, sw, pl, dw, kw, w);
+  const wc = w * c;
+  const kwc = kw * c;
   for (let b = 0; b < n; b++) {
-    const xb = b * h * w * c;
+    const xb = b * h * wc;
     for (let oy = 0; oy < ho; oy++) {
+      const kiLo = ry.lo[oy]!;
+      const kiHi = ry.hi[oy]!;
+      const y0 = oy * sh - pt;
       for (let ox = 0; ox < wo; ox++) {
-        for (let ki = 0; ki < kh; ki++) {
-          const iy = oy * sh - pt + ki * dh;
-          if (iy < 0 || iy >= h) {
-            o += kw * c;
-            continue;
-          }
-          const row = xb + iy * w * c;
-          for (let kj = 0; kj < kw; kj++) {
-            const ix = ox * sw - pl + kj * dw;
-            if (ix < 0 || ix >= w) {
-              o += c;
-              continue;
-            }
-            const dst = row + ix * c;
-            for (let ch = 0; ch < c; ch++) dx[dst + ch] += dp[o + ch]!;
-            o += c;
+        const kjLo = rx.lo[ox]!;
+        const kjHi = rx.hi[ox]!;
+        const x0 = ox * sw - pl;
+        const base = ((b * ho + oy) * wo + ox) * K;
+        for (let ki = kiLo; ki < kiHi; ki++) {
+          const row = xb + (y0 + ki * dh) * wc + x0 * c;
+          const src = base + ki * kwc;
+          for (let kj = kjLo; kj < kjHi; kj++) {
+            const d = row + kj * dw * c;
+            const s = src + kj * c;
+            for (let ch = 0; ch < c; ch++) dx[d + ch] += dp[s + ch]!;
           }
         }
       }

@@ -278,7 +278,7 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
     privatizer: privatizer.name,
     randomness: rng.kind,
     model,
-    peakRssMB: Math.round(Math.max(peakRss, process.memoryUsage().rss) / 2 ** 20),
+    peakRssMB: Math.round(Math.max(peakRss, process.memoryUsage().rss, process.resourceUsage().maxRSS * 1024) / 2 ** 20),
   };
   if (outDir) {
     result.runDir = resolve(outDir);
