@@ -219,3 +219,23 @@ test('gradient canaries: included with probability ½, observed dot products shi
   const mean = (a: number[]) => a.reduce((p, c) => p + c, 0) / a.length;
   assert.ok(Math.abs(mean(m1) - 1) < 0.12 && Math.abs(mean(m0)) < 0.12, `${mean(m1)} ${mean(m0)}`);
 });
+
+test('virtual batches: a logical batch run in physical chunks gives the same update as one pass', () => {
+  const d = 6;
+  const n = 50;
+  const rng = seededRandom(12);
+  const x = new Float32Array(n * d);
+  rng.normal(x, 2);
+  const labels = Int32Array.from({ length: n }, (_, i) => i % 3);
+  const data = vecData(x, labels, d);
+  const run = (phys: number) => {
+    setInitSeed(99);
+    const model = buildModel([{ type: 'dense', units: 5 }, { type: 'tanh' }, { type: 'dense', units: 3 }], [d]);
+    const t = makePrivate({ model, optimizer: new SGD(0.3), data, noiseMultiplier: 1, maxGradNorm: 0.5, delta: 1e-5, batchSize: 40, maxPhysicalBatch: phys, rng: seededRandom(5) });
+    t.step(Int32Array.from({ length: 40 }, (_, i) => i), 0, 1);
+    return tf.concat(t.params.map((p) => tf.reshape(p.value, [-1]))).dataSync();
+  };
+  const one = run(1000);
+  const chunked = run(7);
+  for (let i = 0; i < one.length; i++) assert.ok(Math.abs(one[i]! - chunked[i]!) < 1e-5, `param ${i}: ${one[i]} vs ${chunked[i]}`);
+});
