@@ -315,3 +315,15 @@ test('calibrateSteps is the inverse of the accountant', () => {
   assert.throws(() => calibrateNoise({ targetEpsilon: 0, delta: 1e-5, sampleRate: 0.01, steps: 10 }), /target epsilon/);
   assert.throws(() => calibrateNoise({ targetEpsilon: 1, delta: 1e-5, sampleRate: 0.01, steps: 10.5 }), /steps/);
 });
+
+test('Poisson-subsampled Laplace: PLD prices it (monotone in q, below the unsampled mechanism); RDP refuses loudly', () => {
+  const e = (q: number): number => new PldAccountant().compose(DpEvents.poissonSampled(q, DpEvents.laplace(1)), 50).getEpsilon(1e-6);
+  const full = new PldAccountant().compose(DpEvents.laplace(1), 50).getEpsilon(1e-6);
+  const vals = [0.01, 0.1, 0.5].map(e);
+  assert.ok(vals[0] < vals[1] && vals[1] < vals[2] && vals[2] < full, `${vals} / ${full}`);
+  assert.ok(Math.abs(e(1) - full) < 1e-12);
+  // amplification by subsampling for a single pure-DP step: eps' <= log(1 + q (e^eps - 1))
+  const single = new PldAccountant().compose(DpEvents.poissonSampled(0.1, DpEvents.laplace(1))).getEpsilon(1e-9);
+  assert.ok(single <= Math.log(1 + 0.1 * (Math.E - 1)) + 1e-3, `${single}`);
+  assert.throws(() => new RdpAccountant().compose(DpEvents.poissonSampled(0.1, DpEvents.laplace(1))), /use the PLD accountant/);
+});
