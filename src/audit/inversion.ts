@@ -136,7 +136,7 @@ export function invertGradient(params: tf.Tensor[], sharedGrad: tf.Tensor[], sha
         // signed gradients (Geiping et al.): robust to the badly scaled second-order gradient
         const signed: Record<string, tf.Tensor> = {};
         for (const [k, v] of Object.entries(grads)) signed[k] = tf.sign(v);
-        opt.applyGradients(signed as unknown as tf.NamedVariableMap);
+        opt.applyGradients(signed as unknown as Parameters<typeof opt.applyGradients>[0]);
         x.assign(tf.clipByValue(x, 0, 1));
         return value.dataSync()[0]!;
       });
