@@ -36,13 +36,29 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-function timeMs(fn: () => void, warmup: number, n: number): number {
+const minimums: Record<string, number> = {};
+const cpuMs: Record<string, number> = {};
+
+/**
+ * Median wall time. Also kept: the minimum (`minimums[label]`) and the median process CPU time
+ * per call, all threads (`cpuMs[label]`): both are far less sensitive than wall time to other
+ * processes competing for the cores.
+ */
+function timeMs(fn: () => void, warmup: number, n: number, label = ''): number {
   for (let i = 0; i < warmup; i++) fn();
   const ts: number[] = [];
+  const cs: number[] = [];
   for (let i = 0; i < n; i++) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     fn();
     ts.push(performance.now() - t0);
+    const c = process.cpuUsage(c0);
+    cs.push((c.user + c.system) / 1000);
+  }
+  if (label) {
+    minimums[label] = +Math.min(...ts).toFixed(3);
+    cpuMs[label] = +median(cs).toFixed(3);
   }
   return median(ts);
 }
@@ -87,7 +103,7 @@ function rawOrtMatmulGflops(n: number): number {
     { type: 'float32' as const, data: a, dims: [n, n] },
     { type: 'float32' as const, data: b, dims: [n, n] },
   ];
-  const ms = timeMs(() => runGraph('bench-raw-matmul', build, ins), 3, reps);
+  const ms = timeMs(() => runGraph('bench-raw-matmul', build, ins), 3, reps, 'ortRawMatmulMs');
   return (2 * n ** 3) / ms / 1e6;
 }
 
@@ -119,16 +135,16 @@ async function main(): Promise<void> {
   const cnnStep = stepFn(cnn, x, y);
 
   resetEngineStats();
-  const mlpStepMs = timeMs(mlpStep, 3, reps);
+  const mlpStepMs = timeMs(mlpStep, 3, reps, 'mlpStepMs');
   log(`mlp fwd+bwd b=256: ${mlpStepMs.toFixed(2)} ms`);
-  const cnnStepMs = timeMs(cnnStep, 3, reps);
+  const cnnStepMs = timeMs(cnnStep, 3, reps, 'cnnStepMs');
   log(`cnn fwd+bwd b=256: ${cnnStepMs.toFixed(2)} ms`);
   const e2e = engineStats();
   const fallbacks = e2e.fallbacks;
 
   const ma = tf.randomNormal([1024, 1024], 0, 1, 'float32', 1);
   const mb = tf.randomNormal([1024, 1024], 0, 1, 'float32', 2);
-  const mmMs = timeMs(() => tf.tidy(() => void tf.matMul(ma, mb).dataSync()), 3, reps);
+  const mmMs = timeMs(() => tf.tidy(() => void tf.matMul(ma, mb).dataSync()), 3, reps, 'matmulMs');
   const matmulGflops = (2 * 1024 ** 3) / mmMs / 1e6;
   log(`tf.matMul 1024^3: ${mmMs.toFixed(2)} ms, ${matmulGflops.toFixed(1)} GFLOP/s`);
   const ortRawMatmulGflops = used === 'ort' ? rawOrtMatmulGflops(1024) : null;
@@ -152,6 +168,9 @@ async function main(): Promise<void> {
     matmulGflops: +matmulGflops.toFixed(2),
     ortRawMatmulGflops: ortRawMatmulGflops === null ? null : +ortRawMatmulGflops.toFixed(2),
     matmulVsOrtRaw: ortRawMatmulGflops ? +(matmulGflops / ortRawMatmulGflops).toFixed(3) : null,
+    /** best single repetition of each timing (ms): less sensitive to other processes than the median */
+    minimums,
+    cpuMs,
     fallbacks,
     fallbackTotal: Object.values(fallbacks).reduce((s, v) => s + v, 0),
     fallbackReasons: e2e.fallbackReasons,

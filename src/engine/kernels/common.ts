@@ -5,13 +5,18 @@ import { feed, GraphBuilder, sizeOf } from '../graph.js';
 import { runGraph, type OrtIn } from '../ort-runtime.js';
 
 /**
- * Tuning knobs, measured on 2 cores: below `jsFastPathElems` output elements an elementwise op
- * runs the JS kernel (a native call costs ~8-15 µs fixed); below `singleThreadElems` the
- * native call uses a 1-thread session (thread hand-off costs more than it saves).
+ * Tuning knobs, measured on 2 cores:
+ * - below `jsFastPathElems` output elements an elementwise op runs the JS kernel (a native call
+ *   costs ~8-15 µs fixed);
+ * - elementwise and data-movement kernels below `singleThreadElems` (i.e. practically all) use a
+ *   1-thread session: they are memory-bound, a second thread barely helps (ReLU on 800k floats:
+ *   0.43 ms on 1 thread, 0.59 ms on 2), and waking a pool thread on a busy machine can stall the
+ *   call for milliseconds (median 53 ms for that ReLU at load 11 on 2 cores, vs 0.74 ms);
+ * - matmul/conv below `singleThreadFlops` use 1 thread, larger ones the configured count.
  */
 export const tuning = {
   jsFastPathElems: 1024,
-  singleThreadElems: 32768,
+  singleThreadElems: 1 << 22,
   singleThreadFlops: 4e6,
 };
 
