@@ -273,7 +273,8 @@ describe('elementwise', () => {
 
   test('gradients of composite functions (activations, softmax cross-entropy)', async () => {
     // (tf.logSoftmax is a composite op in tfjs: Max, Sub, Exp, Sum, Log.)
-    await check('grads composite', ['Step', 'EluGrad', 'Sigmoid', 'Tanh', 'Exp', 'Log', 'Max'], () =>
+    // (ReLU's gradient runs as one fused kernel on 'ort': DplensReluBackprop.)
+    await check('grads composite', ['DplensReluBackprop', 'EluGrad', 'Sigmoid', 'Tanh', 'Exp', 'Log', 'Max'], () =>
       tf.grads((a: tf.Tensor, b: tf.Tensor) => {
         const h = tf.matMul(t2(a), t2(b));
         const z = tf.add(tf.add(tf.relu(h), tf.elu(h)), tf.mul(tf.sigmoid(h), tf.tanh(h)));
@@ -281,6 +282,14 @@ describe('elementwise', () => {
         return tf.neg(tf.mean(tf.sum(tf.mul(tf.oneHot(tf.tensor1d([1, 0, 3, 2, 4, 1, 0], 'int32'), 5), lsm), 1)));
       })([rnd([7, 6], 1), rnd([6, 5], 2)]),
     );
+    // (tfjs has no gradient for Conv2DBackpropFilter on any backend, so a dense layer here.)
+    await check('second-order gradient through ReLU', ['DplensReluBackprop', 'BatchMatMul'], () =>
+      tf.grad((x: tf.Tensor) => {
+        const gw = tf.grad((w: tf.Tensor) => tf.sum(tf.square(tf.relu(tf.matMul(t2(x), t2(w))))))(rnd([6, 5], 2));
+        return tf.sum(tf.square(gw));
+      })(rnd([7, 6], 1)),
+    );
+    await check('step kernel', ['Step'], () => tf.step(rnd([40, 30], 5), 0.25));
     await check('grads leakyRelu/clip/sqrt', [], () =>
       tf.grad((x: tf.Tensor) => tf.sum(tf.add(tf.add(tf.leakyRelu(x, 0.2), tf.clipByValue(x, -0.5, 0.5)), tf.sqrt(tf.add(tf.square(x), 1)))))(rnd([9, 8], 3)),
     );

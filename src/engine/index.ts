@@ -10,6 +10,7 @@ import { nativeKernelNames, ORT_BACKEND_NAME, registerOrtBackend, resetStats, st
 import './kernels/math.js';
 import './kernels/conv.js';
 import './kernels/shape.js';
+import { registerFusedGradients } from './gradients.js';
 import { defaultThreads, getThreads, sessionCount, setThreads } from './ort-runtime.js';
 
 export interface InitEngineOptions {
@@ -40,6 +41,7 @@ export interface EngineStats {
 }
 
 registerOrtBackend();
+registerFusedGradients();
 
 /**
  * Initialises tfjs with the requested backend and returns its name. Call once (more calls are
