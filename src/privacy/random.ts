@@ -271,6 +271,62 @@ class SeededRandom extends BufferedRandom {
     if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s0 = 1;
   }
 
+  /** Fused xoshiro128** + two-pass ziggurat (no buffer round trip for the generated words). */
+  protected override normal32(out: Float32Array, std: number): void {
+    if (this.pos < this.buf.length) {
+      const head = Math.min(out.length, this.buf.length - this.pos);
+      super.normal32(out.subarray(0, head), std);
+      if (head === out.length) return;
+      out = out.subarray(head);
+    }
+    const ws = signedWidths(std);
+    if (this.slowIdx.length < 8192) {
+      this.slowIdx = new Int32Array(8192);
+      this.slowWord = new Uint32Array(8192);
+    }
+    const slowIdx = this.slowIdx;
+    const slowWord = this.slowWord;
+    const n = out.length;
+    let s0 = this.s0 | 0;
+    let s1 = this.s1 | 0;
+    let s2 = this.s2 | 0;
+    let s3 = this.s3 | 0;
+    for (let i0 = 0; i0 < n; i0 += 8192) {
+      const end = Math.min(n, i0 + 8192);
+      let ns = 0;
+      for (let i = i0; i < end; i++) {
+        const r = Math.imul(s1, 5);
+        const h = Math.imul((r << 7) | (r >>> 25), 9);
+        const t = s1 << 9;
+        s2 ^= s0;
+        s3 ^= s1;
+        s1 ^= s2;
+        s0 ^= s3;
+        s2 ^= t;
+        s3 = (s3 << 11) | (s3 >>> 21);
+        const u = h >>> 8;
+        if (u < KI[h & 127]) out[i] = (u + 0.5) * ws[h & 255];
+        else {
+          slowIdx[ns] = i;
+          slowWord[ns++] = h;
+        }
+      }
+      this.s0 = s0;
+      this.s1 = s1;
+      this.s2 = s2;
+      this.s3 = s3;
+      for (let k = 0; k < ns; k++) {
+        const h = slowWord[k] >>> 0;
+        const u = h >>> 8;
+        out[slowIdx[k]] = this.zigSlowPublic(h & 128 ? -(u + 0.5) : u + 0.5, h & 127) * std;
+      }
+      s0 = this.s0 | 0;
+      s1 = this.s1 | 0;
+      s2 = this.s2 | 0;
+      s3 = this.s3 | 0;
+    }
+  }
+
   protected refill(): void {
     const b = this.ibuf;
     let s0 = this.s0 | 0;
