@@ -46,7 +46,8 @@ for (const name of commands) {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`^Usage: dplens ${name}\\b`, 'm'));
     assert.match(r.stdout, /^Examples:\n {2}dplens /m, 'at least one example');
-    for (const line of r.stdout.split('\n').filter((l) => /^ {2}dplens /.test(l))) assert.match(line, new RegExp(`^ {2}dplens ${name}\\b`), `example "${line}" runs this command`);
+    const examples = r.stdout.slice(r.stdout.indexOf('Examples:')).split('\n').filter((l) => /^ {2}\S/.test(l));
+    for (const line of examples) assert.match(line, new RegExp(`\\bdplens ${name}\\b`), `example "${line}" uses this command`);
     assert.match(r.stdout, /--json/);
     assert.equal(dplens(name, '-h').stdout, r.stdout, '-h is --help');
   });

@@ -26,6 +26,13 @@ interface StageResult {
 }
 
 const DELTA = 1e-5;
+/**
+ * DataLens settings for a few minutes on 2 cores: the published MNIST ε=1 run uses N = 4,000 teachers
+ * (tens of GB and hours here). The demo uses fewer teachers and scales the vote noise σ with N so the
+ * noise-to-vote ratio of the published setting is kept (fewer teachers ⇒ fewer queries fit in ε).
+ */
+const DEMO_TEACHERS = Number(process.env.DPLENS_DEMO_TEACHERS ?? 1000);
+const DEMO_SYNTH_HYPER = { teachers: DEMO_TEACHERS, sigma: 5000 * (DEMO_TEACHERS / 4000) };
 /** Planned DP-SGD epochs (σ is calibrated for them); see trainStage. */
 const DEMO_TRAIN_EPOCHS = 1;
 
@@ -77,10 +84,10 @@ async function synthStage(ds: ImageDataset, dir: string, minutes: number, evalMi
   out.log(`\n[2/2] DataLens synthetic MNIST at ε = ${epsilon}, δ = ${DELTA} (≤ ${minutes.toFixed(1)} min) → ${dir}`);
   const bar = out.progress(100, 'datalens');
   const res = await gen.runSynthesis(
-    { method: 'datalens', data: 'mnist', epsilon, delta: DELTA, out: dir, samples: 10000, maxMinutes: minutes, seed, noReport: true },
+    { method: 'datalens', data: 'mnist', epsilon, delta: DELTA, out: dir, samples: 10000, maxMinutes: minutes, seed, noReport: true, hyper: DEMO_SYNTH_HYPER },
     {
       dataOverride: ds,
-      onStep: (p) => bar.update(Math.min(99, Math.round((100 * (Date.now() - t0)) / 60000 / minutes)), { step: p.step, eps: p.epsilon, loss: p.generatorLoss }),
+      onStep: (p) => bar.update(Math.min(99, Math.round((100 * (Date.now() - t0)) / 60000 / minutes)), { step: String(p.step), eps: p.epsilon, loss: p.generatorLoss }),
     },
   );
   bar.update(100, { eps: res.epsilon });
