@@ -48,7 +48,8 @@ const command: Command = {
     const batch = getInteger(args, 'batch', 240, 1)!;
     const noise = getNumber(args, 'noise', undefined, (x) => x >= 0 || 'must be >= 0');
     const targetEpsilon = getNumber(args, 'target-epsilon', undefined, (x) => x > 0 || 'must be > 0');
-    if (noise === undefined && targetEpsilon === undefined) throw new UsageError('give --noise σ or --target-epsilon ε');
+    const resume = getBool(args, 'resume');
+    if (noise === undefined && targetEpsilon === undefined && !resume) throw new UsageError('give --noise σ or --target-epsilon ε');
     if (noise !== undefined && targetEpsilon !== undefined) throw new UsageError('give either --noise or --target-epsilon, not both');
     const clip = getNumber(args, 'clip', 1.5, (x) => x > 0 || 'must be > 0')!;
     const lr = getNumber(args, 'lr', 0.25, (x) => x > 0 || 'must be > 0')!;
@@ -73,7 +74,6 @@ const command: Command = {
     const topk = getInteger(args, 'topagg-k', undefined, 1);
     const topclip = getNumber(args, 'topagg-clip', undefined, (x) => x > 0 || 'must be > 0');
     const threads = getInteger(args, 'threads', undefined, 1);
-    const resume = getBool(args, 'resume');
     const outDir = getString(args, 'out') ?? (resume ? undefined : `runs/train-${timestamp()}`);
     if (resume && !outDir) throw new UsageError('--resume needs --out <run folder>');
     if (nesterovWithoutMomentum(getBool(args, 'nesterov'), momentum)) throw new UsageError('--nesterov needs --momentum > 0');
@@ -82,8 +82,9 @@ const command: Command = {
     await ensureEngine({ backend, threads });
     const bar = out.progress(1, 'dp-sgd');
     let barTotal = 0;
-    const res = await runTrainingOrUsage(runTraining,
-      {
+    // On --resume only the flags given now override the run's config.json (e.g. a larger --epochs).
+    const given = (flag: string) => args.flags.has(flag);
+    const full = {
         data: getString(args, 'data', 'mnist'),
         dataPath: getString(args, 'data-path'),
         model,
@@ -110,7 +111,13 @@ const command: Command = {
         resume,
         command: ['dplens', ...argv],
         backend,
-      },
+      };
+    const flagOf: Record<string, string> = { dataPath: 'data-path', targetEpsilon: 'target-epsilon', maxPhysicalBatch: 'physical-batch', noise: 'noise' };
+    const config = resume
+      ? Object.fromEntries(Object.entries(full).filter(([k]) => ['outDir', 'resume', 'command', 'backend'].includes(k) || given(flagOf[k] ?? k)))
+      : full;
+    const res = await runTrainingOrUsage(runTraining,
+      config,
       {
         log: (m) => out.log(m),
         onStep: (i) => {
