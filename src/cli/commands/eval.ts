@@ -30,6 +30,7 @@ const command: Command = {
     lr: { type: 'string', help: 'learning rate (default 1e-3 Adam, 2e-3 SGD)' },
     optimizer: { type: 'string', help: 'adam (default) or sgd (the papers\' choice, needs many more epochs)' },
     'max-minutes': { type: 'string', help: 'start no new epoch after this many minutes' },
+    limit: { type: 'string', help: 'train on only the first N synthetic images (quick checks)' },
   },
   examples: ['dplens eval --synthetic runs/dl-mnist-eps1/synthetic.npz --data mnist --json'],
   async run(args: ParsedArgs, out: Output): Promise<number> {
@@ -51,12 +52,14 @@ const command: Command = {
     const labels = toInt32Array(requireArray(arrays, 'labels', file), `${file}: labels`);
     if (im.dtype !== 'uint8') throw new UsageError(`${file}: images must be uint8, got ${im.dtype}`);
     if (im.shape.length !== 3 && im.shape.length !== 4) throw new UsageError(`${file}: images must be N×H×W or N×H×W×C, got ${im.shape.join('×')}`);
-    const [count, height, width] = im.shape as [number, number, number];
+    const [total, height, width] = im.shape as [number, number, number];
     const channels = im.shape.length === 4 ? im.shape[3]! : 1;
+    const count = Math.min(total, getInteger(args, 'limit', total, 1)!);
+    if (labels.length !== total) throw new UsageError(`${file}: ${labels.length} labels for ${total} images`);
     const real = await loadNamedDataset(dataName, getString(args, 'data-path'));
     out.log(`dplens eval: ${count} synthetic images from ${file}; real test: ${real.name} (${real.test.count}); engine ${backend}`);
     const r = await evaluateSynthetic({
-      synthetic: { images: im.data as Uint8Array, labels, count, height, width, channels },
+      synthetic: { images: (im.data as Uint8Array).subarray(0, count * height * width * channels), labels: labels.subarray(0, count), count, height, width, channels },
       realTest: { ...real.test, height: real.height, width: real.width, channels: real.channels },
       numClasses: real.numClasses,
       epochs,
