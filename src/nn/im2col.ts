@@ -52,7 +52,9 @@ function take(scratch: Float32Array | undefined, size: number): Float32Array {
 export function im2col(x: Float32Array, g: ConvGeometry, scratch?: Float32Array): Float32Array {
   const { n, h, w, c, kh, kw, sh, sw, dh, dw, pt, pl, ho, wo } = g;
   const K = kh * kw * c;
-  const out = take(scratch, n * ho * wo * K);
+  const size = n * ho * wo * K;
+  // Every patch row is written; rows with taps in the padding are zeroed first (below).
+  const out = scratch && scratch.length >= size ? scratch.subarray(0, size) : new Float32Array(size);
   const ry = tapRanges(ho, sh, pt, dh, kh, h);
   const rx = tapRanges(wo, sw, pl, dw, kw, w);
   const wc = w * c;
@@ -68,6 +70,7 @@ export function im2col(x: Float32Array, g: ConvGeometry, scratch?: Float32Array)
         const kjHi = rx.hi[ox]!;
         const x0 = ox * sw - pl;
         const base = ((b * ho + oy) * wo + ox) * K;
+        if (kiLo > 0 || kiHi < kh || kjLo > 0 || kjHi < kw) out.fill(0, base, base + K);
         for (let ki = kiLo; ki < kiHi; ki++) {
           const row = xb + (y0 + ki * dh) * wc + x0 * c;
           const dst = base + ki * kwc;
@@ -133,23 +136,24 @@ export function maxPoolForward(x: Float32Array, n: number, h: number, w: number,
   for (let b = 0; b < n; b++) {
     const xb = b * h * w * c;
     for (let oy = 0; oy < ho; oy++) {
-      for (let ox = 0; ox < wo; ox++) {
+      for (let ox = 0; ox < wo; ox++, o += c) {
         const p0 = xb + (oy * sh * w + ox * sw) * c;
+        // channels innermost: contiguous reads; strict '>' in window order keeps the first max
         for (let ch = 0; ch < c; ch++) {
-          let best = -Infinity;
-          let at = p0 + ch;
-          for (let ky = 0; ky < kh; ky++) {
-            const r = p0 + ky * w * c + ch;
-            for (let kx = 0; kx < kw; kx++) {
-              const v = x[r + kx * c]!;
-              if (v > best) {
-                best = v;
-                at = r + kx * c;
+          out[o + ch] = x[p0 + ch]!;
+          arg[o + ch] = p0 + ch;
+        }
+        for (let ky = 0; ky < kh; ky++) {
+          for (let kx = ky === 0 ? 1 : 0; kx < kw; kx++) {
+            const r = p0 + (ky * w + kx) * c;
+            for (let ch = 0; ch < c; ch++) {
+              const v = x[r + ch]!;
+              if (v > out[o + ch]!) {
+                out[o + ch] = v;
+                arg[o + ch] = r + ch;
               }
             }
           }
-          out[o] = best;
-          arg[o++] = at;
         }
       }
     }
