@@ -327,3 +327,23 @@ test('Poisson-subsampled Laplace: PLD prices it (monotone in q, below the unsamp
   assert.ok(single <= Math.log(1 + 0.1 * (Math.E - 1)) + 1e-3, `${single}`);
   assert.throws(() => new RdpAccountant().compose(DpEvents.poissonSampled(0.1, DpEvents.laplace(1))), /use the PLD accountant/);
 });
+
+test('DataLens / G-PATE stopping points from the algorithm spec (classic conversion, orders 1.1 + 2..199)', () => {
+  const orders = [1.1, ...Array.from({ length: 198 }, (_, i) => i + 2)];
+  const acc = () => new RdpAccountant(orders, { conversion: 'classic' });
+  // DataLens MNIST eps=10: k=300, sigma=800, 15 queries per generator step -> stops after 109 steps (eps ~ 9.97, lambda = 4)
+  const top = DpEvents.topAgg({ k: 300, sigma: 800, voters: 4000, threshold: { beta: 0.2 } });
+  const d109 = acc().compose(top, 109 * 15).getEpsilonDetails(1e-5);
+  assert.ok(d109.epsilon <= 10 && d109.epsilon > 9.9, `${d109.epsilon}`);
+  assert.equal(d109.optimalOrder, 4);
+  assert.ok(acc().compose(top, 110 * 15).getEpsilon(1e-5) > 10);
+  // G-PATE eps=1 (sigma1 = 3000, sigma2 = 1000, p = 10 coordinates, all answered): ~1971 queries
+  const query = DpEvents.selfComposed(DpEvents.gnmax({ sigma: 1000, thresholdSigma: 3000, answered: true }), 10);
+  const a = acc();
+  let n = 0;
+  while (a.epsilonIf(query, 1e-5) <= 1) {
+    a.compose(query);
+    n++;
+  }
+  assert.ok(Math.abs(n - 1971) <= 2, `G-PATE answered queries at eps=1: ${n}`);
+});
