@@ -241,3 +241,69 @@ export function predict(params: tf.Tensor[], pixels: Float32Array, shape: { heig
 }
 
 export { softCrossEntropy };
+
+/** Parameters of the reference CNN from a `dplens train` run folder (model.json + weights). */
+export async function loadRefCnnParams(dir: string): Promise<tf.Tensor[]> {
+  const { loadModel } = await import('../nn/index.js');
+  const { refCnnShapes } = await import('./refcnn.js');
+  const { model, inputShape } = loadModel(dir);
+  const [h, w, c] = inputShape as [number, number, number];
+  const ps = model.parameters().map((p) => p.value as tf.Tensor);
+  const want = refCnnShapes(h, w, c, ps[ps.length - 1]!.shape[0]!);
+  const ok = ps.length === want.length && ps.every((p, i) => p.shape.join(',') === want[i]!.shape.join(','));
+  if (!ok) throw new Error(`${dir}: gradient inversion supports the reference CNN only; the model's parameter shapes are ${ps.map((p) => `[${p.shape}]`).join(' ')}`);
+  return ps;
+}
+
+export interface InversionRun {
+  index: number;
+  label: number;
+  inferredLabel: number;
+  noise: number;
+  clip: number | null;
+  psnr: number;
+  ssim: number;
+  matchLoss: number;
+  iterations: number;
+  seconds: number;
+  truth: Float32Array;
+  reconstruction: Float32Array;
+}
+
+/**
+ * End to end: the gradient of training example `index` of `ds` under `params` (optionally clipped to
+ * `clip` and noised with σ = `noise` by `rng`, as one DP-SGD step would release it), inverted.
+ */
+export function runInversion(
+  params: tf.Tensor[],
+  ds: { height: number; width: number; channels: number; numClasses: number; train: { images: Uint8Array; labels: Int32Array; count: number } },
+  o: { index: number; noise?: number; clip?: number; rng?: NormalSource } & InversionOptions,
+): InversionRun {
+  const { height, width, channels, numClasses } = ds;
+  if (!(Number.isInteger(o.index) && o.index >= 0 && o.index < ds.train.count)) throw new RangeError(`index must be in [0, ${ds.train.count}), got ${o.index}`);
+  const per = height * width * channels;
+  const truth = new Float32Array(per);
+  for (let i = 0; i < per; i++) truth[i] = ds.train.images[o.index * per + i]! / 255;
+  const label = ds.train.labels[o.index]!;
+  const shape = { height, width, channels, classes: numClasses };
+  const g = exampleGradient(params, truth, label, shape);
+  const noise = o.noise ?? 0;
+  const shared = o.clip !== undefined || noise > 0 ? privatizeGradient(g, o.clip ?? 1, noise, o.rng) : g;
+  const r = invertGradient(params, shared, shape, o);
+  if (shared !== g) shared.forEach((t) => t.dispose());
+  g.forEach((t) => t.dispose());
+  return {
+    index: o.index,
+    label,
+    inferredLabel: r.label,
+    noise,
+    clip: o.clip ?? null,
+    psnr: psnr(truth, r.reconstruction),
+    ssim: ssim(truth, r.reconstruction, height, width, channels),
+    matchLoss: r.matchLoss,
+    iterations: r.iterations,
+    seconds: r.seconds,
+    truth,
+    reconstruction: r.reconstruction,
+  };
+}
