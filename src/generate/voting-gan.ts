@@ -321,3 +321,47 @@ export class Gpate extends VotingGan {
     return { direction: backProject(r, proj, B, dim, p.projDim), nonZero: nAnswered / answered.length };
   }
 }
+
+/**
+ * A generator read back from save(): sampling only (post-processing — no data, no budget needed).
+ * Used to draw more synthetic data from a finished run.
+ */
+export class SavedGenerator {
+  private constructor(
+    readonly generator: ConditionalGenerator,
+    readonly method: string,
+    readonly steps: number,
+  ) {}
+
+  static load(dir: string): SavedGenerator {
+    const meta = JSON.parse(readFileSync(join(dir, 'generator.json'), 'utf8')) as { format: string; method: string; steps: number; config: ConstructorParameters<typeof ConditionalGenerator>[0]; params: { name: string; shape: number[]; offset: number }[] };
+    if (meta.format !== 'dplens-generator-1') throw new Error(`${dir}/generator.json: unknown format ${meta.format}`);
+    const g = new ConditionalGenerator(meta.config, 0);
+    const buf = readFileSync(join(dir, 'generator.bin'));
+    const all = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+    g.restore(meta.params.map((p) => ({ name: p.name, shape: p.shape, values: all.subarray(p.offset, p.offset + p.shape.reduce((a, b) => a * b, 1)) })));
+    return new SavedGenerator(g, meta.method, meta.steps);
+  }
+
+  async sample(n: number, rng: GeneratorContext['random'], labels?: Int32Array): Promise<SampleSet> {
+    checkPositiveInt(n, 'sample count');
+    const c = this.generator.config;
+    const C = c.numClasses;
+    const d = c.height * c.width;
+    const lab = labels ?? balancedLabels(rng, n, C);
+    const images = new Uint8Array(n * d);
+    const chunk = c.bnGroup * Math.max(1, Math.floor(2048 / c.bnGroup));
+    for (let s = 0; s < n; s += chunk) {
+      const m = Math.min(chunk, n - s);
+      const px = tf.tidy(() => tf.round(tf.mul(this.generator.apply(latent(rng, m, c.zDim), tf.oneHot(tf.tensor1d(lab.subarray(s, s + m), 'int32'), C) as tf.Tensor2D), 255)));
+      const v = await px.data();
+      px.dispose();
+      for (let i = 0; i < v.length; i++) images[s * d + i] = Math.max(0, Math.min(255, v[i]!));
+    }
+    return { images, labels: Int32Array.from(lab), count: n, height: c.height, width: c.width, channels: 1 };
+  }
+
+  dispose(): void {
+    this.generator.dispose();
+  }
+}
