@@ -12,13 +12,13 @@ before(async () => {
   await ensureEngine({ backend: process.env.DPLENS_TEST_BACKEND });
 });
 
-test('DP-SGD on real MNIST (reference CNN, σ 1.3, C 1.5, 150 steps of q = 240/60000) beats chance by far', async () => {
+test('DP-SGD on real MNIST (reference CNN, σ 1.3, C 1.5, 100 steps of q = 240/60000) beats chance by far', async () => {
   const ds = loadMnist();
-  const r = await runTraining({ epochs: 0.6, batch: 240, noise: 1.3, clip: 1.5, lr: 0.25, delta: 1e-5, seed: 11, report: false }, { dataOverride: ds });
-  assert.equal(r.steps, 150);
-  assert.ok(r.testAccuracy! > 0.6, `test accuracy ${r.testAccuracy}`);
-  assert.ok(r.epsilon! > 0.2 && r.epsilon! < 0.6, `ε ${r.epsilon}`);
-  console.log(`# MNIST 150 steps: test accuracy ${r.testAccuracy}, ε ${r.epsilon?.toFixed(3)}, ${(r.seconds * 1000 / r.steps).toFixed(1)} ms/step`);
+  const r = await runTraining({ epochs: 0.4, batch: 240, noise: 1.3, clip: 1.5, lr: 0.25, delta: 1e-5, seed: 11, report: false }, { dataOverride: ds });
+  assert.equal(r.steps, 100);
+  assert.ok(r.testAccuracy! > 0.5, `test accuracy ${r.testAccuracy}`);
+  assert.ok(r.epsilon! > 0.2 && r.epsilon! < 0.5, `ε ${r.epsilon}`);
+  console.log(`# MNIST 100 steps: test accuracy ${r.testAccuracy}, ε ${r.epsilon?.toFixed(3)}, ${(r.seconds * 1000 / r.steps).toFixed(1)} ms/step`);
 });
 
 /** Runs the CLI in-process, capturing stderr (stdout carries the test runner's own protocol). */
