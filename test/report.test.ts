@@ -133,6 +133,19 @@ test('broken pieces are reported, not fatal: torn JSONL line, bad PNG, bad JSON,
   }
 });
 
+test('audit of a non-private run (claimedEpsilon null) reads as ε = ∞, not as a violation', async () => {
+  const dir = makeFixtureRun();
+  try {
+    writeFileSync(join(dir, 'audit.json'), JSON.stringify({ claimedEpsilon: null, delta: 1e-5, empiricalEpsilonLowerBound: 4.2, confidence: 0.95, attack: 'dirac gradient canaries', m: 1000, roc: { fpr: [0, 0.1, 1], tpr: [0, 0.8, 1] }, auc: 0.93, tprAt1: 0.5 }));
+    const t = text(await buildReport(dir));
+    assert.match(t, /non-private \(claimed ε = ∞\); the empirical lower bound 4\.2/);
+    assert.doesNotMatch(t, /Violation/);
+    assert.match(t, /tprAt1 0\.5/, 'extra audit figures are listed');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('long runs are thinned so the report stays small', async () => {
   const dir = makeFixtureRun({ steps: 20000, withSamples: false });
   try {

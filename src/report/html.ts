@@ -264,13 +264,16 @@ function utilitySection(run: RunFolder): string {
 async function auditSection(run: RunFolder): Promise<string> {
   const a = run.audit;
   if (!a) return `<section id="audit"><h2>5. Privacy audit</h2>${NA('Not available: no audit.json in this run folder (run an audit to measure an empirical lower bound on ε).')}</section>`;
-  const claimed = typeof a.claimedEpsilon === 'number' ? a.claimedEpsilon : undefined;
+  // null claimed ε = an explicitly non-private run (ε = ∞): the audit then calibrates the attack.
+  const claimed = typeof a.claimedEpsilon === 'number' ? a.claimedEpsilon : a.claimedEpsilon === null ? Infinity : undefined;
   const lower = typeof a.empiricalEpsilonLowerBound === 'number' ? a.empiricalEpsilonLowerBound : undefined;
   let verdict = '';
   if (claimed !== undefined && lower !== undefined) {
     verdict =
       lower <= claimed + 1e-9
-        ? `<p class="ok">Consistent: the empirical lower bound ${formatNumber(lower)} does not exceed the claimed ε = ${formatNumber(claimed)}.</p>`
+        ? claimed === Infinity
+          ? `<p class="warn">The run is non-private (claimed ε = ∞); the empirical lower bound ${formatNumber(lower)} shows how much the attack can detect without any protection.</p>`
+          : `<p class="ok">Consistent: the empirical lower bound ${formatNumber(lower)} does not exceed the claimed ε = ${formatNumber(claimed)}.</p>`
         : `<p class="bad"><strong>Violation:</strong> the empirical lower bound ${formatNumber(lower)} exceeds the claimed ε = ${formatNumber(claimed)} — the implementation leaks more than its accounting says.</p>`;
   }
   const extra = Object.entries(a).filter(
