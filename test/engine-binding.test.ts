@@ -124,3 +124,20 @@ test('initEngine switches backends by name and rejects unknown ones; stats and t
   assert.ok(s.kernelTimeMs.BatchMatMul > 0);
   assert.ok(s.nativeKernels.includes('Conv2DBackpropFilter'));
 });
+
+test('a kernel registered for cpu after the engine loaded also runs on ort (counted as a fallback)', async () => {
+  tf.registerKernel({
+    kernelName: 'DplensTestDouble',
+    backendName: 'cpu',
+    kernelFunc: ({ inputs, backend }) => {
+      const x = inputs.x as tf.TensorInfo;
+      const b = backend as unknown as { data: { get(id: unknown): { values: Float32Array } }; makeTensorInfo(s: number[], d: string, v: Float32Array): tf.TensorInfo };
+      return b.makeTensorInfo(x.shape, 'float32', b.data.get(x.dataId).values.map((v) => 2 * v));
+    },
+  });
+  await initEngine();
+  resetEngineStats();
+  const y = tf.tidy(() => Array.from((tf.engine().runKernel('DplensTestDouble', { x: tf.tensor1d([1, 2, 3]) }) as tf.Tensor).dataSync()));
+  assert.deepEqual(y, [2, 4, 6]);
+  assert.equal(engineStats().fallbacks.DplensTestDouble, 1);
+});

@@ -147,6 +147,17 @@ export function registerOrtBackend(): void {
   tf.registerBackend(ORT_BACKEND_NAME, () => new OrtBackend(), 3);
 }
 
+/**
+ * Registers for 'ort' any CPU kernel added after the engine was imported (e.g. a custom kernel a
+ * model registers for 'cpu'), so it also runs on 'ort' (counted as a fallback).
+ */
+export function syncLateCpuKernels(): void {
+  for (const c of tf.getKernelsForBackend('cpu')) {
+    if (tf.getKernel(c.kernelName, ORT_BACKEND_NAME) !== undefined) continue;
+    tf.registerKernel({ ...c, backendName: ORT_BACKEND_NAME, kernelFunc: wrap(c.kernelName, c.kernelFunc, ortKernels.get(c.kernelName)) });
+  }
+}
+
 /** Names of kernels with a native ONNX Runtime implementation. */
 export function nativeKernelNames(): string[] {
   return [...ortKernels.keys()].sort();

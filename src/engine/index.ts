@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 // tfjs-core's Node entry registers no gradients; this does (see vendor/README.md).
 import './vendor/tfjs-gradients.js';
-import { nativeKernelNames, ORT_BACKEND_NAME, registerOrtBackend, resetStats, stats } from './backend.js';
+import { nativeKernelNames, ORT_BACKEND_NAME, registerOrtBackend, resetStats, stats, syncLateCpuKernels } from './backend.js';
 import './kernels/math.js';
 import './kernels/conv.js';
 import './kernels/shape.js';
@@ -49,6 +49,7 @@ registerFusedGradients();
  */
 export async function initEngine(opts: InitEngineOptions = {}): Promise<string> {
   const name = opts.backend ?? ORT_BACKEND_NAME;
+  if (name === ORT_BACKEND_NAME) syncLateCpuKernels();
   if (opts.threads !== undefined) setEngineThreads(opts.threads);
   if (opts.timing !== undefined) setEngineTiming(opts.timing);
   if (tf.engine().backendName !== name) {
