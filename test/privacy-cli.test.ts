@@ -101,6 +101,9 @@ test('budget show summarises a ledger (text and --json) and fails loudly on tamp
     assert.deepEqual(o.randomness, { kind: 'seeded', seed: 3 });
     assert.equal(o.ok, true);
     assert.match(o.tamperCheck, /verified/);
+    const pl = json(cli('budget', 'show', p, '--accountant', 'pld', '--json').stdout);
+    assert.equal(pl.recomputed.accountant, 'pld');
+    assert.ok(pl.recomputed.epsilon < o.epsilon && pl.recomputed.epsilon > 0.5 * o.epsilon, JSON.stringify(pl.recomputed));
     const d6 = json(cli('budget', 'show', join(dir, 'run'), '--delta', '1e-6', '--json').stdout);
     assert.ok(d6.epsilon > o.epsilon);
     const text = cli('budget', 'show', p);

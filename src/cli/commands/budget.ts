@@ -2,11 +2,12 @@
  * `dplens budget show LEDGER`: verifies a privacy ledger (hash chain + tip) and summarises it:
  * entries, methods, dataset fingerprints, randomness, and epsilon spent at the ledger's delta.
  */
-import { UsageError, getNumber } from '../args.js';
+import { UsageError, getChoice, getNumber } from '../args.js';
 import type { Command } from '../command.js';
 import type { Output } from '../output.js';
 import type { ParsedArgs } from '../args.js';
-import { PrivacyLedger, describeEvent } from '../../privacy/index.js';
+import { PrivacyLedger, describeEvent, makeAccountant } from '../../privacy/index.js';
+import type { AccountantKind } from '../../privacy/index.js';
 
 const command: Command = {
   name: 'budget',
@@ -16,6 +17,7 @@ const command: Command = {
     'Reads a ledger.jsonl written by dplens, checks its hash chain and tip file (any edit, reordering, truncation or removed entry is reported and the command fails), and prints the number of releases, the methods and dataset fingerprints involved, the randomness used (secure or seeded), and epsilon spent at delta (the ledger budget delta, or --delta, default 1e-5) by the accountant the ledger was created with. A LEDGER that is a folder means LEDGER/ledger.jsonl.',
   flags: {
     delta: { type: 'string', help: 'delta at which to report epsilon (default: the ledger budget delta, else 1e-5)' },
+    accountant: { type: 'string', help: 'also price the recorded releases with this accountant (rdp|pld), e.g. a tighter PLD figure for an RDP ledger' },
   },
   examples: ['dplens budget show runs/train-1/ledger.jsonl', 'dplens budget show runs/train-1 --delta 1e-6 --json'],
   async run(args: ParsedArgs, out: Output): Promise<number> {
@@ -58,6 +60,12 @@ const command: Command = {
       delta,
     };
     if (d.optimalOrder !== undefined) res.optimalOrder = d.optimalOrder;
+    if (args.flags.has('accountant')) {
+      const kind = getChoice<AccountantKind>(args, 'accountant', ['rdp', 'pld'], 'rdp');
+      const acc = makeAccountant(kind);
+      for (const e of ledger.entries) acc.compose(e.event);
+      res.recomputed = { accountant: kind, epsilon: acc.getEpsilon(delta), delta };
+    }
     if (ledger.header.budget) {
       res.budget = ledger.header.budget;
       res.remainingEpsilon = ledger.header.budget.epsilon - ledger.spent(ledger.header.budget.delta);
