@@ -3,6 +3,8 @@
  * epsilon (spent, ≤ --epsilon), delta, generatorSteps, seconds, syntheticPath; the run folder holds
  * synthetic.npz, samples.png, ledger.jsonl, config.json, metrics.jsonl, generator/ and report.html.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { UsageError, getBool, getChoice, getInteger, getNumber, getString } from '../args.js';
 import type { Command } from '../command.js';
 import type { Output } from '../output.js';
@@ -63,6 +65,7 @@ const command: Command = {
     const delta = getNumber(args, 'delta', 1e-5, inUnitOpen)!;
     const outDir = getString(args, 'out');
     if (!outDir) throw new UsageError('--out is required (the run folder to write)');
+    if (!getBool(args, 'resume') && existsSync(join(outDir, 'ledger.jsonl'))) throw new UsageError(`${join(outDir, 'ledger.jsonl')} already exists: use a new --out folder, or --resume to continue that run`);
     const preset = getString(args, 'preset');
     if (preset !== undefined && !PRESETS[method][preset]) throw new UsageError(`--preset must be one of ${Object.keys(PRESETS[method]).join('|')}, got "${preset}"`);
     const seedStr = getString(args, 'seed');
