@@ -1,13 +1,14 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeNpz } from '../src/data/index.js';
 
 // End to end: a bad --data input reaches the user as exit code 2 and ONE line naming the file.
 const dir = mkdtempSync(join(tmpdir(), 'dplens-data-cli-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 const main = join('src', 'cli', 'main.ts');
 const hasTrain = existsSync(join('src', 'cli', 'commands', 'train.ts'));
 

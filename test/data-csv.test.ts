@@ -1,11 +1,12 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataError, loadAnyDataset, loadCsvDataset, loadTabularDataset, parseCsv } from '../src/data/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dplens-csv-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 function csvFile(name: string, text: string): string {
   const f = join(dir, name);

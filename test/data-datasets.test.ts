@@ -1,6 +1,6 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'fflate';
@@ -22,6 +22,7 @@ import {
 } from '../src/data/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dplens-data-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 function expectDataError(fn: () => unknown, re: RegExp): void {
   assert.throws(fn, (e: Error) => {

@@ -1,13 +1,14 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { zipSync } from 'fflate';
 import { DataError, encodeNpy, loadDataset, loadNpzDataset, parseNpy, readImageNpz, readNpz, writeNpz, type NpyArrayInput } from '../src/data/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dplens-npz-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A python3 that can import numpy, or undefined. */
 function numpyPython(): string | undefined {

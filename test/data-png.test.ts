@@ -1,12 +1,13 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { DataError, decodePng, encodePng, floatToImages, imagesToFloat, loadMnist, readPng, writePngGrid } from '../src/data/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dplens-png-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Reads IHDR and the inflated IDAT stream by hand, independently of pngjs. */
 function pngChunks(bytes: Uint8Array): { width: number; height: number; bitDepth: number; colorType: number; raw: Buffer } {
