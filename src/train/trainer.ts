@@ -58,7 +58,7 @@ export function imageData(split: ImageSplit, shape: { height: number; width: num
       return tf.tensor4d(buf, [indices.length, shape.height, shape.width, C]);
     },
     range(s, e) {
-      const buf = new Float32Array((e - s) * per);
+      const buf = take((e - s) * per);
       for (let i = s; i < e; i++) fill(buf, (i - s) * per, i * per);
       return tf.tensor4d(buf, [e - s, shape.height, shape.width, C]);
     },
