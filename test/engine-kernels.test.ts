@@ -271,6 +271,29 @@ describe('elementwise', () => {
     );
   });
 
+  test('special values (NaN, ±Infinity, ±0) propagate as on the CPU backend', async () => {
+    await check('special values', ['Relu', 'Maximum', 'Minimum', 'ClipByValue', 'Softplus', 'Sign', 'Elu', 'Sigmoid', 'Max', 'Step', 'Log1p', 'Expm1', 'Round'], () => {
+      const x = tf.tensor1d([NaN, -Infinity, Infinity, -1, 0, 1, -0, 0.5, 2.5, -1.5]);
+      return [
+        tf.relu(x),
+        tf.relu6(x),
+        tf.maximum(x, 0),
+        tf.minimum(x, 0),
+        tf.clipByValue(x, -0.5, 0.5),
+        tf.leakyRelu(x, 0.1),
+        tf.softplus(x),
+        tf.sign(x),
+        tf.elu(x),
+        tf.sigmoid(x),
+        tf.max(tf.reshape(x, [5, 2]), 1),
+        tf.step(x),
+        tf.round(x),
+        tf.log1p(x),
+        tf.expm1(x),
+      ];
+    });
+  });
+
   test('gradients of composite functions (activations, softmax cross-entropy)', async () => {
     // (tf.logSoftmax is a composite op in tfjs: Max, Sub, Exp, Sum, Log.)
     // (ReLU's gradient runs as one fused kernel on 'ort': DplensReluBackprop.)
