@@ -31,6 +31,12 @@ export interface InversionOptions {
    * features are pulled towards it. 0 gives plain gradient matching.
    */
   featureWeight?: number;
+  /**
+   * Gradient distance: 'cosine' over all parameters (Geiping et al.), 'layer-cosine' = mean of
+   * per-tensor cosine distances (gives the small first-layer gradients, which carry most spatial
+   * detail, equal weight), or 'l2' (DLG). Default 'layer-cosine'.
+   */
+  matching?: 'cosine' | 'layer-cosine' | 'l2';
   /** Seed of the dummy-image initialisation (attack randomness, not DP noise). */
   seed?: number;
   /** Called every 50 iterations with the matching loss. */
@@ -115,13 +121,29 @@ export function invertGradient(params: tf.Tensor[], sharedGrad: tf.Tensor[], sha
         const { value, grads } = tf.variableGrads(() => {
           const soft = tf.div(tf.exp(yLogits), tf.sum(tf.exp(yLogits))) as tf.Tensor2D;
           const g = refCnnGradient(params, x as unknown as tf.Tensor4D, soft);
-          let dot: tf.Tensor = tf.scalar(0);
-          let nrm: tf.Tensor = tf.scalar(0);
-          for (let j = 0; j < g.length; j++) {
-            dot = tf.add(dot, tf.sum(tf.mul(g[j]!, target[j]!)));
-            nrm = tf.add(nrm, tf.sum(tf.square(g[j]!)));
+          const matching = opts.matching ?? 'layer-cosine';
+          let cosLoss: tf.Tensor;
+          if (matching === 'layer-cosine') {
+            let acc: tf.Tensor = tf.scalar(0);
+            for (let j = 0; j < g.length; j++) {
+              const dot = tf.sum(tf.mul(g[j]!, target[j]!));
+              const den = tf.sqrt(tf.add(tf.mul(tf.sum(tf.square(g[j]!)), tf.sum(tf.square(target[j]!))), 1e-30));
+              acc = tf.add(acc, tf.sub(1, tf.div(dot, den)));
+            }
+            cosLoss = tf.div(acc, g.length);
+          } else {
+            let dot: tf.Tensor = tf.scalar(0);
+            let nrm: tf.Tensor = tf.scalar(0);
+            for (let j = 0; j < g.length; j++) {
+              dot = tf.add(dot, tf.sum(tf.mul(g[j]!, target[j]!)));
+              nrm = tf.add(nrm, tf.sum(tf.square(g[j]!)));
+            }
+            // target is unit-norm: ‖g/‖g*‖ − t‖² = ‖g‖²/‖g*‖² − 2⟨g, t⟩/‖g*‖ + 1
+            cosLoss =
+              matching === 'cosine'
+                ? tf.sub(1, tf.div(dot, tf.sqrt(tf.add(nrm, 1e-20))))
+                : tf.add(tf.sub(tf.div(nrm, targetNorm * targetNorm), tf.mul(2 / targetNorm, dot)), 1);
           }
-          const cosLoss = tf.sub(1, tf.div(dot, tf.sqrt(tf.add(nrm, 1e-20))));
           const dh = tf.sub(tf.slice(x, [0, 1, 0, 0], [1, H - 1, W, C]), tf.slice(x, [0, 0, 0, 0], [1, H - 1, W, C]));
           const dw = tf.sub(tf.slice(x, [0, 0, 1, 0], [1, H, W - 1, C]), tf.slice(x, [0, 0, 0, 0], [1, H, W - 1, C]));
           const tv = tf.div(tf.add(tf.sum(tf.abs(dh)), tf.sum(tf.abs(dw))), H * W * C);

@@ -126,20 +126,45 @@ async function loadDataset(config: TrainConfig): Promise<ImageDataset> {
   return d.loadMnist();
 }
 
-/** Reads DIR/config.json of a `dplens train` run, audits it, writes DIR/audit.json. */
+/**
+ * Reads DIR/config.json of a run folder, audits it, writes DIR/audit.json. `dplens train` folders
+ * get the DP-SGD audit (gradient or input canaries); `dplens synth` folders (DataLens, G-PATE)
+ * the generator audit with input canaries.
+ */
 export async function auditRunFolder(dir: string, opts: AuditOptions = {}): Promise<AuditReport> {
   const path = join(dir, 'config.json');
   if (!existsSync(path)) throw new Error(`${dir} is not a run folder (no config.json)`);
-  const doc = JSON.parse(readFileSync(path, 'utf8')) as { kind?: string; config?: TrainConfig; derived?: { noiseMultiplier?: number } };
-  if (doc.kind !== 'train' || !doc.config) throw new Error(`${path}: only DP-SGD run folders (kind "train") can be audited so far, got kind "${doc.kind}"`);
-  // Re-run with the σ the run actually used (it may have been calibrated from a target ε).
-  const cfg: TrainConfig = { ...doc.config };
-  if (doc.derived?.noiseMultiplier !== undefined) {
-    cfg.noise = doc.derived.noiseMultiplier;
-    delete cfg.targetEpsilon;
-    delete cfg.epsilon;
+  const doc = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  let report: AuditReport;
+  if (doc.kind === 'train' && doc.config) {
+    // Re-run with the σ the run actually used (it may have been calibrated from a target ε).
+    const cfg: TrainConfig = { ...(doc.config as TrainConfig) };
+    const derived = doc.derived as { noiseMultiplier?: number } | undefined;
+    if (derived?.noiseMultiplier !== undefined) {
+      cfg.noise = derived.noiseMultiplier;
+      delete cfg.targetEpsilon;
+      delete cfg.epsilon;
+    }
+    report = await auditTraining(cfg, opts);
+  } else if (doc.command === 'synth') {
+    const { auditSynthesis } = await import('./synth-audit.js');
+    const cfg = {
+      method: doc.method as 'datalens' | 'gpate',
+      data: String(doc.data),
+      epsilon: Number(doc.epsilon),
+      delta: Number(doc.delta),
+      out: '',
+      samples: typeof doc.samples === 'number' ? doc.samples : undefined,
+      preset: typeof doc.preset === 'string' ? doc.preset : undefined,
+      hyper: (doc.hyper as Record<string, unknown> | undefined) ?? undefined,
+      maxSteps: typeof doc.maxSteps === 'number' ? doc.maxSteps : undefined,
+      maxMinutes: typeof doc.maxMinutes === 'number' ? doc.maxMinutes : undefined,
+    };
+    opts.log?.(`generator run (${cfg.method}): auditing with input canaries and distance to closest synthetic record`);
+    report = await auditSynthesis(cfg as Parameters<typeof auditSynthesis>[0], { canaries: opts.canaries, confidence: opts.confidence, strategy: opts.strategy, seed: opts.seed });
+  } else {
+    throw new Error(`${path}: not a dplens train or synth run folder`);
   }
-  const report = await auditTraining(cfg, opts);
   writeFileSync(join(dir, 'audit.json'), JSON.stringify(report, null, 1) + '\n');
   return report;
 }
