@@ -78,6 +78,8 @@ export interface TrainHooks {
   onStep?: (info: StepInfo) => void;
   /** Gradient-space canaries for auditing (see GradientCanaries in trainer.ts). */
   gradientCanaries?: GradientCanaries;
+  /** Alias of gradientCanaries (the name used in the team briefing). */
+  canaries?: GradientCanaries;
   /** Log lines (default: none). */
   log?: (msg: string) => void;
 }
@@ -227,7 +229,7 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
     rng,
     maxEpsilon: targetEps !== undefined ? targetEps * (1 + 1e-9) : undefined,
     emaDecay: cfg.ema,
-    gradientCanaries: hooks.gradientCanaries,
+    gradientCanaries: hooks.gradientCanaries ?? hooks.canaries,
   });
   const logEvery = cfg.logEvery ?? Math.max(1, Math.round(steps / Math.max(1, epochs) / 50));
   const metricsPath = outDir ? join(outDir, 'metrics.jsonl') : undefined;
