@@ -3,7 +3,7 @@
  * (image gradients + TopAgg) / generator update, plus memory, at N teachers (default 4,000, the
  * published setting: m = 15 records each, B = 15, k = 200, σ = 5000).
  *
- * Env: DL_TEACHERS (4000), DL_STEPS (4 timed steps after 1 warm-up), DL_HIDDEN (32),
+ * Env: DL_TEACHERS (4000), DL_STEPS (4 timed steps after 1 warm-up), DL_HIDDEN (16),
  *      DL_GEN (mlp|dcgan, default mlp), DL_METHOD (datalens|gpate), DL_SAMPLES (sampling timing, 6000).
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -24,7 +24,7 @@ const data = loadMnist();
 const dir = mkdtempSync(join(tmpdir(), 'dplens-bench-'));
 const rng = seededRandom(1);
 const ledger = PrivacyLedger.open(join(dir, 'ledger.jsonl'), { accountant: 'rdp', randomness: rng });
-const hyper = resolveHyper(method, 'mnist-eps1', { teachers: N, teacherHidden: Number(env('DL_HIDDEN', '32')), generatorArch: env('DL_GEN', 'mlp') as 'dcgan', pretrainSteps: 0 });
+const hyper = resolveHyper(method, 'mnist-eps1', { teachers: N, teacherHidden: Number(env('DL_HIDDEN', '16')), generatorArch: env('DL_GEN', 'mlp') as 'dcgan', pretrainSteps: 0 });
 const gen = makeGenerator(method, { data, budget: { epsilon: 1e9, delta: 1e-5 }, ledger, random: rng }, hyper, steps + 1, Infinity);
 const rows: GeneratorProgress[] = [];
 let peakRss = 0;

@@ -37,7 +37,7 @@ export interface SynthesisHyper {
 
 export const BASE_HYPER: SynthesisHyper = {
   teachers: 4000,
-  teacherHidden: 32,
+  teacherHidden: 16,
   teacherLr: 1e-3,
   batchSize: 30,
   dStep: 2,

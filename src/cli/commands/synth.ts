@@ -30,7 +30,7 @@ const command: Command = {
     samples: { type: 'string', help: 'synthetic samples to write (default 60000)' },
     preset: { type: 'string', help: 'published hyper-parameters: mnist-eps1|mnist-eps10|fashion-mnist-eps1|fashion-mnist-eps10' },
     teachers: { type: 'string', help: 'number of teachers N (preset: 4000; G-PATE eps10: 2000)' },
-    'teacher-hidden': { type: 'string', help: 'hidden units per teacher MLP (default 32)' },
+    'teacher-hidden': { type: 'string', help: 'hidden units per teacher MLP (default 16)' },
     topk: { type: 'string', help: 'DataLens: votes per teacher k' },
     sigma: { type: 'string', help: 'DataLens: Gaussian noise std on the vote sum' },
     beta: { type: 'string', help: 'DataLens: threshold fraction (dir = ±1 where |votes| > beta·N); 0 = no-threshold variant' },
