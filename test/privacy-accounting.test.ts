@@ -347,3 +347,18 @@ test('DataLens / G-PATE stopping points from the algorithm spec (classic convers
   }
   assert.ok(Math.abs(n - 1971) <= 2, `G-PATE answered queries at eps=1: ${n}`);
 });
+
+test('PLD single step of Poisson-subsampled Gaussian / Laplace equals the closed-form hockey stick (40-digit mpmath references)', () => {
+  // remove direction dominates at these eps; references: delta = (1-q) S0(x) + q S1(x) - e^eps S0(x) evaluated in mpmath
+  const refs: [any, number, number][] = [
+    [DpEvents.poissonSampled(0.1, DpEvents.gaussian(1)), 0.05, 0.02614366295894726],
+    [DpEvents.poissonSampled(0.1, DpEvents.gaussian(1)), 0.2, 0.009889314485188696],
+    [DpEvents.poissonSampled(0.1, DpEvents.laplace(1)), 0.02, 0.03350217913562772],
+    [DpEvents.poissonSampled(0.1, DpEvents.laplace(1)), 0.05, 0.025401389825142776],
+    [DpEvents.poissonSampled(0.1, DpEvents.laplace(1)), 0.1, 0.013121830885831265],
+  ];
+  for (const [ev, eps, exact] of refs) {
+    const d = new PldAccountant().compose(ev).getDelta(eps);
+    assert.ok(d >= exact - 1e-13 && d - exact < 1e-9, `${ev.event.kind} eps=${eps}: ${d} vs ${exact}`);
+  }
+});
