@@ -189,7 +189,7 @@ export class RdpAccountant implements Accountant {
         let inf: number;
         if (inner.kind === 'gaussian') {
           f = (j) => rdpGaussian(inner.noiseMultiplier, j);
-          inf = inner.noiseMultiplier === 0 ? Infinity : Infinity;
+          inf = Infinity; // the Gaussian has unbounded privacy loss
         } else if (inner.kind === 'laplace') {
           f = (j) => rdpLaplace(inner.noiseMultiplier, j);
           inf = inner.noiseMultiplier === 0 ? Infinity : 1 / inner.noiseMultiplier;

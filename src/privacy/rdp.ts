@@ -114,10 +114,8 @@ export function rdpSampledWithoutReplacement(gamma: number, inner: (j: number) =
   if (gamma === 0) return 0;
   if (alpha === Infinity) return Infinity;
   if (alpha <= 1) throw new RangeError(`RDP order must be > 1, got ${alpha}`);
-  if (gamma === 1) {
-    // no amplification: the inner mechanism itself (interpolated the same way for fractional orders)
-    if (Number.isInteger(alpha)) return inner(alpha);
-  }
+  // (gamma = 1 means no subsampling; accountants price the inner event directly in that case)
+  if (gamma === 1 && Number.isInteger(alpha)) return inner(alpha);
   if (!Number.isInteger(alpha)) {
     const af = Math.floor(alpha);
     const ac = Math.ceil(alpha);
