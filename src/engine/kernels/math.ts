@@ -83,7 +83,15 @@ function matmulKernel(fused: boolean) {
         const ib = g.input('float32', b.shape.length);
         let y: string;
         if (!tA && !tB) y = g.op('MatMul', [ia, ib]);
-        else y = g.op('FusedMatMul', [ia, ib], { transA: attr.int(tA ? 1 : 0), transB: attr.int(tB ? 1 : 0), alpha: attr.float(1) }, 'com.microsoft');
+        else if (a.shape.length === 2 && b.shape.length === 2) {
+          // 2-D: the transposes are free inside the GEMM call.
+          y = g.op('FusedMatMul', [ia, ib], { transA: attr.int(tA ? 1 : 0), transB: attr.int(tB ? 1 : 0), alpha: attr.float(1) }, 'com.microsoft');
+        } else {
+          // Batched: ORT's FusedMatMul was 2-3x slower than an explicit Transpose + MatMul here
+          // (e.g. 244 x [196x64]ᵀ·[196x16]: 7.4 vs 3.2 ms).
+          const lastTwo = (r: number) => [...Array.from({ length: r - 2 }, (_, i) => i), r - 1, r - 2];
+          y = g.op('MatMul', [tA ? g.transpose(ia, lastTwo(a.shape.length)) : ia, tB ? g.transpose(ib, lastTwo(b.shape.length)) : ib]);
+        }
         if (bias) y = g.op('Add', [y, g.input('float32', bias.shape.length)]);
         const al = prelu ? g.input('float32', prelu.shape.length) : undefined;
         g.output(applyActivation(g, y, activation, leakyAlpha, al), 'float32');
