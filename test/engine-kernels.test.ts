@@ -203,11 +203,15 @@ describe('elementwise', () => {
         return [tf.add(a, b), tf.sub(a, b), tf.mul(a, b), tf.div(a, b), tf.maximum(a, b), tf.minimum(a, b), tf.pow(tf.abs(a), b), tf.squaredDifference(a, b)];
       });
     }
-    await check('int32 binary', ['Add', 'Sub', 'Multiply', 'Maximum', 'Minimum'], () => {
+    await check('int32 binary', ['Add', 'Sub', 'Multiply', 'Maximum', 'Minimum', 'FloorDiv', 'Mod'], () => {
       const a = rnd([5, 4], 1, 'int32');
-      const b = rnd([4], 2, 'int32');
-      return [tf.add(a, b), tf.sub(a, b), tf.mul(a, b), tf.maximum(a, b), tf.minimum(a, b)];
+      const b = tf.tensor1d([3, -4, 7, -2], 'int32');
+      return [tf.add(a, b), tf.sub(a, b), tf.mul(a, b), tf.maximum(a, b), tf.minimum(a, b), tf.floorDiv(a, b), tf.mod(a, b)];
     });
+    await check('float mod', ['Mod'], () => tf.mod(tf.mul(rnd([6, 5], 1), 10), tf.tensor1d([3, -4, 2.5, -0.75, 7])));
+    // int32 division by zero stays in JS (native integer division would trap).
+    const z = await compareBackends('int div by zero', () => [tf.floorDiv(tf.tensor1d([5, -3], 'int32'), tf.tensor1d([0, 2], 'int32'))]);
+    assert.equal(z.fallbacks.FloorDiv, 1);
   });
 
   test('comparisons, logical ops, select, casts', async () => {

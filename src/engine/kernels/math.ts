@@ -109,14 +109,16 @@ defineKernel('_FusedMatMul', matmulKernel(true));
 
 // ---------------------------------------------------------------- binary elementwise
 
-type BinaryBuild = (g: GraphBuilder, a: string, b: string) => string;
+type BinaryBuild = (g: GraphBuilder, a: string, b: string, dtype: DataType) => string;
 
-function binary(name: string, dtypes: readonly DataType[], build: BinaryBuild, outDtype?: DataType, names: [string, string] = ['a', 'b']): void {
+function binary(name: string, dtypes: readonly DataType[], build: BinaryBuild, outDtype?: DataType, names: [string, string] = ['a', 'b'], intDivisor = false): void {
   defineKernel(name, ({ inputs, backend }) => {
     const a = inputs[names[0]];
     const b = inputs[names[1]];
     if (a.dtype !== b.dtype) return `mixed dtypes ${a.dtype}/${b.dtype}`;
     if (!dtypes.includes(a.dtype)) return `dtype ${a.dtype}`;
+    // Integer division by zero would trap in native code; tfjs gives 0 there: keep it in JS.
+    if (intDivisor && a.dtype === 'int32' && (backend.values(b) as Int32Array).includes(0)) return 'int32 division by zero';
     const shape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
     const n = sizeOf(shape);
     if (n <= tuning.jsFastPathElems || anyEmpty([a, b])) return JS_FAST;
@@ -128,7 +130,7 @@ function binary(name: string, dtypes: readonly DataType[], build: BinaryBuild, o
       (g) => {
         const ia = g.input(a.dtype, a.shape.length);
         const ib = g.input(b.dtype, b.shape.length);
-        g.output(build(g, ia, ib), od);
+        g.output(build(g, ia, ib, a.dtype), od);
       },
       [a, b],
       [od],
@@ -154,7 +156,26 @@ binary('SquaredDifference', FLOAT, (g, a, b) => {
   const d = g.op('Sub', [a, b]);
   return g.op('Mul', [d, d]);
 });
-binary('FloorDiv', FLOAT, (g, a, b) => g.op('Floor', [g.op('Div', [a, b])]));
+// FloorDiv (tfjs returns int32 for any input dtype). int32: (a − mod(a, b)) / b is exact, with
+// mod taking the divisor's sign. Float inputs stay on the CPU kernel: tfjs maps ±Inf/NaN
+// quotients to 0 when storing int32, ONNX Cast leaves them undefined.
+binary('FloorDiv', ['int32'], (g, a, b) => g.op('Div', [g.op('Sub', [a, g.op('Mod', [a, b], { fmod: attr.int(0) })]), b]), 'int32', undefined, true);
+// tfjs mod takes the divisor's sign: ONNX Mod(fmod=0) for int32; for floats C fmod, shifted by b
+// where a non-zero remainder's sign differs from the divisor's.
+binary(
+  'Mod',
+  NUMERIC,
+  (g, a, b, dt) => {
+    if (dt === 'int32') return g.op('Mod', [a, b], { fmod: attr.int(0) });
+    const r = g.op('Mod', [a, b], { fmod: attr.int(1) });
+    const zero = g.constF32([0]);
+    const differ = g.op('And', [g.op('Not', [g.op('Equal', [r, zero])]), g.op('Xor', [g.op('Less', [r, zero]), g.op('Less', [b, zero])])]);
+    return g.op('Where', [differ, g.op('Add', [r, b]), r]);
+  },
+  undefined,
+  undefined,
+  true,
+);
 binary('Prelu', FLOAT, (g, x, al) => g.op('Where', [g.op('Less', [x, g.constF32([0])]), g.op('Mul', [x, al]), x]), undefined, ['x', 'alpha']);
 binary('Equal', ['float32', 'int32', 'bool'], simple('Equal'), 'bool');
 binary('NotEqual', ['float32', 'int32', 'bool'], (g, a, b) => g.op('Not', [g.op('Equal', [a, b])]), 'bool');
