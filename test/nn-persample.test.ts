@@ -113,7 +113,7 @@ test('embedding (repeated ids), layer/group/instance norm, activations, pooling,
   checkPerSampleGradients([{ type: 'conv2d', filters: 3, kernel: 2 }, { type: 'instancenorm', affine: true }, { type: 'leakyrelu', alpha: 0.2 }, { type: 'avgpool2d', kernel: 2, stride: 1 }, { type: 'flatten' }, { type: 'dense', units: 3 }], [5, 5, 1], 4, 3);
   checkPerSampleGradients([{ type: 'conv2d', filters: 3, kernel: 3, padding: 1 }, { type: 'tanh' }, { type: 'maxpool2d', kernel: 3, stride: 2, padding: 'same' }, { type: 'flatten' }, { type: 'dense', units: 4 }, { type: 'temperedsigmoid', scale: 1.5, temperature: 3, offset: 0.5 }, { type: 'dense', units: 3 }, { type: 'elu', alpha: 0.5 }], [7, 6, 2], 5, 3);
   // host-side max pooling (training path) with a non-square window and unequal strides
-  checkPerSampleGradients([{ type: 'conv2d', filters: 3, kernel: 2 }, { type: 'maxpool2d', kernel: [3, 2], stride: [2, 1] }, { type: 'flatten' }, { type: 'dense', units: 3 }], [8, 7, 2], 4, 3);
+  checkPerSampleGradients([{ type: 'conv2d', filters: 3, kernel: 2 }, { type: 'relu' }, { type: 'maxpool2d', kernel: [3, 2], stride: [2, 1] }, { type: 'flatten' }, { type: 'dense', units: 3 }], [8, 7, 2], 4, 3);
   checkPerSampleGradients(
     [
       { type: 'conv2d', filters: 4, kernel: 3, padding: 1 },

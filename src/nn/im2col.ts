@@ -161,8 +161,11 @@ export function maxPoolForward(x: Float32Array, n: number, h: number, w: number,
   return { ho, wo };
 }
 
-/** Backward of maxPoolForward: routes each output gradient to its arg-max input position. */
+/** Backward of maxPoolForward: routes each output gradient to its arg-max input position (arg −1: none). */
 export function maxPoolBackward(dy: Float32Array, arg: Int32Array, count: number, dx: Float32Array): void {
   dx.fill(0);
-  for (let i = 0; i < count; i++) dx[arg[i]!]! += dy[i]!;
+  for (let i = 0; i < count; i++) {
+    const a = arg[i]!;
+    if (a >= 0) dx[a]! += dy[i]!;
+  }
 }

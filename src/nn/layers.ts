@@ -575,13 +575,26 @@ abstract class Stateless implements Module {
 
 export class ReLU extends Stateless {
   readonly type = 'relu';
+  /**
+   * Set by Sequential when a 'valid' MaxPool2d follows: in training the pool applies the ReLU on
+   * its (host-side) output instead — relu(maxpool(x)) = maxpool(relu(x)), with the same gradient —
+   * saving three full-size kernels per step. Inference is unaffected.
+   */
+  fusedIntoPool = false;
   private y?: tf.Tensor;
+  private passthrough = false;
   forward(x: tf.Tensor, training: boolean): tf.Tensor {
+    this.passthrough = training && this.fusedIntoPool;
+    if (this.passthrough) return x;
     const y = tf.relu(x);
     if (training) this.y = y;
     return y;
   }
   backward(dy: tf.Tensor): tf.Tensor {
+    if (this.passthrough) {
+      this.passthrough = false;
+      return dy;
+    }
     const y = requireCache(this.y, 'relu');
     this.y = undefined;
     return tf.mul(dy, tf.step(y));
@@ -709,6 +722,8 @@ export class MaxPool2d extends Pool2d {
   /** Host-side path for training with 'valid' padding: arg-max kept, reused buffers. */
   private host?: { arg: Int32Array; out: Float32Array; dx: Float32Array; count: number; shape: number[] };
   private bufs?: { arg: Int32Array; out: Float32Array; dx: Float32Array };
+  /** Apply ReLU to the pooled output in training (set by Sequential for ReLU → MaxPool2d). */
+  fuseRelu = false;
   forward(x: tf.Tensor, training: boolean): tf.Tensor {
     checkRank(x, 4, 'maxpool2d');
     if (training && this.pad === 'valid') {
@@ -723,6 +738,15 @@ export class MaxPool2d extends Pool2d {
       }
       const out = this.bufs.out.subarray(0, count);
       maxPoolForward(x.dataSync() as Float32Array, n, h, w, c, this.k[0], this.k[1], this.s[0], this.s[1], out, this.bufs.arg);
+      if (this.fuseRelu) {
+        // relu after the max; a non-positive max passes no gradient (arg −1)
+        const arg = this.bufs.arg;
+        for (let i = 0; i < count; i++)
+          if (!(out[i]! > 0)) {
+            out[i] = 0;
+            arg[i] = -1;
+          }
+      }
       this.host = { arg: this.bufs.arg, out, dx: this.bufs.dx.subarray(0, inSize), count, shape: x.shape };
       return tf.tensor4d(out, [n, ho, wo, c]);
     }
@@ -817,6 +841,13 @@ export class Sequential implements Module {
   readonly type = 'sequential';
   constructor(readonly layers: Module[]) {
     for (const l of layers) if (!l || typeof l.forward !== 'function') throw new ModelError('sequential: every layer must implement the Module interface');
+    layers.forEach((l, i) => {
+      const next = layers[i + 1];
+      if (l instanceof ReLU && next instanceof MaxPool2d && next.pad === 'valid') {
+        l.fusedIntoPool = true;
+        next.fuseRelu = true;
+      }
+    });
   }
   parameters(): Param[] {
     return this.layers.flatMap((l, i) => prefixed(String(i), l.parameters()));
