@@ -16,6 +16,19 @@ function dplens(...args: string[]): { code: number; stdout: string; stderr: stri
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
+/**
+ * Runs main() in this process with its output captured: the per-command matrix below would cost
+ * a Node + tsx start-up per case if spawned. The process-level contract (exit status, streams) is
+ * covered by the spawned tests.
+ */
+async function dplensInProcess(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { main } = await import('../src/cli/main.js');
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, { out: (s) => (stdout += s), err: (s) => (stderr += s) });
+  return { code, stdout, stderr };
+}
+
 const commands = readdirSync(join('src', 'cli', 'commands'))
   .filter((f) => f.endsWith('.ts') && !f.startsWith('_') && !f.endsWith('.d.ts'))
   .map((f) => f.slice(0, -3))
@@ -41,19 +54,19 @@ test('--version prints the package version', async () => {
 });
 
 for (const name of commands) {
-  test(`dplens ${name} --help exits 0 with usage and an example`, () => {
-    const r = dplens(name, '--help');
+  test(`dplens ${name} --help exits 0 with usage and an example`, async () => {
+    const r = await dplensInProcess(name, '--help');
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`^Usage: dplens ${name}\\b`, 'm'));
     assert.match(r.stdout, /^Examples:\n {2}dplens /m, 'at least one example');
     const examples = r.stdout.slice(r.stdout.indexOf('Examples:')).split('\n').filter((l) => /^ {2}\S/.test(l));
     for (const line of examples) assert.match(line, new RegExp(`\\bdplens ${name}\\b`), `example "${line}" uses this command`);
     assert.match(r.stdout, /--json/);
-    assert.equal(dplens(name, '-h').stdout, r.stdout, '-h is --help');
+    assert.equal((await dplensInProcess(name, '-h')).stdout, r.stdout, '-h is --help');
   });
 
-  test(`dplens ${name} rejects an unknown flag with exit 2 and one line`, () => {
-    const r = dplens(name, '--no-such-flag-xyz', '1');
+  test(`dplens ${name} rejects an unknown flag with exit 2 and one line`, async () => {
+    const r = await dplensInProcess(name, '--no-such-flag-xyz', '1');
     assert.equal(r.code, 2, `exit code (stderr: ${r.stderr})`);
     const lines = ownLines(r.stderr);
     assert.equal(lines.length, 1, `one line, got: ${JSON.stringify(r.stderr)}`);
@@ -61,6 +74,13 @@ for (const name of commands) {
     assert.equal(r.stdout, '');
   });
 }
+
+test('spawned: a command with an unknown flag exits 2 with one line and nothing on stdout', () => {
+  const r = dplens('report', '--no-such-flag-xyz');
+  assert.equal(r.code, 2);
+  assert.deepEqual(ownLines(r.stderr), ['dplens report: unknown flag --no-such-flag-xyz (see --help)']);
+  assert.equal(r.stdout, '');
+});
 
 test('an unknown command exits 2 with one line', () => {
   const r = dplens('frobnicate', '--json');

@@ -35,27 +35,34 @@ async function topHelp(): Promise<string> {
   return lines.join('\n');
 }
 
-export async function main(argv: string[]): Promise<number> {
+/** Where main() writes its own messages (help, errors); tests pass string sinks. */
+export interface MainIo {
+  out(s: string): void;
+  err(s: string): void;
+}
+const PROCESS_IO: MainIo = { out: (s) => void process.stdout.write(s), err: (s) => void process.stderr.write(s) };
+
+export async function main(argv: string[], io: MainIo = PROCESS_IO): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write((await topHelp()) + '\n');
+    io.out((await topHelp()) + '\n');
     return name ? 0 : 2;
   }
   if (name === '--version' || name === '-V') {
     // src/cli/main.ts and dist/cli/main.js both sit two levels below package.json.
     const pkg = JSON.parse(readFileSync(join(here, '..', '..', 'package.json'), 'utf8')) as { version: string };
-    process.stdout.write(pkg.version + '\n');
+    io.out(pkg.version + '\n');
     return 0;
   }
   const cmd = await loadCommand(name);
   if (!cmd) {
-    process.stderr.write(`dplens: unknown command "${name}" (try dplens --help)\n`);
+    io.err(`dplens: unknown command "${name}" (try dplens --help)\n`);
     return 2;
   }
   const json = rest.includes('--json');
   try {
     if (rest.includes('--help') || rest.includes('-h')) {
-      process.stdout.write(formatHelp(cmd.usage, cmd.description, cmd.flags, cmd.examples) + '\n');
+      io.out(formatHelp(cmd.usage, cmd.description, cmd.flags, cmd.examples) + '\n');
       return 0;
     }
     const args = parseArgs(rest, cmd.flags);
@@ -64,11 +71,11 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     const err = e as Error;
     if (err instanceof UsageError || err?.name === 'UsageError' || err?.name === 'DataError' || err?.name === 'BudgetError') {
-      process.stderr.write(`dplens ${name}: ${err.message}\n`);
+      io.err(`dplens ${name}: ${err.message}\n`);
       return 2;
     }
-    process.stderr.write(`dplens ${name}: ${err?.message ?? String(e)}\n`);
-    if (process.env.DPLENS_DEBUG) process.stderr.write((err?.stack ?? '') + '\n');
+    io.err(`dplens ${name}: ${err?.message ?? String(e)}\n`);
+    if (process.env.DPLENS_DEBUG) io.err((err?.stack ?? '') + '\n');
     return 1;
   }
 }
