@@ -127,9 +127,10 @@ export function col2im(dp: Float32Array, g: ConvGeometry, scratch?: Float32Array
 
 /**
  * Max pooling ('valid' padding) over NHWC with the arg-max of every output kept for the backward
- * pass. Ties go to the first position in row-major window order, as in tfjs' kernels.
+ * pass. Ties go to the first position in row-major window order, as in tfjs' kernels. With
+ * `relu`, returns relu(maxpool(x)) (= maxpool(relu(x))) and marks non-positive maxima arg −1.
  */
-export function maxPoolForward(x: Float32Array, n: number, h: number, w: number, c: number, kh: number, kw: number, sh: number, sw: number, out: Float32Array, arg: Int32Array): { ho: number; wo: number } {
+export function maxPoolForward(x: Float32Array, n: number, h: number, w: number, c: number, kh: number, kw: number, sh: number, sw: number, out: Float32Array, arg: Int32Array, relu = false): { ho: number; wo: number } {
   const ho = Math.floor((h - kh) / sh) + 1;
   const wo = Math.floor((w - kw) / sw) + 1;
   let o = 0;
@@ -155,6 +156,13 @@ export function maxPoolForward(x: Float32Array, n: number, h: number, w: number,
             }
           }
         }
+        if (relu)
+          for (let ch = 0; ch < c; ch++)
+            if (!(out[o + ch]! > 0)) {
+              // relu after the max: a non-positive max passes no gradient (arg −1)
+              out[o + ch] = 0;
+              arg[o + ch] = -1;
+            }
       }
     }
   }

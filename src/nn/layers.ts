@@ -737,16 +737,7 @@ export class MaxPool2d extends Pool2d {
         this.bufs = { arg: new Int32Array(Math.ceil(count * 1.25)), out: new Float32Array(Math.ceil(count * 1.25)), dx: new Float32Array(Math.ceil(inSize * 1.25)) };
       }
       const out = this.bufs.out.subarray(0, count);
-      maxPoolForward(x.dataSync() as Float32Array, n, h, w, c, this.k[0], this.k[1], this.s[0], this.s[1], out, this.bufs.arg);
-      if (this.fuseRelu) {
-        // relu after the max; a non-positive max passes no gradient (arg −1)
-        const arg = this.bufs.arg;
-        for (let i = 0; i < count; i++)
-          if (!(out[i]! > 0)) {
-            out[i] = 0;
-            arg[i] = -1;
-          }
-      }
+      maxPoolForward(x.dataSync() as Float32Array, n, h, w, c, this.k[0], this.k[1], this.s[0], this.s[1], out, this.bufs.arg, this.fuseRelu);
       this.host = { arg: this.bufs.arg, out, dx: this.bufs.dx.subarray(0, inSize), count, shape: x.shape };
       return tf.tensor4d(out, [n, ho, wo, c]);
     }
