@@ -86,3 +86,27 @@ test('an injected privacy bug (noise scaled by 1/B twice) is flagged: bound > cl
   assert.ok(r.violation, `bug not flagged: bound ${r.empiricalEpsilonLowerBound} vs claimed ${fit.epsilon}`);
   assert.ok(r.empiricalEpsilonLowerBound > fit.epsilon + 0.5, `bound ${r.empiricalEpsilonLowerBound}`);
 });
+
+test('input-space canaries (mislabeled held-out images, black box) are detected in a non-private run', async (t) => {
+  // 100 real examples + ~50 included canaries, many passes: a small model memorises its mislabeled inputs
+  const ds = { ...subset(100, 4800), test: mnist.test };
+  const r = await auditTraining({ ...base, batch: 75, epochs: 60, clip: 10, lr: 0.1, noise: 0, seed: 51 }, { dataOverride: ds, canaries: 100, seed: 52, canaryType: 'input' });
+  t.diagnostic(`input canaries σ=0: bound ${r.empiricalEpsilonLowerBound.toFixed(3)}, auc ${r.auc.toFixed(3)}`);
+  assert.match(r.attack, /input canaries/);
+  assert.equal(r.m, 100);
+  assert.ok(r.auc > 0.7, `auc ${r.auc}`);
+  assert.ok(r.empiricalEpsilonLowerBound > 0.5, `bound ${r.empiricalEpsilonLowerBound}`);
+});
+
+// The CLI contract run: one epoch of full MNIST at σ = 1.3, then its audit (several minutes).
+test('long: audit of a 1-epoch MNIST DP-SGD run stays below the claimed ε and within 2× the run time', { skip: process.env.DPLENS_LONG !== '1' }, async (t) => {
+  const { runTraining } = await import('../src/train/index.js');
+  const cfg = { ...base, data: 'mnist', epochs: 1, noise: 1.3, evaluate: false };
+  const t0 = Date.now();
+  const run = await runTraining(cfg, { dataOverride: mnist });
+  const runSeconds = (Date.now() - t0) / 1000;
+  const r = await auditTraining(cfg, { dataOverride: mnist, canaries: 1000 });
+  t.diagnostic(`1 epoch σ=1.3: claimed ε ${run.epsilon}, bound ${r.empiricalEpsilonLowerBound}, run ${runSeconds.toFixed(1)} s, audit ${r.seconds.toFixed(1)} s`);
+  assert.ok(r.empiricalEpsilonLowerBound <= r.claimedEpsilon!);
+  assert.ok(r.seconds <= 2 * runSeconds, `audit ${r.seconds} s vs run ${runSeconds} s`);
+});
