@@ -1,12 +1,13 @@
 /**
  * Opens a generated report in real headless Chromium (Debian `chromium` driven by playwright-core):
  * no console errors, no network requests, the sample image and every SVG chart laid out with a
- * non-zero size; a screenshot is saved under the run folder (report.png).
+ * non-zero size; a screenshot is saved under the run folder (runs/test-report-browser/report.png,
+ * kept after the test for inspection; runs/ is git-ignored).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, statSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { writeReport } from '../src/report/index.js';
 import { makeFixtureRun } from './report-fixture.js';
@@ -21,8 +22,7 @@ test('report renders in headless Chromium without errors, with sized images and 
     return;
   }
   const { chromium } = await import('playwright-core');
-  const dir = makeFixtureRun({ withAudit: true });
-  const keep = !!process.env.DPLENS_KEEP_FIXTURE;
+  const dir = makeFixtureRun({ withAudit: true, dir: resolve('runs', 'test-report-browser') });
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
   try {
     const path = await writeReport(dir);
@@ -71,9 +71,8 @@ test('report renders in headless Chromium without errors, with sized images and 
     const shot = join(dir, 'report.png');
     await page.screenshot({ path: shot, fullPage: true });
     assert.ok(statSync(shot).size > 10_000, 'screenshot written');
-    console.log(`# report screenshot: ${shot}${keep ? '' : ' (removed after the test; set DPLENS_KEEP_FIXTURE=1 to keep)'}`);
+    console.log(`# report screenshot: ${shot}`);
   } finally {
     await browser.close();
-    if (!keep) rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -2,7 +2,7 @@
  * A small but realistic run folder for the report tests: a real PNG sample grid (pngjs),
  * config.json with the exact command, metrics.jsonl, eval.json, audit.json and a ledger.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
@@ -13,6 +13,8 @@ export interface FixtureOptions {
   withSamples?: boolean;
   withEval?: boolean;
   steps?: number;
+  /** Folder to (re)create instead of a fresh temp folder. */
+  dir?: string;
 }
 
 /** A 10-class × 6-sample grid of 28×28 "digits": class c is a bar at a class-dependent position. */
@@ -33,7 +35,12 @@ export function makeSampleGrid(classes = 10, perClass = 6, size = 28): Buffer {
 }
 
 export function makeFixtureRun(opts: FixtureOptions = {}): string {
-  const dir = mkdtempSync(join(tmpdir(), 'dplens-report-'));
+  let dir: string;
+  if (opts.dir) {
+    rmSync(opts.dir, { recursive: true, force: true });
+    mkdirSync(opts.dir, { recursive: true });
+    dir = opts.dir;
+  } else dir = mkdtempSync(join(tmpdir(), 'dplens-report-'));
   const steps = opts.steps ?? 120;
   const q = 256 / 60000;
   const sigma = 1.1;
