@@ -362,3 +362,12 @@ test('PLD single step of Poisson-subsampled Gaussian / Laplace equals the closed
     assert.ok(d >= exact - 1e-13 && d - exact < 1e-9, `${ev.event.kind} eps=${eps}: ${d} vs ${exact}`);
   }
 });
+
+test('PLD stays exact and finite for huge losses (tiny noise): no underflow to a zero epsilon', () => {
+  // 10 Gaussian steps with z = 0.03: closed form (mpmath root of the Balle-Wang profile) 6004.1342457801961
+  const e = new PldAccountant().compose(DpEvents.gaussian(0.03), 10).getEpsilon(1e-5);
+  assert.ok(e >= 6004.1342457 - 1e-6 && relErr(e, 6004.1342457801961) < 1e-5, `${e}`);
+  const r = new RdpAccountant().compose(DpEvents.poissonSampled(0.5, DpEvents.gaussian(0.3)), 10000).getEpsilon(1e-5);
+  const p = new PldAccountant().compose(DpEvents.poissonSampled(0.5, DpEvents.gaussian(0.3)), 10000).getEpsilon(1e-5);
+  assert.ok(p <= r && p > 0.5 * r, `pld ${p} vs rdp ${r}`);
+});

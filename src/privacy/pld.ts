@@ -34,7 +34,7 @@
 import type { DpEvent } from './events.js';
 import { describeEvent } from './events.js';
 import { getFft, nextPow2 } from './fft.js';
-import { erfc } from './special.js';
+import { erfc, logAdd } from './special.js';
 import type { Accountant, EpsilonDetails } from './rdp-accountant.js';
 import { AccountingError } from './rdp-accountant.js';
 
@@ -230,10 +230,13 @@ function discretiseSubsampled(base: Base, q: number, dir: Direction, h: number):
   const lq = Math.log(q);
   // s threshold for "A-side loss <= t" (remove) / "> t" (add): g(t) = log(expm1(t) + q) - log q
   const g = (t: number): number => {
+    if (q === 1) return t;
     const x = Math.expm1(t) + q;
     return x > 0 ? Math.log(x) - lq : -Infinity;
   };
-  const lossOfS = (s: number): number => Math.log1p(q * Math.expm1(s)); // remove-direction loss
+  // remove-direction loss log(1 - q + q e^s), in log space (q = 1: exactly s)
+  const l1q = Math.log1p(-q);
+  const lossOfS = (s: number): number => (q === 1 ? s : logAdd(l1q, lq + s));
   const tLo = dir === 'remove' ? lossOfS(base.sLo) : -lossOfS(base.sHi);
   const tHi = dir === 'remove' ? lossOfS(base.sHi) : -lossOfS(base.sLo);
   const iLo = Math.floor(tLo / h);
@@ -269,9 +272,10 @@ function discretiseSubsampled(base: Base, q: number, dir: Direction, h: number):
     }
     if (a > 0) {
       const t1 = i * h;
-      const e1 = Math.exp(-t1);
-      // upper-end share u: a e^{-t1} - u (e^{-t1} - e^{-t2}) = bm
-      let u = (bm - a * e1) / (e1 * expm1h);
+      // upper-end share u from a e^{-t1} - u (e^{-t1} - e^{-t2}) = bm, i.e. u = (bm e^{t1} - a)/expm1(-h),
+      // with bm e^{t1} formed in log space (B-mass underflow for huge losses gives u = a: pessimistic)
+      const r = bm > 0 ? Math.exp(Math.log(bm) + t1) : 0;
+      let u = (r - a) / expm1h;
       if (!(u >= 0)) u = 0;
       if (u > a) u = a;
       probs[i - iLo + 1] += u;
@@ -306,8 +310,9 @@ function discretiseRR(eps: number, k: number, h: number): DiscretePld {
       probs[i - iLo] += a;
       continue;
     }
-    // preserve A-mass a and B-mass a e^{-l}
-    const u = (a * (Math.exp(-l) - Math.exp(-t1))) / (Math.exp(-t2) - Math.exp(-t1));
+    // preserve A-mass a and B-mass a e^{-l}: u = a (e^{t1-l} - 1) / (e^{-h} - 1)
+    void t2;
+    const u = Math.min(a, Math.max(0, (a * Math.expm1(t1 - l)) / Math.expm1(-h)));
     probs[i - iLo + 1] += u;
     probs[i - iLo] += a - u;
   }
@@ -360,17 +365,22 @@ function logMgf(d: DiscretePld, h: number): Float64Array {
   if (v) return v;
   v = new Float64Array(LAMBDAS.length);
   const p = d.probs;
-  const top = p.length - 1;
+  // Horner over the non-zero span [first, last]: every partial sum then ends on a positive term,
+  // so the result cannot underflow to 0 (terms that underflow on the way are negligible)
+  let first = 0;
+  let last = p.length - 1;
+  while (first < last && !(p[first] > 0)) first++;
+  while (last > first && !(p[last] > 0)) last--;
   for (let j = 0; j < LAMBDAS.length; j++) {
     const lam = LAMBDAS[j];
     const x = Math.exp(-Math.abs(lam) * h);
     let acc = 0;
     if (lam > 0) {
-      for (let i = 0; i <= top; i++) acc = acc * x + p[i];
-      v[j] = lam * h * (d.offset + top) + Math.log(acc);
+      for (let i = first; i <= last; i++) acc = acc * x + p[i];
+      v[j] = lam * h * (d.offset + last) + Math.log(acc);
     } else {
-      for (let i = top; i >= 0; i--) acc = acc * x + p[i];
-      v[j] = lam * h * d.offset + Math.log(acc);
+      for (let i = last; i >= first; i--) acc = acc * x + p[i];
+      v[j] = lam * h * (d.offset + first) + Math.log(acc);
     }
   }
   mgfCache.set(d, v);
@@ -407,30 +417,35 @@ interface Composed {
   h: number;
 }
 
-/** eps such that delta(eps) <= delta for one composed PLD (delta(eps) includes infMass and `err`). */
+/**
+ * eps such that delta(eps) <= delta for one composed PLD (delta(eps) includes infMass and `err`).
+ * Scans from the top keeping s1 = sum_{j>=k} p_j and s2 = sum_{j>=k} p_j e^{l_k - l_j} (scaled to
+ * the current point, so nothing under- or overflows even for losses in the thousands); on
+ * [l_{k-1}, l_k] delta(eps) = s1 - e^{eps - l_k} s2 is solved exactly.
+ */
 function epsilonFromPld(c: Composed, delta: number, err: number): number {
   const target = delta - err - c.infMass;
   if (target <= 0) return Infinity;
   const p = c.probs;
   const h = c.h;
+  const eh = Math.exp(-h);
   let s1 = 0;
   let s2 = 0;
   for (let k = p.length - 1; k >= 0; k--) {
     const pk = p[k] > 0 ? p[k] : 0;
     const lk = (c.lo + k) * h;
+    s2 = s2 * eh + pk; // rescale from l_{k+1} to l_k
     s1 += pk;
-    s2 += pk * Math.exp(-lk);
-    // delta at eps = l_{k-1}, with support {j >= k}
-    const lPrev = lk - h;
-    const dPrev = s1 - Math.exp(lPrev) * s2;
+    // delta at eps = l_{k-1}, support {j >= k}
+    const dPrev = s1 - eh * s2;
     if (dPrev > target) {
-      if (s2 <= 0) return Math.max(0, lPrev);
-      const eps = Math.log((s1 - target) / s2);
-      return Math.max(0, Math.min(Math.max(eps, lPrev), lk));
+      if (s2 <= 0) return Math.max(0, lk - h);
+      const eps = lk + Math.log((s1 - target) / s2);
+      return Math.max(0, Math.min(Math.max(eps, lk - h), lk));
     }
     if (k === 0) {
       // delta is already below target under the whole support
-      return s1 > target && s2 > 0 ? Math.max(0, Math.log((s1 - target) / s2)) : 0;
+      return s1 > target && s2 > 0 ? Math.max(0, lk + Math.log((s1 - target) / s2)) : 0;
     }
   }
   return 0;
@@ -446,8 +461,24 @@ function deltaFromPld(c: Composed, eps: number): number {
   return Math.min(1, d);
 }
 
+/** Loss range [tLo, tHi] of one component's discretisation (before rounding to the grid). */
+function componentRange(comp: Component): number {
+  if (comp.type === 'inf') return 0;
+  if (comp.type === 'rr') return 2 * comp.eps;
+  const base = comp.type === 'sg' ? gaussianBase(comp.z) : laplaceBase(comp.b);
+  const l1q = Math.log1p(-comp.q);
+  const lq = Math.log(comp.q);
+  const loss = (s: number): number => (comp.q === 1 ? s : logAdd(l1q, lq + s));
+  return loss(base.sHi) - loss(base.sLo);
+}
+
 function composeAll(entries: { comp: Component; count: number }[], h0: number, tau: number, auto: boolean): { remove: Composed; add: Composed; h: number } {
   let h = h0;
+  if (auto) {
+    // very wide single-step losses (tiny noise): start on a grid of at most 2^20 points per step
+    const widest = Math.max(...entries.map((e) => componentRange(e.comp)));
+    if (widest / h > REFINE_FFT) h = widest / REFINE_FFT;
+  }
   for (let attempt = 0; attempt < 8; attempt++) {
     const dirs: Direction[] = ['remove', 'add'];
     const pl = dirs.map((dir) => entries.map((e) => discretise(e.comp, dir, h)));
