@@ -35,6 +35,7 @@ const command: Command = {
     'physical-batch': { type: 'string', help: 'largest chunk run at once (memory bound, default 256)' },
     sampling: { type: 'string', help: 'poisson (default, DP) | shuffle (fixed batches, NOT accounted: ε = ∞)' },
     resume: { type: 'boolean', help: 'continue the run in --out (weights, step count, ledger)' },
+    'eval-every': { type: 'string', help: 'test-set evaluation every N epochs into metrics.jsonl (default 1 when --epochs >= 2; 0 = off)' },
     backend: { type: 'string', help: 'compute backend: ort (default) | cpu' },
   },
   examples: [
@@ -71,6 +72,7 @@ const command: Command = {
       if (!Number.isInteger(seed) || seed < 0 || seed > 2 ** 32 - 1) throw new UsageError(`--seed must be an integer in [0, 2^32), got "${seedRaw}"`);
     }
     const physical = getInteger(args, 'physical-batch', 256, 1)!;
+    const evalEvery = getNumber(args, 'eval-every', undefined, (x) => x >= 0 || 'must be >= 0');
     const topk = getInteger(args, 'topagg-k', undefined, 1);
     const topclip = getNumber(args, 'topagg-clip', undefined, (x) => x > 0 || 'must be > 0');
     const threads = getInteger(args, 'threads', undefined, 1);
@@ -107,12 +109,13 @@ const command: Command = {
         clipping,
         sampling,
         maxPhysicalBatch: physical,
+        evalEvery,
         outDir,
         resume,
         command: ['dplens', ...argv],
         backend,
       };
-    const flagOf: Record<string, string> = { dataPath: 'data-path', targetEpsilon: 'target-epsilon', maxPhysicalBatch: 'physical-batch', noise: 'noise' };
+    const flagOf: Record<string, string> = { dataPath: 'data-path', targetEpsilon: 'target-epsilon', maxPhysicalBatch: 'physical-batch', noise: 'noise', evalEvery: 'eval-every' };
     const config = resume
       ? Object.fromEntries(Object.entries(full).filter(([k]) => ['outDir', 'resume', 'command', 'backend'].includes(k) || given(flagOf[k] ?? k)))
       : full;
