@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ImageDataset } from '../data/index.js';
-import { loadNamedDataset, runSynthesis, type SynthesisConfig } from '../generate/index.js';
+import { ensureEngine, loadNamedDataset, runSynthesis, type SynthesisConfig } from '../generate/index.js';
 import { auditRandom, type AuditReport, summarizeAudit } from './dpsgd.js';
 import { distanceToClosestRecord } from './mia.js';
 import type { GuessStrategy } from './stats.js';
@@ -59,6 +59,7 @@ export function insertInputCanaries(ds: ImageDataset, m: number, rng: { nextDoub
 
 export async function auditSynthesis(config: SynthesisConfig, opts: SynthesisAuditOptions = {}): Promise<AuditReport & { synthesisSeconds: number; generatorSteps: number }> {
   const t0 = Date.now();
+  await ensureEngine();
   const m = opts.canaries ?? 1000;
   const rng = auditRandom(opts.seed);
   const ds = opts.dataOverride ?? (await loadNamedDataset(config.data, config.dataPath));

@@ -33,6 +33,9 @@ const command: Command = {
     const { existsSync } = await import('node:fs');
     const { join } = await import('node:path');
     if (!existsSync(join(dir, 'config.json'))) throw new UsageError(`${dir} is not a run folder (no config.json)`);
+    const threads = getInteger(args, 'threads', undefined, 1);
+    const { initEngine } = await import('../../engine/index.js');
+    await initEngine(threads ? { threads } : {});
     const { auditRunFolder } = await import('../../audit/index.js');
     out.log(`auditing ${dir}: re-running its pipeline once with ${m} ${canaryType} canaries`);
     let progress: ReturnType<typeof out.progress> | undefined;
