@@ -156,3 +156,38 @@ test('BatchNorm is rejected with an explanation; save/load round-trips weights',
   const x = randn([2, 28, 28, 1], 4);
   assert.deepEqual(Array.from(m2.forward(x, false).dataSync()), Array.from(m.forward(x, false).dataSync()));
 });
+
+test('a tfjs-layers Sequential (model.json + shard) imports with identical outputs', async () => {
+  const { importTfjsLayersModel } = await import('../src/nn/index.js');
+  const { writeFileSync } = await import('node:fs');
+  const dir = mkdtempSync(join(tmpdir(), 'dplens-tfjs-'));
+  const k = tf.randomNormal([3, 3, 1, 4], 0, 0.5, 'float32', 1) as tf.Tensor4D;
+  const kb = tf.randomNormal([4], 0, 0.5, 'float32', 2);
+  const d = tf.randomNormal([3 * 3 * 4, 3], 0, 0.5, 'float32', 3) as tf.Tensor2D;
+  const db = tf.randomNormal([3], 0, 0.5, 'float32', 4);
+  const topology = {
+    class_name: 'Sequential',
+    config: {
+      name: 's',
+      layers: [
+        { class_name: 'Conv2D', config: { name: 'c1', filters: 4, kernel_size: [3, 3], strides: [1, 1], padding: 'valid', activation: 'relu', use_bias: true, batch_input_shape: [null, 8, 8, 1], data_format: 'channels_last' } },
+        { class_name: 'MaxPooling2D', config: { name: 'p1', pool_size: [2, 2], strides: [2, 2], padding: 'valid' } },
+        { class_name: 'Flatten', config: { name: 'f' } },
+        { class_name: 'Dense', config: { name: 'd1', units: 3, activation: 'softmax', use_bias: true } },
+      ],
+    },
+  };
+  const ws = [k, kb, d, db];
+  const buf = Buffer.concat(ws.map((t) => Buffer.from((t.dataSync() as Float32Array).buffer)));
+  writeFileSync(join(dir, 'shard.bin'), buf);
+  writeFileSync(join(dir, 'model.json'), JSON.stringify({ format: 'layers-model', modelTopology: topology, weightsManifest: [{ paths: ['shard.bin'], weights: ws.map((t, i) => ({ name: `w${i}`, shape: t.shape, dtype: 'float32' })) }] }));
+  const { model, inputShape } = importTfjsLayersModel(join(dir, 'model.json'));
+  assert.deepEqual(inputShape, [8, 8, 1]);
+  const x = randn([2, 8, 8, 1], 8) as tf.Tensor4D;
+  const expect = tf.add(tf.matMul(tf.reshape(tf.maxPool(tf.relu(tf.add(tf.conv2d(x, k, 1, 'valid'), kb)) as tf.Tensor4D, 2, 2, 'valid'), [2, -1]), d), db);
+  const got = model.forward(x, false);
+  assert.ok(relErr(got.dataSync(), expect.dataSync()) < 1e-6);
+  const bn = { class_name: 'Sequential', config: { layers: [{ class_name: 'BatchNormalization', config: { batch_input_shape: [null, 4] } }] } };
+  writeFileSync(join(dir, 'bn.json'), JSON.stringify({ modelTopology: bn, weightsManifest: [] }));
+  assert.throws(() => importTfjsLayersModel(join(dir, 'bn.json')), /GroupNorm/);
+});

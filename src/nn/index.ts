@@ -5,3 +5,4 @@ export * from './module.js';
 export * from './layers.js';
 export * from './persample.js';
 export * from './spec.js';
+export * from './tfjs-import.js';
