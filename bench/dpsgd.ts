@@ -4,7 +4,8 @@
  * (run as a child process, exactly as a user would), and — when `import torch` works — the PyTorch
  * reference's dpsgd_epoch_s (../shared/bench/torch_ref.py) in the same command; prints both, the
  * ratio, and peak memory. Options (env): DPSGD_EPOCHS (default 1), DPSGD_SKIP_TORCH=1,
- * DPSGD_PROFILE=1 (per-kernel times of 20 in-process steps via engineStats).
+ * DPSGD_PROFILE=1 (per-kernel times of 20 in-process steps via engineStats), DPSGD_MEMORY=1 (a
+ * ~1M-parameter CNN at logical batch 1024 in physical chunks of 256: peak RSS, in a child process).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -70,5 +71,25 @@ if (process.env.DPSGD_PROFILE) {
     .map(([k, v]) => [k, +(v / 20).toFixed(2)]);
   const kernelTotal = Object.values(st.kernelTimeMs ?? {}).reduce((a, b) => a + b, 0) / 20;
   result.profile = { ms_per_step: +ms.toFixed(2), kernel_ms_per_step: +kernelTotal.toFixed(2), host_js_ms_per_step: +(ms - kernelTotal).toFixed(2), top_kernels_ms_per_step: Object.fromEntries(kernels), fallbacks: st.fallbacks };
+}
+if (process.env.DPSGD_MEMORY) {
+  const code = `
+    import { ensureEngine, imageData, makePrivate, SGD } from './src/train/index.ts';
+    import { buildModel } from './src/nn/index.ts';
+    import { loadMnist } from './src/data/index.ts';
+    import { seededRandom } from './src/privacy/index.ts';
+    await ensureEngine();
+    const ds = loadMnist();
+    const model = buildModel([
+      { type: 'conv2d', filters: 32, kernel: 3, padding: 1 }, { type: 'relu' }, { type: 'maxpool2d', kernel: 2 },
+      { type: 'conv2d', filters: 64, kernel: 3, padding: 1 }, { type: 'relu' }, { type: 'maxpool2d', kernel: 2 },
+      { type: 'flatten' }, { type: 'dense', units: 320 }, { type: 'relu' }, { type: 'dense', units: 10 }], [28, 28, 1]);
+    const P = model.parameters().reduce((s, p) => s + p.value.size, 0);
+    const tr = makePrivate({ model, optimizer: new SGD(0.1), data: imageData(ds.train, ds, { mean: [0.1307], std: [0.3081] }), noiseMultiplier: 1, maxGradNorm: 1, delta: 1e-5, batchSize: 1024, maxPhysicalBatch: 256, rng: seededRandom(1) });
+    const t = performance.now();
+    tr.fit({ steps: 2 });
+    console.log(JSON.stringify({ params: P, logicalBatch: 1024, physicalBatch: 256, msPerStep: (performance.now() - t) / 2, peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024) }));`;
+  const m = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { encoding: 'utf8' });
+  result.memory_1m_params_batch1024 = m.status === 0 ? JSON.parse(m.stdout.trim().split('\n').pop()!) : m.stderr.trim().split('\n').slice(-3).join(' ');
 }
 console.log(JSON.stringify(result, null, 1));
