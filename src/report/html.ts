@@ -244,9 +244,16 @@ function utilitySection(run: RunFolder): string {
   }
   const last = [...run.metrics].reverse();
   const finals = new Map<string, Json>();
-  for (const key of ['testAccuracy', 'accuracy', 'loss', 'testLoss']) {
+  // metrics.jsonl accuracy/loss are of the last logged training batch; say so in the row name.
+  const finalKeys: [string, string][] = [
+    ['testAccuracy', 'testAccuracy'],
+    ['testLoss', 'testLoss'],
+    ['accuracy', 'accuracy (last training batch)'],
+    ['loss', 'loss (last training batch)'],
+  ];
+  for (const [key, label] of finalKeys) {
     const row = last.find((r) => typeof r[key] === 'number');
-    if (row) finals.set(key, row[key] as number);
+    if (row) finals.set(label, row[key] as number);
   }
   if (finals.size) columns.unshift({ name: 'this run, final (metrics.jsonl)', values: finals });
   const ref = run.config?.reference;
