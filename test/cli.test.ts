@@ -113,3 +113,23 @@ test('dplens report: --json prints one JSON object naming the report; bad folder
   assert.equal(noValue.code, 2);
   assert.match(noValue.stderr, /^dplens report: flag --run needs a value/);
 });
+
+test('dplens demo rejects bad input before doing any work', async () => {
+  const short = await dplensInProcess('demo', '--minutes', '1');
+  assert.equal(short.code, 2);
+  assert.equal(short.stderr, 'dplens demo: --minutes must be >= 2, got 1\n');
+  const only = await dplensInProcess('demo', '--only', 'audit');
+  assert.equal(only.code, 2);
+  assert.equal(only.stderr, 'dplens demo: --only must be train or synth, got "audit"\n');
+  const eps = await dplensInProcess('demo', '--epsilon', '0');
+  assert.equal(eps.code, 2);
+  assert.equal(eps.stderr, 'dplens demo: --epsilon must be > 0, got 0\n');
+  const dir = makeFixtureRun();
+  try {
+    const busy = await dplensInProcess('demo', '--out', dir);
+    assert.equal(busy.code, 2);
+    assert.match(busy.stderr, /^dplens demo: --out .* is not empty: choose a new folder\n$/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
