@@ -36,7 +36,7 @@ const DEMO_SYNTH_HYPER = { teachers: DEMO_TEACHERS, sigma: 5000 * (DEMO_TEACHERS
 /** Synthetic images written and used for the utility evaluation (kept small: evaluation time ∝ count). */
 const DEMO_SAMPLES = 5000;
 /** Planned DP-SGD epochs (σ is calibrated for them); see trainStage. */
-const DEMO_TRAIN_EPOCHS = 1;
+const DEMO_TRAIN_EPOCHS = 3;
 
 function timestamp(): string {
   return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
