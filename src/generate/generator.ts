@@ -91,9 +91,9 @@ export class ConditionalGenerator {
   }
 
   /** Batch norm with statistics per group of bnGroup rows (over rows and spatial positions). */
-  private bn(x: tf.Tensor, name: string): tf.Tensor {
+  private bn(x: tf.Tensor, name: string, group: number): tf.Tensor {
     const M = x.shape[0];
-    const g = Math.min(this.config.bnGroup, M);
+    const g = Math.min(group, M);
     const groups = M % g === 0 ? M / g : 1;
     const rest = x.shape.slice(1);
     const xg = tf.reshape(x, [groups, M / groups, ...rest]);
@@ -103,8 +103,12 @@ export class ConditionalGenerator {
     return tf.add(tf.mul(tf.reshape(norm, x.shape), this.v(`${name}.gamma`)), this.v(`${name}.beta`));
   }
 
-  /** G(z, y): z [M, zDim], y one-hot [M, C] → images [M, H·W] in (0, 1). */
-  apply(z: tf.Tensor2D, y: tf.Tensor2D): tf.Tensor2D {
+  /**
+   * G(z, y): z [M, zDim], y one-hot [M, C] → images [M, H·W] in (0, 1). Batch-norm statistics are
+   * taken per group of `bnGroup` rows (default: the configured B); a group must mix classes, or
+   * normalisation would erase the label's contribution.
+   */
+  apply(z: tf.Tensor2D, y: tf.Tensor2D, bnGroup = this.config.bnGroup): tf.Tensor2D {
     const c = this.config;
     const M = z.shape[0];
     const dense = (x: tf.Tensor, name: string) => tf.add(tf.matMul(x as tf.Tensor2D, this.v(`${name}.w`)), this.v(`${name}.b`));
@@ -112,18 +116,18 @@ export class ConditionalGenerator {
       const h4 = c.height / 4;
       const w4 = c.width / 4;
       const planes = (hh: number, ww: number) => tf.tile(tf.reshape(y, [M, 1, 1, c.numClasses]), [1, hh, ww, 1]);
-      let x: tf.Tensor = tf.relu(this.bn(dense(tf.concat([z, y], 1), 'fc1'), 'bn1'));
-      x = tf.relu(this.bn(dense(tf.concat([x, y], 1), 'fc2'), 'bn2'));
+      let x: tf.Tensor = tf.relu(this.bn(dense(tf.concat([z, y], 1), 'fc1'), 'bn1', bnGroup));
+      x = tf.relu(this.bn(dense(tf.concat([x, y], 1), 'fc2'), 'bn2', bnGroup));
       x = tf.concat([tf.reshape(x, [M, h4, w4, c.channels]), planes(h4, w4)], 3);
       x = tf.add(tf.conv2dTranspose(x as tf.Tensor4D, this.v('dc1.w') as tf.Tensor4D, [M, h4 * 2, w4 * 2, c.channels], 2, 'same'), this.v('dc1.b'));
-      x = tf.relu(this.bn(x, 'bn3'));
+      x = tf.relu(this.bn(x, 'bn3', bnGroup));
       x = tf.concat([x, planes(h4 * 2, w4 * 2)], 3);
       x = tf.add(tf.conv2dTranspose(x as tf.Tensor4D, this.v('dc2.w') as tf.Tensor4D, [M, c.height, c.width, 1], 2, 'same'), this.v('dc2.b'));
       return tf.reshape(tf.sigmoid(x), [M, c.height * c.width]);
     }
     let x: tf.Tensor = tf.concat([z, y], 1);
     c.hidden.forEach((_, i) => {
-      x = tf.concat([tf.relu(this.bn(dense(x, `fc${i + 1}`), `bn${i + 1}`)), y], 1);
+      x = tf.concat([tf.relu(this.bn(dense(x, `fc${i + 1}`), `bn${i + 1}`, bnGroup)), y], 1);
     });
     return tf.sigmoid(dense(x, 'out')) as tf.Tensor2D;
   }

@@ -119,7 +119,9 @@ export abstract class VotingGan implements DpGenerator {
     const t = tf.tidy(() => {
       const lab = new Int32Array(C * B);
       for (let c = 0; c < C; c++) lab.fill(c, c * B, (c + 1) * B);
-      return this.generator.apply(tf.tile(z, [C, 1]) as tf.Tensor2D, tf.oneHot(tf.tensor1d(lab, 'int32'), C) as tf.Tensor2D);
+      // One batch-norm group over the whole table: every class in it, like a uniformly labelled
+      // batch. Groups of B rows would each hold a single class, and normalisation would erase y.
+      return this.generator.apply(tf.tile(z, [C, 1]) as tf.Tensor2D, tf.oneHot(tf.tensor1d(lab, 'int32'), C) as tf.Tensor2D, C * B);
     });
     const out = t.dataSync() as Float32Array;
     t.dispose();
