@@ -59,18 +59,21 @@ async function trainStage(ds: ImageDataset, dir: string, minutes: number, epsilo
   const t0 = Date.now();
   const { runTraining } = await import('../../train/index.js');
   out.log(`\n[1/2] DP-SGD on MNIST at ε = ${epsilon}, δ = ${DELTA} (≤ ${minutes.toFixed(1)} min) → ${dir}`);
-  const bar = out.progress(100, 'dp-sgd');
+  let bar: ReturnType<Output['progress']> | undefined;
   // σ is calibrated so that DEMO_TRAIN_EPOCHS epochs spend exactly ε; the time limit may stop earlier
   // (then less than ε is spent — the report shows the recomputed figure).
   const res = await runTraining(
     { data: 'mnist', model: 'cnn', epochs: DEMO_TRAIN_EPOCHS, targetEpsilon: epsilon, delta: DELTA, out: dir, maxMinutes: minutes, seed, command: commandLine(argv), report: false },
     {
       dataOverride: ds,
-      onStep: (p) => bar.update(Math.round(100 * p.fraction), { loss: p.loss, acc: p.accuracy, eps: p.epsilon }),
+      onStep: (p) => {
+        bar ??= out.progress(p.totalSteps, 'dp-sgd');
+        bar.update(p.step, { loss: p.loss, acc: p.accuracy, eps: p.epsilon });
+      },
       log: (m) => out.log(m),
     },
   );
-  bar.done();
+  bar?.done();
   const report = await writeReport(dir);
   const priv = summarizePrivacy(readRunFolder(dir));
   const headline: Record<string, number | string> = { steps: res.steps, epochs: +res.epochs.toFixed(3), stoppedBy: res.stoppedBy };
