@@ -128,6 +128,66 @@ export function referenceCnnSpec(numClasses = 10): LayerSpec[] {
   ];
 }
 
+/** Activation used by the reference-CNN variants (a layer spec without parameters). */
+export type CnnActivation = 'relu' | 'tanh' | 'tempered-sigmoid';
+
+function activationSpec(a: CnnActivation): LayerSpec {
+  // Tempered sigmoid s·σ(T·x) − o with (s, T, o) = (2, 2, 1) is exactly tanh; Papernot et al. 2021
+  // found the bounded family best for DP-SGD because clipping then cuts less signal.
+  if (a === 'tanh') return { type: 'tanh' };
+  if (a === 'tempered-sigmoid') return { type: 'temperedsigmoid', scale: 2, temperature: 2, offset: 1 };
+  return { type: 'relu' };
+}
+
+/**
+ * The reference CNN with another activation and optional GroupNorm after each convolution
+ * (Papernot et al. 2021 "Tempered Sigmoid Activations for DP Learning": the same architecture with
+ * tanh reaches 98.1 % on MNIST at ε ≈ 2.9; Tramèr & Boneh 2021 add GroupNorm).
+ */
+export function referenceCnnVariantSpec(numClasses = 10, opts: { activation?: CnnActivation; groupNorm?: number } = {}): LayerSpec[] {
+  const act = activationSpec(opts.activation ?? 'relu');
+  const gn = (channels: number): LayerSpec[] => (opts.groupNorm ? [{ type: 'groupnorm', groups: Math.min(opts.groupNorm, channels) }] : []);
+  return [
+    { type: 'conv2d', filters: 16, kernel: 8, stride: 2, padding: 3 },
+    ...gn(16),
+    act,
+    { type: 'maxpool2d', kernel: 2, stride: 1 },
+    { type: 'conv2d', filters: 32, kernel: 4, stride: 2 },
+    ...gn(32),
+    act,
+    { type: 'maxpool2d', kernel: 2, stride: 1 },
+    { type: 'flatten' },
+    { type: 'dense', units: 32 },
+    act,
+    { type: 'dense', units: numClasses },
+  ];
+}
+
+/** Model presets selectable by name (`dplens train --model NAME`). */
+export const modelPresets = {
+  cnn: 'reference CNN (Opacus MNIST example, ReLU)',
+  'cnn-tanh': 'reference CNN with tanh activations (Papernot et al. 2021 tempered sigmoid)',
+  'cnn-tanh-gn': 'cnn-tanh with GroupNorm (4 groups) after each convolution',
+  mlp: 'one-hidden-layer MLP (512 units, ReLU)',
+} as const;
+export type ModelPreset = keyof typeof modelPresets;
+
+/** The layer specs of a named preset. */
+export function presetSpec(name: ModelPreset, numClasses = 10): LayerSpec[] {
+  switch (name) {
+    case 'cnn':
+      return referenceCnnSpec(numClasses);
+    case 'cnn-tanh':
+      return referenceCnnVariantSpec(numClasses, { activation: 'tanh' });
+    case 'cnn-tanh-gn':
+      return referenceCnnVariantSpec(numClasses, { activation: 'tanh', groupNorm: 4 });
+    case 'mlp':
+      return mlpSpec(numClasses);
+    default:
+      throw new ModelError(`unknown model preset "${String(name)}" (known: ${Object.keys(modelPresets).join(', ')})`);
+  }
+}
+
 /** A one-hidden-layer MLP (784-512-10 on MNIST, as torch_ref.py's MLP). */
 export function mlpSpec(numClasses = 10, hidden = 512): LayerSpec[] {
   return [{ type: 'flatten' }, { type: 'dense', units: hidden }, { type: 'relu' }, { type: 'dense', units: numClasses }];

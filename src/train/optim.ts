@@ -19,6 +19,25 @@ export const schedules = {
   warmup: (steps: number, after: LrSchedule = () => 1): LrSchedule => (s, t) => (s < steps ? (s + 1) / steps : after(s, t)),
 };
 
+/**
+ * What a resumed run needs to continue an optimizer exactly: its slot tensors (SGD 'velocity',
+ * Adam 'm' and 'v', aligned with the parameters) and its update count `t` (Adam's bias correction).
+ */
+export interface OptimizerState {
+  name: string;
+  t: number;
+  slots: Record<string, tf.Tensor[]>;
+}
+
+function restoreSlot(name: string, slot: string, saved: tf.Tensor[] | undefined, params: Param[]): tf.Variable[] | undefined {
+  if (!saved) return undefined;
+  if (saved.length !== params.length) throw new RangeError(`${name} state: slot ${slot} has ${saved.length} tensors for ${params.length} parameters`);
+  return saved.map((t, i) => {
+    if (!tf.util.arraysEqual(t.shape, params[i]!.value.shape)) throw new RangeError(`${name} state: slot ${slot}[${i}] has shape [${t.shape}], parameter ${params[i]!.name} is [${params[i]!.value.shape}]`);
+    return tf.variable(t.clone(), false);
+  });
+}
+
 export interface Optimizer {
   readonly name: string;
   /** Base learning rate (the schedule multiplies it). */
@@ -26,6 +45,10 @@ export interface Optimizer {
   schedule: LrSchedule;
   /** Applies one update with gradient estimates aligned with `params`; disposes nothing it did not create. */
   step(params: Param[], grads: tf.Tensor[], stepIndex: number, totalSteps: number): void;
+  /** Current state (tensors are the optimizer's own: copy before disposing anything); needed for exact resume. */
+  getState?(): OptimizerState;
+  /** Restores a state from getState() (copies the tensors) for `params`. */
+  setState?(state: OptimizerState, params: Param[]): void;
 }
 
 function checkLr(lr: number): void {
@@ -62,6 +85,14 @@ export class SGD implements Optimizer {
         p.value.assign(tf.sub(p.value, tf.mul(g, lr)));
       });
     });
+  }
+  getState(): OptimizerState {
+    return { name: this.name, t: 0, slots: this.velocity ? { velocity: this.velocity } : {} };
+  }
+  setState(state: OptimizerState, params: Param[]): void {
+    if (state.name !== this.name) throw new RangeError(`cannot load ${state.name} state into ${this.name}`);
+    tf.dispose(this.velocity ?? []);
+    this.velocity = restoreSlot(this.name, 'velocity', state.slots.velocity, params);
   }
 }
 
@@ -102,6 +133,17 @@ export class Adam implements Optimizer {
       });
     });
   }
+  getState(): OptimizerState {
+    return { name: this.name, t: this.t, slots: this.m && this.v ? { m: this.m, v: this.v } : {} };
+  }
+  setState(state: OptimizerState, params: Param[]): void {
+    if (state.name !== this.name) throw new RangeError(`cannot load ${state.name} state into ${this.name}`);
+    if (!(Number.isInteger(state.t) && state.t >= 0)) throw new RangeError(`${this.name} state: bad step count ${state.t}`);
+    tf.dispose([...(this.m ?? []), ...(this.v ?? [])]);
+    this.m = restoreSlot(this.name, 'm', state.slots.m, params);
+    this.v = restoreSlot(this.name, 'v', state.slots.v, params);
+    this.t = state.t;
+  }
 }
 
 /** Adam with decoupled weight decay (Loshchilov & Hutter). */
@@ -124,6 +166,16 @@ export class Ema {
   }
   update(): void {
     tf.tidy(() => this.shadow.forEach((s, i) => s.assign(tf.add(tf.mul(s, this.decay), tf.mul(this.params[i]!.value, 1 - this.decay)))));
+  }
+  /** The averaged weights (the EMA's own tensors, aligned with `params`). */
+  getShadow(): tf.Tensor[] {
+    return this.shadow;
+  }
+  /** Restores averaged weights saved by a previous run (copied). */
+  setShadow(saved: tf.Tensor[]): void {
+    const fresh = restoreSlot('EMA', 'shadow', saved, this.params)!;
+    tf.dispose(this.shadow);
+    this.shadow = fresh;
   }
   /** Swaps live and averaged weights (call twice to restore). */
   swap(): void {

@@ -12,7 +12,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { type AccountantKind, calibrateNoiseMultiplier, PrivacyLedger, type RandomSource, secureRandom, seededRandom } from '../privacy/index.js';
-import { buildModel, type LayerSpec, loadModel, mlpSpec, referenceCnnSpec, saveModel, setInitSeed, type Sequential } from '../nn/index.js';
+import { buildModel, type LayerSpec, loadModel, type ModelPreset, modelPresets, presetSpec, saveModel, setInitSeed, type Sequential } from '../nn/index.js';
 import type { ImageDataset } from '../data/index.js';
 import { ensureEngine } from './backend.js';
 import { Adam, AdamW, type LrSchedule, type Optimizer, schedules, SGD } from './optim.js';
@@ -23,8 +23,8 @@ export interface TrainConfig {
   /** 'mnist' | 'fashion-mnist' | 'pneumonia' | a path (see src/data); ignored with hooks.dataOverride. */
   data?: string;
   dataPath?: string;
-  /** 'cnn' (reference CNN), 'mlp', or a layer spec list. */
-  model?: 'cnn' | 'mlp' | LayerSpec[];
+  /** A preset name ('cnn' = reference CNN, 'cnn-tanh', 'cnn-tanh-gn', 'mlp'; see modelPresets) or a layer spec list. */
+  model?: ModelPreset | LayerSpec[];
   /** Epochs (fractions allowed); steps = round(epochs·n/batch). Default 1. */
   epochs?: number;
   /** Expected logical batch size (Poisson rate batch/n). Default 240. */
@@ -93,6 +93,9 @@ export interface TrainResult {
   delta: number;
   noiseMultiplier: number;
   sampleRate: number;
+  /** Clip bound and expected batch size actually used (from the stored config on resume). */
+  clip: number;
+  batch: number;
   steps: number;
   epochs: number;
   testAccuracy: number | null;
@@ -166,15 +169,20 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
 
   setInitSeed(cfg.seed ?? Math.floor(Math.random() * 2 ** 31));
   const inputShape = [ds.height, ds.width, ds.channels];
-  const spec = cfg.model === undefined || cfg.model === 'cnn' ? referenceCnnSpec(ds.numClasses) : cfg.model === 'mlp' ? mlpSpec(ds.numClasses) : cfg.model;
-  if (!Array.isArray(spec)) throw new RangeError(`model must be cnn, mlp or a list of layer specs, got ${JSON.stringify(cfg.model)}`);
+  const modelName = cfg.model ?? 'cnn';
+  if (!Array.isArray(modelName) && !Object.hasOwn(modelPresets, modelName)) throw new RangeError(`model must be one of ${Object.keys(modelPresets).join(', ')} or a list of layer specs, got ${JSON.stringify(cfg.model)}`);
+  const spec = Array.isArray(modelName) ? modelName : presetSpec(modelName, ds.numClasses);
   let model: Sequential;
   let startStep = 0;
+  let resumeState: TrainState | undefined;
   if (cfg.resume && existsSync(join(outDir!, 'model.json'))) {
     const loaded = loadModel(outDir!);
     model = loaded.model;
     startStep = Number(loaded.meta.steps ?? 0);
-    log(`resuming ${outDir} at step ${startStep}`);
+    resumeState = readTrainState(outDir!);
+    // model.json holds the released (EMA-averaged) weights; training continues from the live ones.
+    if (resumeState?.tensors.live) model.parameters().forEach((p, i) => p.value.assign(resumeState!.tensors.live![i]!));
+    log(`resuming ${outDir} at step ${startStep}${resumeState ? ` (optimizer state${resumeState.tensors.ema ? ' and EMA' : ''} restored)` : ' (no optimizer state saved: momentum restarts)'}`);
   } else model = buildModel(spec, inputShape);
   // A resumed seeded run must not replay the noise stream of the steps already taken.
   const rng: RandomSource = cfg.seed !== undefined ? seededRandom(startStep ? (cfg.seed + Math.imul(startStep, 0x9e3779b1)) >>> 0 : cfg.seed) : secureRandom();
@@ -233,6 +241,13 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
     emaDecay: cfg.ema,
     gradientCanaries: hooks.gradientCanaries ?? hooks.canaries,
   });
+  if (resumeState) {
+    const { live: _live, ema: emaShadow, ...slots } = resumeState.tensors;
+    if (resumeState.optimizer === opt.name && opt.setState) opt.setState({ name: resumeState.optimizer, t: resumeState.t, slots }, params);
+    else log(`optimizer changed (${resumeState.optimizer} → ${opt.name}): its state restarts`);
+    if (emaShadow && trainer.ema) trainer.ema.setShadow(emaShadow);
+    tf.dispose(Object.values(resumeState.tensors).flat());
+  }
   const logEvery = cfg.logEvery ?? Math.max(1, Math.round(steps / Math.max(1, epochs) / 50));
   const metricsPath = outDir ? join(outDir, 'metrics.jsonl') : undefined;
   const metrics: string[] = [];
@@ -280,6 +295,8 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
     delta,
     noiseMultiplier: sigma,
     sampleRate: q,
+    clip,
+    batch,
     steps: fit.steps,
     epochs: fit.epochs,
     testAccuracy,
@@ -298,7 +315,22 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
   };
   if (outDir) {
     result.runDir = resolve(outDir);
-    saveModel(outDir, model, inputShape, { steps: fit.steps, dataset: ds.name, normalisation: norm, classNames: ds.classNames });
+    // The released model is what was evaluated (the EMA weights when EMA is on); the live weights,
+    // optimizer slots and EMA go to train-state.* so that --resume continues exactly.
+    const liveCopy = trainer.ema ? params.map((p) => p.value.clone()) : undefined;
+    const optState = opt.getState?.();
+    writeTrainState(outDir, {
+      optimizer: opt.name,
+      t: optState?.t ?? 0,
+      tensors: { ...(optState?.slots ?? {}), ...(liveCopy ? { live: liveCopy, ema: trainer.ema!.getShadow() } : {}) },
+    });
+    trainer.ema?.swap();
+    try {
+      saveModel(outDir, model, inputShape, { steps: fit.steps, dataset: ds.name, normalisation: norm, classNames: ds.classNames, ...(trainer.ema ? { ema: cfg.ema } : {}) });
+    } finally {
+      trainer.ema?.swap();
+      tf.dispose(liveCopy ?? []);
+    }
     const { model: _m, ...plain } = result;
     writeFileSync(join(outDir, 'result.json'), JSON.stringify(plain, null, 1) + '\n');
     if (cfg.report !== false) {
@@ -312,4 +344,49 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
   }
   tf.dispose([]);
   return result;
+}
+
+/** Optimizer/EMA state of a run folder (train-state.json + train-state.bin, little-endian float32). */
+interface TrainState {
+  optimizer: string;
+  t: number;
+  /** Slot name → tensors aligned with the model parameters ('live' and 'ema' when EMA is on). */
+  tensors: Record<string, tf.Tensor[]>;
+}
+
+function writeTrainState(dir: string, st: TrainState): void {
+  const entries: { slot: string; index: number; shape: number[]; offset: number; length: number }[] = [];
+  const arrays: Float32Array[] = [];
+  let off = 0;
+  for (const [slot, ts] of Object.entries(st.tensors)) {
+    ts.forEach((t, index) => {
+      const a = t.dataSync() as Float32Array;
+      arrays.push(a);
+      entries.push({ slot, index, shape: t.shape, offset: off, length: a.length });
+      off += a.length;
+    });
+  }
+  const buf = new Float32Array(off);
+  let o = 0;
+  for (const a of arrays) {
+    buf.set(a, o);
+    o += a.length;
+  }
+  writeFileSync(join(dir, 'train-state.bin'), new Uint8Array(buf.buffer));
+  writeFileSync(join(dir, 'train-state.json'), JSON.stringify({ format: 'dplens-train-state/1', optimizer: st.optimizer, t: st.t, tensors: entries, data: 'train-state.bin' }) + '\n');
+}
+
+function readTrainState(dir: string): TrainState | undefined {
+  const path = join(dir, 'train-state.json');
+  if (!existsSync(path)) return undefined;
+  const j = JSON.parse(readFileSync(path, 'utf8'));
+  if (j.format !== 'dplens-train-state/1') throw new RangeError(`${path}: unknown format ${JSON.stringify(j.format)}`);
+  const raw = readFileSync(join(dir, 'train-state.bin'));
+  const all = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+  const tensors: Record<string, tf.Tensor[]> = {};
+  for (const e of j.tensors as { slot: string; index: number; shape: number[]; offset: number; length: number }[]) {
+    if (e.offset + e.length > all.length) throw new RangeError(`${dir}/train-state.bin is truncated`);
+    (tensors[e.slot] ??= [])[e.index] = tf.tensor(all.slice(e.offset, e.offset + e.length), e.shape);
+  }
+  return { optimizer: String(j.optimizer), t: Number(j.t), tensors };
 }

@@ -14,7 +14,7 @@ const command: Command = {
   flags: {
     data: { type: 'string', help: 'dataset: mnist | fashion-mnist | pneumonia | <path> (default mnist)' },
     'data-path': { type: 'string', help: 'where to read a built-in --data set from' },
-    model: { type: 'string', help: 'cnn (reference CNN, default) | mlp' },
+    model: { type: 'string', help: 'cnn (reference CNN, ReLU; default) | cnn-tanh (same CNN with tanh, Papernot et al. 2021) | cnn-tanh-gn (cnn-tanh + GroupNorm) | mlp' },
     epochs: { type: 'string', help: 'epochs, fractions allowed (default 1); steps = round(epochs·n/batch)' },
     batch: { type: 'string', help: 'expected (Poisson) batch size (default 240)' },
     noise: { type: 'string', help: 'noise multiplier σ (0 = non-private); or use --target-epsilon' },
@@ -57,7 +57,7 @@ const command: Command = {
     const delta = getNumber(args, 'delta', 1e-5, (x) => (x > 0 && x < 1) || 'must be in (0, 1)')!;
     const privatizer = getChoice(args, 'privatizer', ['gaussian', 'topagg'] as const, 'gaussian');
     const accountant = getChoice(args, 'accountant', ['rdp', 'pld'] as const, 'rdp');
-    const model = getChoice(args, 'model', ['cnn', 'mlp'] as const, 'cnn');
+    const model = getChoice(args, 'model', ['cnn', 'cnn-tanh', 'cnn-tanh-gn', 'mlp'] as const, 'cnn');
     const optimizer = getChoice(args, 'optimizer', ['sgd', 'adam', 'adamw'] as const, 'sgd');
     const schedule = getChoice(args, 'schedule', ['constant', 'cosine'] as const, 'constant');
     const clipping = getChoice(args, 'clipping', ['flat', 'per-layer'] as const, 'flat');
@@ -146,8 +146,8 @@ const command: Command = {
       epochs: +res.epochs.toFixed(4),
       noiseMultiplier: res.noiseMultiplier,
       sampleRate: res.sampleRate,
-      clip,
-      batch,
+      clip: res.clip,
+      batch: res.batch,
       privatizer: res.privatizer,
       accountant: res.accountant,
       randomness: res.randomness,
