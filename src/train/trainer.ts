@@ -164,7 +164,8 @@ export class PrivateTrainer {
   readonly sampleRate: number;
   readonly rng: RandomSource;
   private readonly accountant?: Accountant;
-  private readonly ema?: Ema;
+  /** The weight EMA (run.ts saves/restores it on resume). */
+  readonly ema?: Ema;
   private recordedSteps = 0;
   private canaryMatrix?: tf.Tensor2D;
   private canaryDirs?: Float32Array[];
