@@ -24,7 +24,8 @@ import {
   randomInt,
 } from '../src/privacy/index.js';
 import type { RandomSource } from '../src/privacy/index.js';
-import { normCdf } from '../src/privacy/special.js';
+import { erfc, normCdf, normSf } from '../src/privacy/special.js';
+import { zigguratTables } from '../src/privacy/random.js';
 
 /** Kolmogorov–Smirnov statistic sqrt(n) * D of samples against a CDF (sorted in place). */
 function ksStat(xs: Float64Array, cdf: (x: number) => number): number {
@@ -38,6 +39,9 @@ function ksStat(xs: Float64Array, cdf: (x: number) => number): number {
   return d * Math.sqrt(n);
 }
 const KS_CRIT = 1.95; // P(sqrt(n) D > 1.95) ~ 0.001
+/** Stricter bounds for the Gaussian checks, which also run on the (unseeded) secure generator. */
+const KS_CRIT_STRICT = 2.3; // ~ 1e-4
+const Z_STRICT = 4.26; // ~ 1e-5 one-sided
 
 /** Pearson chi-square of counts against probabilities (bins with expected >= 5; rest lumped). */
 function chiSquare(observed: Map<number, number>, pmf: (k: number) => number, support: number[], n: number): { stat: number; df: number } {
@@ -60,9 +64,8 @@ function chiSquare(observed: Map<number, number>, pmf: (k: number) => number, su
   }
   return { stat, df };
 }
-/** 99.9% quantile of chi-square(df) (Wilson–Hilferty). */
-function chiCrit(df: number): number {
-  const z = 3.09;
+/** Upper quantile of chi-square(df) at normal quantile z (Wilson–Hilferty); default 99.9%. */
+function chiCrit(df: number, z = 3.09): number {
   return df * Math.pow(1 - 2 / (9 * df) + z * Math.sqrt(2 / (9 * df)), 3);
 }
 
@@ -82,33 +85,67 @@ function moments(xs: ArrayLike<number>): { mean: number; variance: number; kurto
   return { mean: m, variance: v, kurtosis: k / (v * v) };
 }
 
+/**
+ * Every check of a bulk N(0, std^2) sample; returns the failures (empty = pass). Each check is a
+ * 5-sigma (chi-square and KS: p ~ 1e-5 / 1e-4) bound, so a correct sampler (also the unseeded
+ * secure one) passes while the broken samplers in the negative-control test below fail.
+ */
+function gaussianFailures(x: Float32Array | Float64Array, std: number): string[] {
+  const n = x.length;
+  const fails: string[] = [];
+  const m = moments(x);
+  const v = std * std;
+  if (!(Math.abs(m.mean) < 5 * (std / Math.sqrt(n)))) fails.push(`mean ${m.mean}`);
+  if (!(Math.abs(m.variance / v - 1) < 5 * Math.sqrt(2 / n))) fails.push(`variance ${m.variance / v}`);
+  if (!(Math.abs(m.kurtosis - 3) < 5 * Math.sqrt(96 / n))) fails.push(`kurtosis ${m.kurtosis}`);
+  // two-sided tails: |z| > 3 (ziggurat wedges), 3.6 and 4 (past the base r = 3.654: tail algorithm)
+  for (const t of [3, 3.6, 4]) {
+    let count = 0;
+    for (let i = 0; i < n; i++) if (Math.abs(x[i]) > t * std) count++;
+    const p = 2 * normSf(t);
+    if (!(Math.abs(count - n * p) < 5 * Math.sqrt(n * p))) fails.push(`P(|z| > ${t}): ${count} vs ${(n * p).toFixed(1)} expected`);
+  }
+  // chi-square over 512 equiprobable bins (sensitive to one bad ziggurat layer)
+  const bins = 512;
+  const counts = new Float64Array(bins);
+  for (let i = 0; i < n; i++) counts[Math.min(bins - 1, Math.floor(normCdf(x[i] / std) * bins))]++;
+  let chi = 0;
+  const e = n / bins;
+  for (let b = 0; b < bins; b++) chi += ((counts[b] - e) * (counts[b] - e)) / e;
+  const crit = chiCrit(bins - 1, Z_STRICT);
+  if (!(chi < crit)) fails.push(`chi-square ${chi.toFixed(0)} over ${bins} bins (crit ${crit.toFixed(0)})`);
+  const ks = ksStat(Float64Array.from(x), (z) => normCdf(z / std));
+  if (!(ks < KS_CRIT_STRICT)) fails.push(`KS ${ks}`);
+  return fails;
+}
+
 for (const [name, make] of [
   ['seeded', () => seededRandom(20240611)],
   ['secure', () => secureRandom()],
 ] as [string, () => RandomSource][]) {
-  test(`${name} Gaussian (Float32, ziggurat): moments, tails and KS against the exact CDF`, () => {
-    const rng = make();
-    const n = 2_000_000;
-    const x = new Float32Array(n);
-    rng.normal(x, 2.5);
-    const m = moments(x);
-    assert.ok(Math.abs(m.mean) < 5 * (2.5 / Math.sqrt(n)), `mean ${m.mean}`);
-    assert.ok(Math.abs(m.variance / 6.25 - 1) < 5 * Math.sqrt(2 / n), `variance ${m.variance}`);
-    assert.ok(Math.abs(m.kurtosis - 3) < 5 * Math.sqrt(96 / n), `kurtosis ${m.kurtosis}`);
-    // tail beyond the ziggurat base (r = 3.44): exercised by the tail algorithm
-    let tail = 0;
-    for (let i = 0; i < n; i++) if (Math.abs(x[i]) > 3.6 * 2.5) tail++;
-    const pTail = 2 * (1 - normCdf(3.6));
-    assert.ok(Math.abs(tail - n * pTail) < 5 * Math.sqrt(n * pTail), `tail count ${tail} vs ${n * pTail}`);
-    const ks = ksStat(Float64Array.from(x), (v) => normCdf(v / 2.5));
-    assert.ok(ks < KS_CRIT, `KS ${ks}`);
+  test(`${name} Gaussian (Float32, ziggurat): moments, tails |z|>3,3.6,4, 512-bin chi-square and KS (2M draws)`, () => {
+    const x = new Float32Array(2_000_000);
+    make().normal(x, 2.5);
+    assert.deepEqual(gaussianFailures(x, 2.5), []);
   });
 
-  test(`${name} Gaussian (Float64) and uniforms: KS`, () => {
+  test(`${name} Gaussian (Float32) in many small calls matches N(0,1) too (buffer/fused boundaries)`, () => {
     const rng = make();
-    const x = new Float64Array(400_000);
+    const x = new Float32Array(1_000_000);
+    // odd chunk sizes cross the 8192-sample blocks and the word buffer at every offset
+    for (let i = 0; i < x.length; ) {
+      const len = Math.min(x.length - i, 1 + ((i * 7919) % 20011));
+      rng.normal(x.subarray(i, i + len));
+      i += len;
+    }
+    assert.deepEqual(gaussianFailures(x, 1), []);
+  });
+
+  test(`${name} Gaussian (Float64) and uniforms: moments, tails, chi-square, KS (1M draws)`, () => {
+    const rng = make();
+    const x = new Float64Array(1_000_000);
     rng.normal(x);
-    assert.ok(ksStat(x, normCdf) < KS_CRIT);
+    assert.deepEqual(gaussianFailures(x, 1), []);
     const u = new Float64Array(400_000);
     rng.uniform(u);
     assert.ok(ksStat(u, (v) => Math.min(1, Math.max(0, v))) < KS_CRIT);
@@ -118,6 +155,56 @@ for (const [name, make] of [
     for (let i = 0; i < u.length; i++) assert.ok(u[i] >= 0 && u[i] < 1);
   });
 }
+
+test('ziggurat tables: 256 layers of equal area V closing at x_0 = 0 (Marsaglia–Tsang 2000)', () => {
+  const { r, v, x, layers } = zigguratTables();
+  const f = (z: number): number => Math.exp(-0.5 * z * z);
+  assert.equal(layers, 256);
+  assert.equal(x[255], r);
+  // base strip: rectangle [0, r] x [0, f(r)] plus the tail, of area V
+  const tail = Math.sqrt(Math.PI / 2) * erfc(r / Math.SQRT2);
+  assert.ok(Math.abs(r * f(r) + tail - v) < 1e-15, `base strip area ${r * f(r) + tail} vs ${v}`);
+  for (let i = 2; i < 256; i++) {
+    assert.ok(x[i] > x[i - 1], `x increasing at ${i}`);
+    assert.ok(Math.abs(x[i] * (f(x[i - 1]) - f(x[i])) - v) < 1e-12, `layer ${i} area`);
+  }
+  // top layer [0, x_1] x [f(x_1), 1] has area V too: the recursion closes at x_0 = 0
+  assert.ok(Math.abs(x[1] * (1 - f(x[1])) - v) < 1e-12, `top layer area ${x[1] * (1 - f(x[1]))} vs ${v}`);
+});
+
+test('negative controls: the Gaussian checks reject broken samplers', () => {
+  const n = 2_000_000;
+  const rng = seededRandom(5);
+  const good = new Float32Array(n);
+  rng.normal(good);
+  // (a) wrong scale by 1%
+  const scaled = good.map((z) => z * 1.01);
+  assert.ok(gaussianFailures(scaled, 1).some((s) => s.startsWith('variance')));
+  // (b) tail algorithm missing: everything past r = 3.654 folded back inside
+  const { r, x: xs } = zigguratTables();
+  const noTail = good.map((z) => (Math.abs(z) > r ? Math.sign(z) * (2 * r - Math.abs(z)) : z));
+  assert.ok(gaussianFailures(noTail, 1).some((s) => s.startsWith('P(|z| > 4)')));
+  // (c) ziggurat without the wedge test: uniform under each layer's rectangle
+  const noWedge = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const layer = 1 + randomInt(rng, 255);
+    noWedge[i] = (rng.nextDouble() < 0.5 ? -1 : 1) * rng.nextDouble() * xs[layer];
+  }
+  const fails = gaussianFailures(noWedge, 1);
+  assert.ok(fails.length >= 4 && fails.some((s) => s.startsWith('chi-square')), fails.join('; '));
+  // (d) one bad layer: draws from layer 128's wedge accepted without the test (Box–Muller elsewhere)
+  const oneBad = Float32Array.from(good);
+  const lo = xs[127];
+  const hi = xs[128];
+  let replaced = 0;
+  for (let i = 0; i < n && replaced < 1500; i++) {
+    if (Math.abs(oneBad[i]) < lo) {
+      oneBad[i] = Math.sign(oneBad[i]) * (lo + rng.nextDouble() * (hi - lo));
+      replaced++;
+    }
+  }
+  assert.ok(gaussianFailures(oneBad, 1).some((s) => s.startsWith('chi-square')));
+});
 
 test('seeded generator is reproducible and seed-dependent; secure is not repeatable', () => {
   const a = new Float32Array(1000);

@@ -2,9 +2,9 @@
  * Randomness for every DP mechanism in dplens.
  *
  * - `secureRandom()` (the default everywhere): 32-bit words from node:crypto's CSPRNG
- *   (randomFillSync into a 256 KiB buffer), turned into Gaussians with a 128-layer ziggurat
- *   (Marsaglia & Tsang 2000), with the layer index and the value taken from disjoint bits.
- * - `seededRandom(seed)`: xoshiro128** (Blackman & Vigna), only when the user asks for
+ *   (randomFillSync into a 256 KiB buffer), turned into Gaussians with a 256-layer ziggurat
+ *   (Marsaglia & Tsang 2000), with layer, sign and magnitude taken from disjoint bits.
+ * - `seededRandom(seed)`: xoshiro128** (Blackman & Vigna), fused with the same ziggurat, only when the user asks for
  *   reproducibility (--seed); the seed is recorded in the ledger header, so anyone who reads the
  *   ledger can regenerate (and subtract) the noise. NOT cryptographically secure.
  *
@@ -43,39 +43,53 @@ export function uniformOpen(rng: RandomSource): number {
   }
 }
 
-// ---- ziggurat tables (128 layers, 25-bit signed value v = j + offset, |v| < 2^24) ----
-const ZN = 128;
-const M1 = 16777216; // 2^24
-const KN = new Float64Array(ZN);
-const WN = new Float64Array(ZN);
-const FN = new Float64Array(ZN);
-const ZR = 3.442619855899;
+// ---- ziggurat (Marsaglia & Tsang 2000) with 256 layers ----
+// Layer i >= 1 is the rectangle [0, x_i] x [f(x_i), f(x_{i-1})] of the unnormalised density
+// f(x) = exp(-x^2/2); layer 0 is the base strip [0, r] plus the tail beyond r = x_255. Every
+// layer has area ZV. ZR and ZV solve x_0 = 0 exactly (computed with 40-digit arithmetic; the
+// closure is checked by a test through `zigguratTables`). 256 layers accept ~99% of draws in the
+// rectangle (one table compare and one multiply) against ~97% for 128.
+const ZN = 256;
+const ZR = 3.6541528853610088;
+const ZV = 4.9286732339746554e-3;
+/** Magnitudes are 23-bit integers u; v = u + 0.5 (or u + fine fraction) lies in (0, 2^23). */
+const ZM = 8388608; // 2^23
+const KN = new Float64Array(ZN); // accept |v| < KN[i]  <=>  |x| < x_{i-1}
+const WN = new Float64Array(ZN); // x = v * WN[i]
+const FN = new Float64Array(ZN); // f(x_i)
+/** x_i of the ziggurat, i = 0..255 (x_0 = 0 up to rounding, x_255 = r). */
+const XN = new Float64Array(ZN);
 (() => {
-  let dn = ZR;
-  let tn = dn;
-  const vn = 9.91256303526217e-3;
-  const q = vn / Math.exp(-0.5 * dn * dn);
-  KN[0] = (dn / q) * M1;
-  KN[1] = 0;
-  WN[0] = q / M1;
-  WN[ZN - 1] = dn / M1;
-  FN[0] = 1;
-  FN[ZN - 1] = Math.exp(-0.5 * dn * dn);
+  let x = ZR;
+  XN[ZN - 1] = ZR;
   for (let i = ZN - 2; i >= 1; i--) {
-    dn = Math.sqrt(-2 * Math.log(vn / dn + Math.exp(-0.5 * dn * dn)));
-    KN[i + 1] = (dn / tn) * M1;
-    tn = dn;
-    FN[i] = Math.exp(-0.5 * dn * dn);
-    WN[i] = dn / M1;
+    x = Math.sqrt(-2 * Math.log(ZV / x + Math.exp(-0.5 * x * x)));
+    XN[i] = x;
+  }
+  const q = ZV / Math.exp(-0.5 * ZR * ZR); // base strip as a rectangle of width q
+  KN[0] = (ZR / q) * ZM;
+  WN[0] = q / ZM;
+  FN[0] = 1;
+  KN[1] = 0;
+  for (let i = 1; i < ZN; i++) {
+    WN[i] = XN[i] / ZM;
+    FN[i] = Math.exp(-0.5 * XN[i] * XN[i]);
+    if (i >= 2) KN[i] = (XN[i - 1] / XN[i]) * ZM;
   }
 })();
 
 /**
- * Hot-path layout of a 32-bit word h: bits 0-6 layer iz, bit 7 sign, bits 8-31 magnitude u.
- * Value v = +-(u + 0.5) (symmetric, |v| < 2^24); accept iff |v| < KN[iz]  <=>  u < KI[iz].
+ * Hot-path layout of a 32-bit word h: bits 0-7 layer i, bit 8 sign, bits 9-31 magnitude u.
+ * Accept iff u + 0.5 < KN[i]  <=>  u < KI[h & 511]; the value is (u + 0.5) * WS[h & 511].
+ * The value is symmetric in the sign bit, so the sampler has exactly zero mean.
  */
-const KI = new Int32Array(ZN);
-for (let i = 0; i < ZN; i++) KI[i] = Math.max(0, Math.ceil(KN[i] - 0.5));
+const KI = new Int32Array(2 * ZN);
+for (let i = 0; i < 2 * ZN; i++) KI[i] = Math.max(0, Math.ceil(KN[i & 255] - 0.5));
+
+/** Tables for tests (closure x_0 ~ 0, layer areas): copies, so callers cannot corrupt them. */
+export function zigguratTables(): { r: number; v: number; x: Float64Array; layers: number } {
+  return { r: ZR, v: ZV, x: XN.slice(), layers: ZN };
+}
 
 const TWO_M32 = 2.3283064365386963e-10;
 const TWO_M24 = 5.960464477539063e-8;
@@ -129,28 +143,32 @@ abstract class BufferedRandom implements RandomSource {
     }
   }
 
-  protected zigSlowPublic(v: number, iz: number): number {
-    return this.zigSlow(v, iz, false);
-  }
-
-  /** Slow path of the ziggurat (rejection in a wedge, or the tail). */
-  private zigSlow(v: number, iz: number, fine: boolean): number {
+  /**
+   * Slow path of the ziggurat for a draw (layer iz, magnitude v in (0, 2^23), sign) rejected by
+   * the rectangle test: the wedge test against the exact density, or the tail (Marsaglia 1964)
+   * for layer 0; a rejected draw restarts from a fresh word (with `fine` extra bits for Float64).
+   */
+  protected zigSlow(v: number, iz: number, negative: boolean, fine: boolean): number {
     for (;;) {
-      let x = v * WN[iz];
       if (iz === 0) {
+        let x: number;
         let y: number;
         do {
           x = -Math.log(this.uOpen()) / ZR;
           y = -Math.log(this.uOpen());
         } while (y + y < x * x);
-        return v > 0 ? ZR + x : -ZR - x;
+        return negative ? -ZR - x : ZR + x;
       }
-      if (FN[iz] + this.uOpen() * (FN[iz - 1] - FN[iz]) < Math.exp(-0.5 * x * x)) return x;
-      const h = this.nextUint32() | 0;
-      iz = h & 127;
-      v = (h >> 7) + (fine ? (this.nextUint32() >>> 11) * TWO_M21 : 0.5);
-      x = v * WN[iz];
-      if (Math.abs(v) < KN[iz]) return x;
+      const x = v * WN[iz];
+      if (FN[iz] + this.uOpen() * (FN[iz - 1] - FN[iz]) < Math.exp(-0.5 * x * x)) return negative ? -x : x;
+      const h = this.nextUint32();
+      iz = h & 255;
+      negative = (h & 256) !== 0;
+      v = (h >>> 9) + (fine ? ((this.nextUint32() >>> 11) + 0.5) * TWO_M21 : 0.5);
+      if (v < KN[iz]) {
+        const y = v * WN[iz];
+        return negative ? -y : y;
+      }
     }
   }
 
@@ -164,17 +182,31 @@ abstract class BufferedRandom implements RandomSource {
   protected slowIdx = new Int32Array(0);
   protected slowWord = new Uint32Array(0);
 
+  /** Finishes the draws a fast pass deferred (their words in slowWord) with the exact slow path. */
+  protected finishSlow(out: Float32Array, ns: number, std: number): void {
+    const slowIdx = this.slowIdx;
+    const slowWord = this.slowWord;
+    for (let k = 0; k < ns; k++) {
+      const h = slowWord[k];
+      out[slowIdx[k]] = this.zigSlow((h >>> 9) + 0.5, h & 255, (h & 256) !== 0, false) * std;
+    }
+  }
+
+  protected ensureSlowCapacity(n: number): void {
+    if (this.slowIdx.length < n) {
+      this.slowIdx = new Int32Array(n);
+      this.slowWord = new Uint32Array(n);
+    }
+  }
+
   /**
-   * Float32 path, two passes per buffer block: a branch-light fast pass writes the ~97% of
+   * Float32 path, two passes per buffer block: a branch-light fast pass writes the ~99% of
    * samples accepted by the ziggurat rectangles and records the rest; the second pass runs the
    * exact slow path (wedges, tail) for those, drawing fresh words after the block.
    */
   protected normal32(out: Float32Array, std: number): void {
     const ws = signedWidths(std);
-    if (this.slowIdx.length < this.buf.length) {
-      this.slowIdx = new Int32Array(this.buf.length);
-      this.slowWord = new Uint32Array(this.buf.length);
-    }
+    this.ensureSlowCapacity(this.buf.length);
     const slowIdx = this.slowIdx;
     const slowWord = this.slowWord;
     const n = out.length;
@@ -187,8 +219,9 @@ abstract class BufferedRandom implements RandomSource {
       let ns = 0;
       for (let k = 0; k < m; k++) {
         const h = ub[p + k];
-        const u = h >>> 8;
-        if (u < KI[h & 127]) out[i + k] = (u + 0.5) * ws[h & 255];
+        const u = h >>> 9;
+        const j = h & 511;
+        if (u < KI[j]) out[i + k] = (u + 0.5) * ws[j];
         else {
           slowIdx[ns] = i + k;
           slowWord[ns++] = h;
@@ -196,30 +229,27 @@ abstract class BufferedRandom implements RandomSource {
       }
       this.pos = p + m;
       i += m;
-      for (let k = 0; k < ns; k++) {
-        const h = slowWord[k];
-        const u = h >>> 8;
-        out[slowIdx[k]] = this.zigSlow(h & 128 ? -(u + 0.5) : u + 0.5, h & 127, false) * std;
-      }
+      this.finishSlow(out, ns, std);
     }
   }
 
-  /** Float64 path: 25 + 21 random bits per value. */
+  /** Float64 path: 9 + 23 + 21 random bits per value (two words). */
   protected normal64(out: Float64Array, std: number): void {
     for (let i = 0; i < out.length; i++) {
-      const h = this.nextUint32() | 0;
-      const iz = h & 127;
-      const v = (h >> 7) + (this.nextUint32() >>> 11) * TWO_M21;
-      out[i] = (Math.abs(v) < KN[iz] ? v * WN[iz] : this.zigSlow(v, iz, true)) * std;
+      const h = this.nextUint32();
+      const iz = h & 255;
+      const v = (h >>> 9) + ((this.nextUint32() >>> 11) + 0.5) * TWO_M21;
+      const neg = (h & 256) !== 0;
+      out[i] = (v < KN[iz] ? (neg ? -v : v) * WN[iz] : this.zigSlow(v, iz, neg, true)) * std;
     }
   }
 }
 
 const WS_CACHE = { std: NaN, ws: new Float64Array(2 * ZN) };
-/** ws[h & 255] = +-WN[h & 127] * std (sign from bit 7). */
+/** ws[h & 511] = +-WN[h & 255] * std (sign from bit 8). */
 function signedWidths(std: number): Float64Array {
   if (WS_CACHE.std !== std) {
-    for (let i = 0; i < 2 * ZN; i++) WS_CACHE.ws[i] = (i & 128 ? -1 : 1) * WN[i & 127] * std;
+    for (let i = 0; i < 2 * ZN; i++) WS_CACHE.ws[i] = (i & 256 ? -1 : 1) * WN[i & 255] * std;
     WS_CACHE.std = std;
   }
   return WS_CACHE.ws;
@@ -248,30 +278,96 @@ function splitmix32(state: number): () => number {
 }
 
 /**
+ * One xoshiro128** step per element of `b` (Blackman & Vigna 2018); state in `st`. Module-level
+ * functions over typed arrays stay monomorphic and optimised (as methods reading named fields
+ * they were deoptimised on every buffer refill).
+ */
+function xoshiroFill(st: Int32Array, b: Int32Array): void {
+  let s0 = st[0];
+  let s1 = st[1];
+  let s2 = st[2];
+  let s3 = st[3];
+  for (let i = 0; i < b.length; i++) {
+    const r = Math.imul(s1, 5);
+    b[i] = Math.imul((r << 7) | (r >>> 25), 9);
+    const t = s1 << 9;
+    s2 ^= s0;
+    s3 ^= s1;
+    s1 ^= s2;
+    s0 ^= s3;
+    s2 ^= t;
+    s3 = (s3 << 11) | (s3 >>> 21);
+  }
+  st[0] = s0;
+  st[1] = s1;
+  st[2] = s2;
+  st[3] = s3;
+}
+
+/**
+ * Fast pass of the fused generator + ziggurat over out[i0, end): each xoshiro128** word goes
+ * straight into the rectangle test; rejected draws are recorded (index, word) for the slow path.
+ * Returns the number recorded.
+ */
+function xoshiroZigguratPass(st: Int32Array, out: Float32Array, i0: number, end: number, ws: Float64Array, slowIdx: Int32Array, slowWord: Uint32Array): number {
+  let s0 = st[0];
+  let s1 = st[1];
+  let s2 = st[2];
+  let s3 = st[3];
+  let ns = 0;
+  for (let i = i0; i < end; i++) {
+    const r = Math.imul(s1, 5);
+    const h = Math.imul((r << 7) | (r >>> 25), 9);
+    const t = s1 << 9;
+    s2 ^= s0;
+    s3 ^= s1;
+    s1 ^= s2;
+    s0 ^= s3;
+    s2 ^= t;
+    s3 = (s3 << 11) | (s3 >>> 21);
+    const u = h >>> 9;
+    const j = h & 511;
+    if (u < KI[j]) out[i] = (u + 0.5) * ws[j];
+    else {
+      slowIdx[ns] = i;
+      slowWord[ns++] = h;
+    }
+  }
+  st[0] = s0;
+  st[1] = s1;
+  st[2] = s2;
+  st[3] = s3;
+  return ns;
+}
+
+/**
  * Reproducible generator: xoshiro128** (Blackman & Vigna 2018), state from splitmix32 of the seed.
  * Float32 Gaussians use a fused generator + ziggurat loop (no buffer round trip).
  */
 class SeededRandom extends BufferedRandom {
   readonly kind = 'seeded' as const;
   override readonly seed: number;
-  private s0: number;
-  private s1: number;
-  private s2: number;
-  private s3: number;
+  /** xoshiro128** state s0..s3 (as int32 bit patterns). */
+  private readonly st = new Int32Array(4);
   constructor(seed: number) {
     super(16384);
     if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`seed must be a non-negative safe integer, got ${seed}`);
     this.seed = seed;
     const lo = splitmix32(seed >>> 0);
     const hi = splitmix32(Math.floor(seed / 4294967296) ^ 0x5bd1e995);
-    this.s0 = lo() ^ hi();
-    this.s1 = lo();
-    this.s2 = lo() ^ hi();
-    this.s3 = lo();
-    if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s0 = 1;
+    const st = this.st;
+    st[0] = lo() ^ hi();
+    st[1] = lo();
+    st[2] = lo() ^ hi();
+    st[3] = lo();
+    if ((st[0] | st[1] | st[2] | st[3]) === 0) st[0] = 1;
   }
 
-  /** Fused xoshiro128** + two-pass ziggurat (no buffer round trip for the generated words). */
+  /**
+   * Fused xoshiro128** + two-pass ziggurat. Draws the fast pass rejects are finished after each
+   * block of BLOCK samples with words from the buffer (refilled from the same state), so the
+   * output is a deterministic function of the seed and the sequence of calls.
+   */
   protected override normal32(out: Float32Array, std: number): void {
     if (this.pos < this.buf.length) {
       const head = Math.min(out.length, this.buf.length - this.pos);
@@ -279,75 +375,18 @@ class SeededRandom extends BufferedRandom {
       if (head === out.length) return;
       out = out.subarray(head);
     }
+    const BLOCK = 8192;
     const ws = signedWidths(std);
-    if (this.slowIdx.length < 8192) {
-      this.slowIdx = new Int32Array(8192);
-      this.slowWord = new Uint32Array(8192);
-    }
-    const slowIdx = this.slowIdx;
-    const slowWord = this.slowWord;
+    this.ensureSlowCapacity(BLOCK);
     const n = out.length;
-    let s0 = this.s0 | 0;
-    let s1 = this.s1 | 0;
-    let s2 = this.s2 | 0;
-    let s3 = this.s3 | 0;
-    for (let i0 = 0; i0 < n; i0 += 8192) {
-      const end = Math.min(n, i0 + 8192);
-      let ns = 0;
-      for (let i = i0; i < end; i++) {
-        const r = Math.imul(s1, 5);
-        const h = Math.imul((r << 7) | (r >>> 25), 9);
-        const t = s1 << 9;
-        s2 ^= s0;
-        s3 ^= s1;
-        s1 ^= s2;
-        s0 ^= s3;
-        s2 ^= t;
-        s3 = (s3 << 11) | (s3 >>> 21);
-        const u = h >>> 8;
-        if (u < KI[h & 127]) out[i] = (u + 0.5) * ws[h & 255];
-        else {
-          slowIdx[ns] = i;
-          slowWord[ns++] = h;
-        }
-      }
-      this.s0 = s0;
-      this.s1 = s1;
-      this.s2 = s2;
-      this.s3 = s3;
-      for (let k = 0; k < ns; k++) {
-        const h = slowWord[k] >>> 0;
-        const u = h >>> 8;
-        out[slowIdx[k]] = this.zigSlowPublic(h & 128 ? -(u + 0.5) : u + 0.5, h & 127) * std;
-      }
-      s0 = this.s0 | 0;
-      s1 = this.s1 | 0;
-      s2 = this.s2 | 0;
-      s3 = this.s3 | 0;
+    for (let i0 = 0; i0 < n; i0 += BLOCK) {
+      const ns = xoshiroZigguratPass(this.st, out, i0, Math.min(n, i0 + BLOCK), ws, this.slowIdx, this.slowWord);
+      this.finishSlow(out, ns, std);
     }
   }
 
   protected refill(): void {
-    const b = this.ibuf;
-    let s0 = this.s0 | 0;
-    let s1 = this.s1 | 0;
-    let s2 = this.s2 | 0;
-    let s3 = this.s3 | 0;
-    for (let i = 0; i < b.length; i++) {
-      const r = Math.imul(s1, 5);
-      b[i] = Math.imul((r << 7) | (r >>> 25), 9);
-      const t = s1 << 9;
-      s2 ^= s0;
-      s3 ^= s1;
-      s1 ^= s2;
-      s0 ^= s3;
-      s2 ^= t;
-      s3 = (s3 << 11) | (s3 >>> 21);
-    }
-    this.s0 = s0;
-    this.s1 = s1;
-    this.s2 = s2;
-    this.s3 = s3;
+    xoshiroFill(this.st, this.ibuf);
     this.pos = 0;
   }
 }
