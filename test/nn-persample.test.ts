@@ -191,3 +191,56 @@ test('a tfjs-layers Sequential (model.json + shard) imports with identical outpu
   writeFileSync(join(dir, 'bn.json'), JSON.stringify({ modelTopology: bn, weightsManifest: [] }));
   assert.throws(() => importTfjsLayersModel(join(dir, 'bn.json')), /GroupNorm/);
 });
+
+test('host max pooling (relu-fused 2×2 and generic windows, plain) equals tfjs maxPool and routes gradients to the first maximum', async () => {
+  const { maxPoolForward, maxPoolBackward } = await import('../src/nn/im2col.js');
+  const cases: [number, number, number, number, number, number, boolean][] = [
+    // kh, kw, sh, sw, h, w, relu
+    [2, 2, 1, 1, 6, 5, true],
+    [2, 2, 2, 2, 7, 6, true],
+    [3, 2, 2, 1, 8, 7, true],
+    [2, 2, 1, 1, 6, 5, false],
+    [3, 3, 2, 1, 7, 7, false],
+  ];
+  for (const [kh, kw, sh, sw, h, w, relu] of cases) {
+    const n = 3;
+    const c = 5;
+    // values on a coarse grid (many exact ties), both signs, and some -0
+    const x = Float32Array.from({ length: n * h * w * c }, (_, i) => (i % 13 === 0 ? -0 : Math.round(((Math.sin(i * 12.9898) * 43758.5453) % 1) * 4) / 2));
+    const ho = Math.floor((h - kh) / sh) + 1;
+    const wo = Math.floor((w - kw) / sw) + 1;
+    const count = n * ho * wo * c;
+    const out = new Float32Array(count);
+    const arg = new Int32Array(count);
+    maxPoolForward(x, n, h, w, c, kh, kw, sh, sw, out, arg, relu);
+    const xt = tf.tensor4d(x, [n, h, w, c]);
+    const ref = tf.tidy(() => {
+      const p = tf.maxPool(xt, [kh, kw], [sh, sw], 'valid');
+      return (relu ? tf.relu(p) : p).dataSync();
+    });
+    // === (not Object.is): a tie between −0 and +0 may pick either zero
+    for (let i = 0; i < count; i++) assert.ok(out[i] === ref[i], `forward ${i}: ${out[i]} vs ${ref[i]} (${kh}x${kw} s${sh},${sw} relu=${relu})`);
+    // arg: first window position (row-major) holding the max; −1 when relu zeroed the output
+    let o = 0;
+    for (let b = 0; b < n; b++)
+      for (let oy = 0; oy < ho; oy++)
+        for (let ox = 0; ox < wo; ox++)
+          for (let ch = 0; ch < c; ch++, o++) {
+            let first = -1;
+            for (let ky = 0; ky < kh && first < 0; ky++)
+              for (let kx = 0; kx < kw && first < 0; kx++) {
+                const p = ((b * h + oy * sh + ky) * w + ox * sw + kx) * c + ch;
+                if (x[p] === out[o]) first = p;
+              }
+            assert.equal(arg[o], relu && !(out[o]! > 0) ? -1 : first, `arg ${o}`);
+          }
+    const dy = Float32Array.from({ length: count }, (_, i) => 1 + (i % 7));
+    const dx = new Float32Array(x.length + 1);
+    maxPoolBackward(dy, arg, count, dx, x.length);
+    const refDx = new Float32Array(x.length);
+    for (let i = 0; i < count; i++) if (arg[i]! >= 0) refDx[arg[i]!]! += dy[i]!;
+    assert.deepEqual(Array.from(dx.subarray(0, x.length)), Array.from(refDx));
+    assert.throws(() => maxPoolBackward(dy, arg, count, new Float32Array(x.length), x.length), /slots/);
+    xt.dispose();
+  }
+});

@@ -65,8 +65,15 @@ export class Dense implements Module {
     const d = this.opts.inFeatures;
     if (x.rank < 2 || x.shape[x.rank - 1] !== d) throw new ModelError(`dense: expected input [..., ${d}], got [${x.shape.join(', ')}]`);
     if (training) this.x = x;
-    let y = tf.matMul(x.rank === 2 ? x : tf.reshape(x, [-1, d]), this.weight.value);
-    if (this.bias) y = tf.add(y, this.bias.value);
+    const x2 = (x.rank === 2 ? x : tf.reshape(x, [-1, d])) as tf.Tensor2D;
+    // Training (manual backward): bias fused into the matmul. Inference keeps plain ops so tfjs
+    // autodiff through forward stays differentiable to any order.
+    let y: tf.Tensor;
+    if (training) y = tf.fused.matMul({ a: x2, b: this.weight.value as tf.Tensor2D, bias: this.bias?.value });
+    else {
+      y = tf.matMul(x2, this.weight.value);
+      if (this.bias) y = tf.add(y, this.bias.value);
+    }
     return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), this.opts.outFeatures]);
   }
   backward(dy: tf.Tensor, tape: GradTape): tf.Tensor {
@@ -277,8 +284,8 @@ export class Conv2d implements Module {
     const size = geo.n * geo.ho * geo.wo * K;
     if (!this.scratchP || this.scratchP.length < size) this.scratchP = new Float32Array(Math.ceil(size * 1.25));
     const P = tf.tensor2d(im2col(x.dataSync() as Float32Array, geo, this.scratchP), [geo.n * geo.ho * geo.wo, K]);
-    let y = tf.matMul(P, tf.reshape(this.weight.value, [K, co]));
-    if (this.bias) y = tf.add(y, this.bias.value);
+    // bias fused into the matmul: one native call and no second full-size output buffer
+    const y = tf.fused.matMul({ a: P, b: tf.reshape(this.weight.value, [K, co]) as tf.Tensor2D, bias: this.bias?.value });
     if (training) {
       this.x = x;
       this.cachedPatches = { P, geo };
@@ -733,12 +740,13 @@ export class MaxPool2d extends Pool2d {
       if (ho < 1 || wo < 1) throw new ModelError(`maxpool2d: input [${x.shape.join(', ')}] is smaller than the window`);
       const count = n * ho * wo * c;
       const inSize = n * h * w * c;
-      if (!this.bufs || this.bufs.arg.length < count || this.bufs.dx.length < inSize) {
-        this.bufs = { arg: new Int32Array(Math.ceil(count * 1.25)), out: new Float32Array(Math.ceil(count * 1.25)), dx: new Float32Array(Math.ceil(inSize * 1.25)) };
+      if (!this.bufs || this.bufs.arg.length < count || this.bufs.dx.length <= inSize) {
+        // dx keeps one spare slot: the backward's sink for outputs without an arg-max
+        this.bufs = { arg: new Int32Array(Math.ceil(count * 1.25)), out: new Float32Array(Math.ceil(count * 1.25)), dx: new Float32Array(Math.ceil(inSize * 1.25) + 1) };
       }
       const out = this.bufs.out.subarray(0, count);
       maxPoolForward(x.dataSync() as Float32Array, n, h, w, c, this.k[0], this.k[1], this.s[0], this.s[1], out, this.bufs.arg, this.fuseRelu);
-      this.host = { arg: this.bufs.arg, out, dx: this.bufs.dx.subarray(0, inSize), count, shape: x.shape };
+      this.host = { arg: this.bufs.arg, out, dx: this.bufs.dx, count, shape: x.shape };
       return tf.tensor4d(out, [n, ho, wo, c]);
     }
     const y = tf.maxPool(x as tf.Tensor4D, this.k, this.s, this.pad);
@@ -752,8 +760,9 @@ export class MaxPool2d extends Pool2d {
     const h = this.host;
     if (h) {
       this.host = undefined;
-      maxPoolBackward(dy.dataSync() as Float32Array, h.arg, h.count, h.dx);
-      return tf.tensor(h.dx, h.shape);
+      const inSize = h.shape.reduce((a, b) => a * b, 1);
+      maxPoolBackward(dy.dataSync() as Float32Array, h.arg, h.count, h.dx, inSize);
+      return tf.tensor(h.dx.subarray(0, inSize), h.shape);
     }
     const x = requireCache(this.x, 'maxpool2d');
     const y = this.y!;
