@@ -118,12 +118,21 @@ export class SessionBuildError extends Error {
 
 const failedKeys = new Map<string, string>();
 
-function createSession(graph: OnnxGraph, nThreads: number): CachedSession {
+/**
+ * ONNX Runtime graph optimisation level of a kernel session. 'extended' (default) keeps the
+ * node fusions without layout changes; 'all' adds the NCHWc layout transformer, which pays off
+ * for pooling (MLAS's blocked-layout kernels, the NHWC↔NCHW transposes folded into its
+ * reorders: 3× faster on the reference CNN's first pool) but made a transposed conv with a
+ * single input channel 6× slower (27 vs 4.3 ms).
+ */
+export type OptLevel = 'extended' | 'all';
+
+function createSession(graph: OnnxGraph, nThreads: number, optLevel: OptLevel): CachedSession {
   const { binding } = checkBinding();
   const bytes = encodeModel(graph);
   const session = new binding.InferenceSession();
   try {
-    loadInto(session, bytes, nThreads);
+    loadInto(session, bytes, nThreads, optLevel);
   } catch (e) {
     throw new SessionBuildError((e as Error).message);
   }
@@ -134,14 +143,11 @@ function createSession(graph: OnnxGraph, nThreads: number): CachedSession {
   return { session, inputNames, outputNames, fetches };
 }
 
-function loadInto(session: NativeSession, bytes: Uint8Array, nThreads: number): void {
+function loadInto(session: NativeSession, bytes: Uint8Array, nThreads: number, optLevel: OptLevel): void {
   session.loadModel(bytes.buffer, bytes.byteOffset, bytes.byteLength, {
     intraOpNumThreads: nThreads,
     interOpNumThreads: 1,
-    // 'all' adds the NCHWc layout transformer, which made a transposed conv 6x slower here
-    // (27 ms vs 4.3 ms for the reference CNN's first layer at batch 256); 'extended' keeps the
-    // fusions without it.
-    graphOptimizationLevel: 'extended',
+    graphOptimizationLevel: optLevel,
     executionMode: 'sequential',
     // Every session owns a thread pool; spinning pools across hundreds of kernel sessions
     // burn the CPU (engine-notes.md: 18 s vs 1.3 s wall on a small benchmark).
@@ -154,15 +160,15 @@ function loadInto(session: NativeSession, bytes: Uint8Array, nThreads: number): 
  * position) and returns its outputs in graph order. `singleThread` selects a 1-thread session
  * for small problems where thread hand-off costs more than it saves.
  */
-export function runGraph(key: string, build: () => OnnxGraph, inputs: readonly OrtIn[], singleThread = false): OrtOut[] {
+export function runGraph(key: string, build: () => OnnxGraph, inputs: readonly OrtIn[], singleThread = false, optLevel: OptLevel = 'extended'): OrtOut[] {
   const nThreads = singleThread ? 1 : threads;
-  const fullKey = nThreads === 1 ? `${key}#1` : key;
+  const fullKey = `${key}#${nThreads === 1 ? 1 : 'n'}${optLevel === 'all' ? '#all' : ''}`;
   let s = sessions.get(fullKey);
   if (!s) {
     const failed = failedKeys.get(fullKey);
     if (failed !== undefined) throw new SessionBuildError(failed);
     try {
-      s = createSession(build(), nThreads);
+      s = createSession(build(), nThreads, optLevel);
     } catch (e) {
       if (e instanceof SessionBuildError) failedKeys.set(fullKey, e.message);
       throw e;

@@ -2,7 +2,7 @@
 import type { DataType, TensorInfo, backend_util } from '@tensorflow/tfjs-core';
 import type { OrtBackend } from '../backend.js';
 import { feed, GraphBuilder, sizeOf } from '../graph.js';
-import { runGraph, type OrtIn } from '../ort-runtime.js';
+import { runGraph, type OptLevel, type OrtIn } from '../ort-runtime.js';
 
 /**
  * Tuning knobs, measured on 2 cores:
@@ -20,8 +20,25 @@ export const tuning = {
   singleThreadFlops: 4e6,
 };
 
-export function inputsOf(backend: OrtBackend, ts: readonly TensorInfo[]): OrtIn[] {
-  return ts.map((t) => feed(t, backend.values(t)));
+export function inputsOf(backend: OrtBackend, ts: readonly TensorInfo[], feedDims?: readonly (readonly number[] | undefined)[]): OrtIn[] {
+  return ts.map((t, i) => {
+    const f = feed(t, backend.values(t));
+    const d = feedDims?.[i];
+    return d ? { ...f, dims: d } : f;
+  });
+}
+
+/** Session choices for one kernel call. */
+export interface RunOpts {
+  /** 1-thread session (small or memory-bound work). */
+  singleThread: boolean;
+  /** ONNX Runtime optimisation level (default 'extended'; see OptLevel). */
+  optLevel?: OptLevel;
+  /**
+   * Dims to feed instead of a tensor's own shape (same element count), e.g. a batch-1 3-D matmul
+   * operand viewed as 2-D. The graph's inputs must be declared with the fed rank.
+   */
+  feedDims?: readonly (readonly number[] | undefined)[];
 }
 
 /** Runs graph `key` (built by `build`) on tensors `ts`; returns the outputs as tfjs tensors. */
@@ -31,9 +48,10 @@ export function runOnTensors(
   build: (g: GraphBuilder) => void,
   ts: readonly TensorInfo[],
   outDtypes: readonly DataType[],
-  singleThread: boolean,
+  run: boolean | RunOpts,
   outShapes?: readonly (readonly number[])[],
 ): TensorInfo[] {
+  const opts: RunOpts = typeof run === 'boolean' ? { singleThread: run } : run;
   const outs = runGraph(
     key,
     () => {
@@ -41,8 +59,9 @@ export function runOnTensors(
       build(g);
       return g.build();
     },
-    inputsOf(backend, ts),
-    singleThread,
+    inputsOf(backend, ts, opts.feedDims),
+    opts.singleThread,
+    opts.optLevel,
   );
   return outs.map((o, i) => {
     const shape = outShapes?.[i] ?? o.dims;
