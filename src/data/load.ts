@@ -44,6 +44,12 @@ export const DATA_FLAG_SPECS = {
   'data-path': { type: 'string', help: DATA_PATH_FLAG_HELP },
 } as const satisfies Record<string, { type: 'string' | 'boolean'; help: string }>;
 
+/** DATA_FLAG_SPECS with the command's default dataset named in the --data help. */
+export function dataFlagSpecs(defaultName?: string): typeof DATA_FLAG_SPECS {
+  if (defaultName === undefined) return DATA_FLAG_SPECS;
+  return { ...DATA_FLAG_SPECS, data: { type: 'string', help: `${DATA_FLAG_HELP} (default ${defaultName})` } } as unknown as typeof DATA_FLAG_SPECS;
+}
+
 /**
  * Turns the CLI's `--data X [--data-path P]` into a DatasetSpec. A built-in name keeps its name and
  * takes P as its location; anything else is a path (P, if also given, must not conflict).

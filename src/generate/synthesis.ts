@@ -34,6 +34,8 @@ export interface SynthesisConfig {
   resume?: boolean;
   /** Skip report.html (tests). */
   noReport?: boolean;
+  /** The exact command line of the run (e.g. ['dplens', 'synth', ...]), recorded in config.json for the report. */
+  argv?: string[];
 }
 
 export interface SynthesisHooks {
@@ -114,6 +116,7 @@ export async function runSynthesis(config: SynthesisConfig, hooks: SynthesisHook
   const maxMinutes = config.maxMinutes ?? Number.POSITIVE_INFINITY;
   const resolvedConfig = {
     command: 'synth',
+    argv: config.argv ?? null,
     method,
     data: data.name,
     dataSource: data.source,

@@ -1,5 +1,6 @@
 import type { Command } from '../command.js';
 import { getInteger, getNumber, getString, UsageError } from '../args.js';
+import { dataFlagSpecs } from '../../data/index.js';
 
 const command: Command = {
   name: 'attack',
@@ -9,8 +10,7 @@ const command: Command = {
     'invert: computes the gradient of one training example (--index of --data) under the reference CNN — a fresh one (--model cnn, seeded by --seed) or the trained weights of a `dplens train` run folder — optionally clips it to --clip and adds Gaussian noise of std noise·clip (what one DP-SGD step with that example releases), then reconstructs the image by optimising a dummy image and soft label to match the gradient (cosine distance, Adam with signed steps, total-variation prior; "Inverting Gradients", Geiping et al. 2020). Prints PSNR and SSIM against the true image; with --out writes invert.png (truth | reconstruction) and invert.json.',
   flags: {
     model: { type: 'string', help: 'cnn (fresh reference CNN) or a run folder from dplens train (required)' },
-    data: { type: 'string', help: 'dataset the example comes from (default mnist)' },
-    'data-path': { type: 'string', help: 'where to read a built-in --data set from' },
+    ...dataFlagSpecs('mnist'),
     index: { type: 'string', help: 'training example to attack (default 0)' },
     noise: { type: 'string', help: 'noise multiplier σ of the released gradient (default 0 = exact gradient)' },
     clip: { type: 'string', help: 'clip bound C of the released gradient (default: no clipping; 1 when --noise > 0)' },

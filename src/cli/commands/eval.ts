@@ -11,7 +11,7 @@ import type { Output } from '../output.js';
 import type { ParsedArgs } from '../args.js';
 import { ensureEngine, loadNamedDataset } from '../../generate/index.js';
 import { evaluateSynthetic } from '../../evaluate/index.js';
-import { readNpz, requireArray, toInt32Array } from '../../data/npy.js';
+import { DATA_FLAG_SPECS, DataError, readImageNpz } from '../../data/index.js';
 
 const positive = (x: number): true | string => x > 0 || 'must be > 0';
 
@@ -23,8 +23,7 @@ const command: Command = {
     'Trains the evaluation CNN (Conv32-MaxPool-Conv64-Dense64, spec §7) only on the synthetic images/labels in FILE (npz with images N×H×W uint8 and labels N) and tests it on the real test split of --data after every epoch. testAccuracy is the final epoch (no selection on the test set); bestEpochTestAccuracy is the maximum over epochs, the optimistic protocol of the DataLens/G-PATE papers. Writes eval.json into the folder of FILE.',
   flags: {
     synthetic: { type: 'string', help: 'synthetic.npz written by dplens synth' },
-    data: { type: 'string', help: 'dataset whose real test split is used: mnist, fashion-mnist, pneumonia or a path' },
-    'data-path': { type: 'string', help: 'where a built-in dataset lives, when not in the default place' },
+    ...DATA_FLAG_SPECS,
     epochs: { type: 'string', help: 'training epochs (default 5)' },
     batch: { type: 'string', help: 'batch size (default 128)' },
     lr: { type: 'string', help: 'learning rate (default 1e-3 Adam, 2e-3 SGD)' },
@@ -46,20 +45,17 @@ const command: Command = {
     const maxMinutes = getNumber(args, 'max-minutes', undefined, positive);
     const seed = getInteger(args, 'seed', 1, 0)!;
     const threads = getInteger(args, 'threads', undefined, 1);
-    const backend = await ensureEngine(threads ? { threads } : {});
-    const arrays = readNpz(file);
-    const im = requireArray(arrays, 'images', file);
-    const labels = toInt32Array(requireArray(arrays, 'labels', file), `${file}: labels`);
-    if (im.dtype !== 'uint8') throw new UsageError(`${file}: images must be uint8, got ${im.dtype}`);
-    if (im.shape.length !== 3 && im.shape.length !== 4) throw new UsageError(`${file}: images must be N×H×W or N×H×W×C, got ${im.shape.join('×')}`);
-    const [total, height, width] = im.shape as [number, number, number];
-    const channels = im.shape.length === 4 ? im.shape[3]! : 1;
-    const count = Math.min(total, getInteger(args, 'limit', total, 1)!);
-    if (labels.length !== total) throw new UsageError(`${file}: ${labels.length} labels for ${total} images`);
     const real = await loadNamedDataset(dataName, getString(args, 'data-path'));
+    // The data layer's reader: shape, count, NaN/Inf and label-range checks, each a DataError
+    // (exit 2, one line naming the file), against the real set's classes and image geometry.
+    const syn = readImageNpz(file, { numClasses: real.numClasses, expect: { height: real.height, width: real.width, channels: real.channels } });
+    if (syn.count === 0) throw new DataError(`${file}: no synthetic images to train on`);
+    const { height, width, channels } = syn;
+    const count = Math.min(syn.count, getInteger(args, 'limit', syn.count, 1)!);
+    const backend = await ensureEngine(threads ? { threads } : {});
     out.log(`dplens eval: ${count} synthetic images from ${file}; real test: ${real.name} (${real.test.count}); engine ${backend}`);
     const r = await evaluateSynthetic({
-      synthetic: { images: (im.data as Uint8Array).subarray(0, count * height * width * channels), labels: labels.subarray(0, count), count, height, width, channels },
+      synthetic: { images: syn.images.subarray(0, count * height * width * channels), labels: syn.labels.subarray(0, count), count, height, width, channels },
       realTest: { ...real.test, height: real.height, width: real.width, channels: real.channels },
       numClasses: real.numClasses,
       epochs,

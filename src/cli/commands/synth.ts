@@ -9,6 +9,7 @@ import { UsageError, getBool, getChoice, getInteger, getNumber, getString } from
 import type { Command } from '../command.js';
 import type { Output } from '../output.js';
 import type { ParsedArgs } from '../args.js';
+import { DATA_FLAG_SPECS } from '../../data/index.js';
 import { ensureEngine, PRESETS, runSynthesis, type Method, type SynthesisHyper } from '../../generate/index.js';
 
 const positive = (x: number): true | string => x > 0 || 'must be > 0';
@@ -23,8 +24,7 @@ const command: Command = {
     'Trains a conditional generator that never sees the private data: N teachers, each on its own disjoint shard, vote on how every generated image should move; only the noised aggregate (DataLens TopAgg, or G-PATE random projection + Confident-GNMax) reaches the generator. Every release is recorded in DIR/ledger.jsonl before it is used, with data-independent RDP accounting; training stops before the first step that would exceed --epsilon. Hyper-parameters default to the published run closest in epsilon (--preset to choose: mnist-eps1, mnist-eps10, fashion-mnist-eps1, fashion-mnist-eps10). Teachers are batched MLPs (see docs).',
   flags: {
     method: { type: 'string', help: 'datalens (default) or gpate' },
-    data: { type: 'string', help: 'mnist, fashion-mnist, pneumonia, or a dataset path' },
-    'data-path': { type: 'string', help: 'where a built-in dataset lives, when not in the default place' },
+    ...DATA_FLAG_SPECS,
     epsilon: { type: 'string', help: 'privacy budget epsilon (> 0)' },
     delta: { type: 'string', help: 'privacy budget delta in (0, 1) (default 1e-5)' },
     samples: { type: 'string', help: 'synthetic samples to write (default 60000)' },
@@ -55,7 +55,7 @@ const command: Command = {
     'dplens synth --method gpate --data fashion-mnist --epsilon 10 --delta 1e-5 --out runs/gp-fm-eps10 --preset fashion-mnist-eps10',
     'dplens synth --method datalens --data mnist --epsilon 1 --out runs/quick --teachers 200 --samples 6000 --max-minutes 5',
   ],
-  async run(args: ParsedArgs, out: Output): Promise<number> {
+  async run(args: ParsedArgs, out: Output, argv: string[]): Promise<number> {
     if (args.positionals.length) throw new UsageError(`unexpected argument "${args.positionals[0]}"`);
     const method = getChoice<Method>(args, 'method', ['datalens', 'gpate'], 'datalens');
     const data = getString(args, 'data');
@@ -97,7 +97,7 @@ const command: Command = {
     out.log(`dplens synth: ${method} on ${data}, budget (ε=${epsilon}, δ=${delta}), engine ${backend}`);
     let bar: ReturnType<Output['progress']> | undefined;
     const r = await runSynthesis(
-      { method, data, dataPath: getString(args, 'data-path'), epsilon, delta, out: outDir, samples, preset, hyper, maxSteps, maxMinutes, seed, resume: getBool(args, 'resume') },
+      { method, data, dataPath: getString(args, 'data-path'), epsilon, delta, out: outDir, samples, preset, hyper, maxSteps, maxMinutes, seed, resume: getBool(args, 'resume'), argv: ['dplens', ...argv] },
       {
         onStep: (p) => {
           bar ??= out.progress(maxSteps ?? 0, 'generator steps');

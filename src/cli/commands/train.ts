@@ -1,5 +1,6 @@
 import type { Command } from '../command.js';
 import { getBool, getChoice, getInteger, getNumber, getString, UsageError } from '../args.js';
+import { dataFlagSpecs } from '../../data/index.js';
 
 function timestamp(): string {
   return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
@@ -12,8 +13,7 @@ const command: Command = {
   description:
     'Trains the reference CNN (or an MLP) on an image dataset with differentially private SGD: each step samples every training example independently with probability batch/n, clips each per-sample gradient to --clip, adds Gaussian noise of std noise·clip (or uses TopAgg-SGD votes), and records the step in the run folder\'s privacy ledger before applying it. Prints epsilon, test accuracy, training time and throughput. --noise 0 is an explicitly non-private run (epsilon = infinity, recorded as such).',
   flags: {
-    data: { type: 'string', help: 'dataset: mnist | fashion-mnist | pneumonia | <path> (default mnist)' },
-    'data-path': { type: 'string', help: 'where to read a built-in --data set from' },
+    ...dataFlagSpecs('mnist'),
     model: { type: 'string', help: 'cnn (reference CNN, ReLU; default) | cnn-tanh (same CNN with tanh, Papernot et al. 2021) | cnn-tanh-gn (cnn-tanh + GroupNorm) | mlp' },
     epochs: { type: 'string', help: 'epochs, fractions allowed (default 1); steps = round(epochs·n/batch)' },
     batch: { type: 'string', help: 'expected (Poisson) batch size (default 240)' },
