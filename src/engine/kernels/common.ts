@@ -18,6 +18,8 @@ export const tuning = {
   jsFastPathElems: 1024,
   singleThreadElems: 1 << 22,
   singleThreadFlops: 4e6,
+  /** Forward convs on MLAS's NCHWc kernels where the shapes allow (see conv.ts). */
+  nchwcConv: true,
 };
 
 export function inputsOf(backend: OrtBackend, ts: readonly TensorInfo[], feedDims?: readonly (readonly number[] | undefined)[]): OrtIn[] {

@@ -1,0 +1,65 @@
+// Forward convolutions on MLAS's NCHWc kernels (com.microsoft.nchwc ops fed a blocked filter
+// built in the graph): values against the tfjs CPU backend and against the plain NCHW Conv path,
+// for the shapes that select each NCHWc form (one channel, fewer channels than a block, whole
+// blocks) and output channel counts that are not a block multiple.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { engineTuning, initEngine } from '../src/engine/index.js';
+import { nchwcBlockSize, nchwcCounters } from '../src/engine/kernels/conv.js';
+import { compareBackends, rnd } from './engine-helpers.js';
+
+const saved = { fast: engineTuning.jsFastPathElems, nchwc: engineTuning.nchwcConv };
+before(async () => {
+  await initEngine({ backend: 'ort' });
+  engineTuning.jsFastPathElems = 0;
+});
+after(() => {
+  engineTuning.jsFastPathElems = saved.fast;
+  engineTuning.nchwcConv = saved.nchwc;
+});
+
+type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
+const cases: { name: string; x: number[]; w: number[]; stride: number; pad: Pad; dilation?: number }[] = [
+  { name: 'ref conv1: 1 channel, 8x8 s2 pad 3', x: [3, 28, 28, 1], w: [8, 8, 1, 16], stride: 2, pad: [[0, 0], [3, 3], [3, 3], [0, 0]] },
+  { name: 'ref conv2: 16 channels, 4x4 s2 valid', x: [3, 13, 13, 16], w: [4, 4, 16, 32], stride: 2, pad: 'valid' },
+  { name: '3 channels, 5 outputs, same', x: [2, 9, 11, 3], w: [3, 3, 3, 5], stride: 1, pad: 'same' },
+  { name: '8 channels, 17 outputs, s2 same', x: [2, 10, 9, 8], w: [3, 2, 8, 17], stride: 2, pad: 'same' },
+  { name: '32 channels, 20 outputs, dilation 2', x: [2, 12, 12, 32], w: [3, 3, 32, 20], stride: 1, pad: 'valid', dilation: 2 },
+  { name: '16 channels, 1x1', x: [2, 5, 5, 16], w: [1, 1, 16, 16], stride: 1, pad: 'valid' },
+  { name: '20 channels (no NCHWc form)', x: [2, 7, 7, 20], w: [3, 3, 20, 8], stride: 1, pad: 'same' },
+];
+
+test('NCHWc forward conv matches the CPU backend and the plain Conv path', async () => {
+  if (nchwcBlockSize() === null) return; // no nchwc kernels on this CPU: the plain path is covered elsewhere
+  for (const c of cases) {
+    const f = () => tf.conv2d(rnd(c.x, 1) as tf.Tensor4D, rnd(c.w, 2) as tf.Tensor4D, c.stride, c.pad, 'NHWC', c.dilation ?? 1);
+    engineTuning.nchwcConv = true;
+    const before = nchwcCounters.calls;
+    const r = await compareBackends(`nchwc ${c.name}`, f);
+    assert.deepEqual(r.fallbacks, {}, c.name);
+    const usedNchwc = nchwcCounters.calls > before;
+    if (c.x[3] % (nchwcBlockSize() as number) === 0 || c.x[3] < (nchwcBlockSize() as number)) assert.ok(usedNchwc, `${c.name}: expected the nchwc path`);
+    else assert.ok(!usedNchwc, `${c.name}: no NCHWc form expected`);
+    const fast = f().dataSync();
+    engineTuning.nchwcConv = false;
+    const plain = f().dataSync();
+    engineTuning.nchwcConv = true;
+    // Same tolerance as assertClose: 1e-4 relative to the output's scale (sums of many terms
+    // in a different order), so near-cancelling outputs are not held to a relative bound.
+    let scale = 1;
+    for (const v of plain) scale = Math.max(scale, Math.abs(v));
+    let worst = 0;
+    for (let i = 0; i < plain.length; i++) worst = Math.max(worst, Math.abs(fast[i] - plain[i]) / scale);
+    assert.ok(worst < 1e-4, `${c.name}: nchwc vs plain error ${worst} of scale ${scale}`);
+  }
+  assert.equal(nchwcCounters.rejected, 0, 'no shape above should be rejected by the nchwc kernels');
+});
+
+test('NCHWc fused conv: bias and relu applied after the reorder', async () => {
+  if (nchwcBlockSize() === null) return;
+  const r = await compareBackends('nchwc fused', () =>
+    tf.fused.conv2d({ x: rnd([2, 9, 9, 16], 1) as tf.Tensor4D, filter: rnd([3, 3, 16, 12], 2) as tf.Tensor4D, strides: 1, pad: 'same', bias: rnd([12], 3), activation: 'relu' }),
+  );
+  assert.deepEqual(r.fallbacks, {});
+});
