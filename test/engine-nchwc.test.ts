@@ -63,3 +63,32 @@ test('NCHWc fused conv: bias and relu applied after the reorder', async () => {
   );
   assert.deepEqual(r.fallbacks, {});
 });
+
+test('NCHWc input gradient (phase-decomposed conv) matches the CPU backend and ConvTranspose', async () => {
+  if (nchwcBlockSize() === null) return;
+  const grads: { name: string; x: number[]; w: number[]; stride: number | [number, number]; pad: Pad }[] = [
+    { name: 'ref conv2: 16->32, 4x4 s2 valid (13x13 input: last row unused)', x: [3, 13, 13, 16], w: [4, 4, 16, 32], stride: 2, pad: 'valid' },
+    { name: '3->16, 3x3 s1 same', x: [2, 9, 8, 3], w: [3, 3, 3, 16], stride: 1, pad: 'same' },
+    { name: '5->8 (NCHW form), 5x3 s(3,2) same', x: [2, 11, 10, 5], w: [5, 3, 5, 8], stride: [3, 2], pad: 'same' },
+    { name: '8->32, 8x8 s2 pad 3', x: [2, 20, 20, 8], w: [8, 8, 8, 32], stride: 2, pad: [[0, 0], [3, 3], [3, 3], [0, 0]] },
+    { name: '4->16, 3x3 s2 explicit asymmetric pads', x: [2, 9, 9, 4], w: [3, 3, 4, 16], stride: 2, pad: [[0, 0], [2, 0], [1, 2], [0, 0]] },
+    { name: '2->1 output channel (NCHW form), 2x2 s2', x: [2, 8, 7, 2], w: [2, 2, 2, 1], stride: 2, pad: 'valid' },
+  ];
+  for (const c of grads) {
+    const f = () => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(x as tf.Tensor4D, rnd(c.w, 2) as tf.Tensor4D, c.stride, c.pad), rnd(tf.conv2d(tf.zeros(c.x) as tf.Tensor4D, tf.zeros(c.w) as tf.Tensor4D, c.stride, c.pad).shape, 3))))(rnd(c.x, 1));
+    engineTuning.nchwcConv = true;
+    const before = nchwcCounters.calls;
+    const r = await compareBackends(`nchwc dx ${c.name}`, f);
+    assert.deepEqual(r.fallbacks, {}, c.name);
+    assert.ok((r.kernelCalls.Conv2DBackpropInput ?? 0) > 0, `${c.name}: Conv2DBackpropInput ran`);
+    assert.ok(nchwcCounters.calls > before, `${c.name}: expected the nchwc path`);
+    const fast = f().dataSync();
+    engineTuning.nchwcConv = false;
+    const plain = f().dataSync();
+    engineTuning.nchwcConv = true;
+    let scale = 1;
+    for (const v of plain) scale = Math.max(scale, Math.abs(v));
+    for (let i = 0; i < plain.length; i++) assert.ok(Math.abs(fast[i] - plain[i]) <= 1e-4 * scale, `${c.name}[${i}]: ${fast[i]} vs ${plain[i]}`);
+  }
+  assert.equal(nchwcCounters.rejected, 0);
+});

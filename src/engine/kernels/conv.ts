@@ -110,23 +110,37 @@ export function nchwcBlockSize(): number | null {
  * ReorderOutput). Not for grouped/depthwise convs or NCHW tensors.
  */
 function nchwcForm(ci: ConvInfo, depthwise: boolean, nhwc: boolean): 'blocked' | 'nchw' | null {
-  if (!tuning.nchwcConv || depthwise || !nhwc) return null;
-  const b = nchwcBlockSize();
-  if (b === null) return null;
-  if (ci.inChannels % b === 0) return 'blocked';
-  if (ci.inChannels < b) return 'nchw';
-  return null;
+  if (depthwise || !nhwc) return null;
+  return formFor(ci.inChannels);
 }
 
-/** tfjs filter [kh, kw, C, O] -> MLAS NCHWc filter (O padded to the block), shape [Op, C, kh, kw]. */
-function nchwcFilter(g: GraphBuilder, w: string, kh: number, kw: number, c: number, o: number, form: 'blocked' | 'nchw', b: number): string {
+/**
+ * An [O, I, kh, kw] filter -> MLAS's NCHWc filter format (O zero-padded to the block), shape
+ * [Op, I, kh, kw]: 'blocked' (OIHWBiBo: [Ob, Ib, kh, kw, bi, bo]) for NCHWc input, 'nchw'
+ * (OIHWBo: [Ob, I, kh, kw, bo]) for NCHW input.
+ */
+function nchwcFilter(g: GraphBuilder, oihw: string, o: number, i: number, kh: number, kw: number, form: 'blocked' | 'nchw', b: number): string {
   const op = Math.ceil(o / b) * b;
-  const wp = op === o ? w : g.op('Pad', [w, g.constI64([0, 0, 0, 0, 0, 0, 0, op - o])]);
+  const wp = op === o ? oihw : g.op('Pad', [oihw, g.constI64([0, 0, 0, 0, op - o, 0, 0, 0])]);
   const blocked =
     form === 'blocked'
-      ? g.transpose(g.op('Reshape', [wp, g.constI64([kh, kw, c / b, b, op / b, b])]), [4, 2, 0, 1, 3, 5]) // [Ob, Cb, kh, kw, bi, bo]
-      : g.transpose(g.op('Reshape', [wp, g.constI64([kh, kw, c, op / b, b])]), [3, 2, 0, 1, 4]); // [Ob, C, kh, kw, bo]
-  return g.op('Reshape', [blocked, g.constI64([op, c, kh, kw])]);
+      ? g.transpose(g.op('Reshape', [wp, g.constI64([op / b, b, i / b, b, kh, kw])]), [0, 2, 4, 5, 3, 1])
+      : g.transpose(g.op('Reshape', [wp, g.constI64([op / b, b, i, kh, kw])]), [0, 2, 3, 4, 1]);
+  return g.op('Reshape', [blocked, g.constI64([op, i, kh, kw])]);
+}
+
+/** The NCHWc form for a conv with `channels` input channels (see nchwcForm). */
+function formFor(channels: number): 'blocked' | 'nchw' | null {
+  const b = nchwcBlockSize();
+  if (b === null || !tuning.nchwcConv) return null;
+  return channels % b === 0 ? 'blocked' : channels < b ? 'nchw' : null;
+}
+
+/** NHWC tensor -> the conv input of an NCHWc form. */
+function nchwcInput(g: GraphBuilder, x: string, form: 'blocked' | 'nchw', h: number, w: number, c: number): string {
+  if (form === 'blocked') return g.op('ReorderInput', [x], { channels_last: attr.int(1) }, NCHWC);
+  // With one channel NHWC already is NCHW.
+  return c === 1 ? g.op('Reshape', [x, g.constI64([-1, 1, h, w])]) : g.transpose(x, TO_NCHW);
 }
 
 const nchwcFailed = new Set<string>();
@@ -171,11 +185,10 @@ function convForward(depthwise: boolean, fused: boolean) {
             const ix = g.input('float32', inDims(ci, true));
             const iw = g.input('float32', filter.shape);
             const c = ci.inChannels;
-            // 'nchw': with one channel NHWC already is NCHW.
-            const xin = form === 'blocked' ? g.op('ReorderInput', [ix], { channels_last: attr.int(1) }, NCHWC) : c === 1 ? g.op('Reshape', [ix, g.constI64([-1, 1, ci.inHeight, ci.inWidth])]) : g.transpose(ix, TO_NCHW);
+            const xin = nchwcInput(g, ix, form, ci.inHeight, ci.inWidth, c);
             const yb = g.op(
               'Conv',
-              [xin, nchwcFilter(g, iw, kh, kw, c, ci.outChannels, form, b)],
+              [xin, nchwcFilter(g, convWeight(g, iw), ci.outChannels, c, kh, kw, form, b)],
               {
                 kernel_shape: attr.ints([kh, kw]),
                 strides: attr.ints([ci.strideHeight, ci.strideWidth]),
@@ -261,6 +274,18 @@ function convBackpropInput(depthwise: boolean) {
     const kh = ci.filterHeight;
     const kw = ci.filterWidth;
     const key = `ConvBI|${depthwise}|${nhwc}|${spatialKey(ci)}`;
+    const singleThread = convFlops(ci, depthwise) < tuning.singleThreadFlops;
+    const form = !depthwise && nhwc && ci.dilationHeight === 1 && ci.dilationWidth === 1 ? formFor(ci.outChannels) : null;
+    if (form && !nchwcFailed.has(key)) {
+      try {
+        nchwcCounters.calls++;
+        return runOnTensors(backend, `${key}|nchwc-${form}`, (g) => buildBackpropInputNchwc(g, ci, form), [dy, filter], ['float32'], singleThread, [inputShape])[0];
+      } catch {
+        nchwcFailed.add(key);
+        nchwcCounters.calls--;
+        nchwcCounters.rejected++;
+      }
+    }
     return runOnTensors(
       backend,
       key,
@@ -288,6 +313,54 @@ function convBackpropInput(depthwise: boolean) {
       [inputShape],
     )[0];
   };
+}
+
+// The input gradient of a strided conv as ONE stride-1 NCHWc conv plus a depth-to-space
+// ("sub-pixel" decomposition), instead of ConvTranspose (per-image GEMM + col2im on NCHW, with
+// transposes around it). With h' = h + pad_top = s*q + r (phase r = h' mod s):
+//   dx[h] = sum_a dy[q - a] * w[r + s*a],  a < A = ceil(k / s)  (w zero-padded to A*s taps),
+// i.e. for each phase a correlation of dy (padded by A-1 before) with the flipped phase kernel
+// K_r[a'] = w[r + s*(A-1-a')]. All s_h*s_w phases are output channels of one conv (channel
+// (r_h, r_w, c)); interleaving them gives dx at h' in [0, Q*s), cropped to [pad, pad + H).
+function buildBackpropInputNchwc(g: GraphBuilder, ci: ConvInfo, form: 'blocked' | 'nchw'): void {
+  const b = nchwcBlockSize() as number;
+  const { strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw, inChannels: c, outChannels: o, outHeight: ho, outWidth: wo } = ci;
+  const p = ci.padInfo;
+  const ah = Math.ceil(kh / sh);
+  const aw = Math.ceil(kw / sw);
+  // Output rows/cols q of the phase conv: enough for h' < pad + H, and at least Ho so that the
+  // padding below dy stays >= 0.
+  const qh = Math.max(Math.ceil((p.top + ci.inHeight) / sh), ho);
+  const qw = Math.max(Math.ceil((p.left + ci.inWidth) / sw), wo);
+  const idy = g.input('float32', outDims(ci, true));
+  const iw = g.input('float32', [kh, kw, c, o]);
+  // Phase kernels: [A*s, A*s', C, O] -> [A, s, A', s', C, O] -> flip the A axes.
+  const wp = ah * sh === kh && aw * sw === kw ? iw : g.op('Pad', [iw, g.constI64([0, 0, 0, 0, ah * sh - kh, aw * sw - kw, 0, 0])]);
+  const w6 = g.op('Reshape', [wp, g.constI64([ah, sh, aw, sw, c, o])]);
+  // Step -1 from the last index; an end of -(A+1) (= index -1 after adding A) keeps index 0.
+  const flipped = g.op('Slice', [w6, g.constI64([-1, -1]), g.constI64([-(ah + 1), -(aw + 1)]), g.constI64([0, 2]), g.constI64([-1, -1])]);
+  // -> [s, s', C, O, A, A'] = OIHW of the phase conv with O' = s*s'*C outputs, I = O inputs.
+  const oihw = g.op('Reshape', [g.transpose(flipped, [1, 3, 4, 5, 0, 2]), g.constI64([sh * sw * c, o, ah, aw])]);
+  const z = g.op(
+    'Conv',
+    [nchwcInput(g, idy, form, ho, wo, o), nchwcFilter(g, oihw, sh * sw * c, o, ah, aw, form, b)],
+    {
+      kernel_shape: attr.ints([ah, aw]),
+      strides: attr.ints([1, 1]),
+      dilations: attr.ints([1, 1]),
+      pads: attr.ints([ah - 1, aw - 1, qh - ho, qw - wo]),
+      group: attr.int(1),
+    },
+    NCHWC,
+  );
+  const zn = g.op('ReorderOutput', [z], { channels: attr.int(sh * sw * c), channels_last: attr.int(1) }, NCHWC); // [N, Qh, Qw, s*s'*C]
+  let full = zn;
+  if (sh * sw > 1) {
+    const z6 = g.op('Reshape', [zn, g.constI64([-1, qh, qw, sh, sw, c])]);
+    full = g.op('Reshape', [g.transpose(z6, [0, 1, 3, 2, 4, 5]), g.constI64([-1, qh * sh, qw * sw, c])]);
+  }
+  const needCrop = p.top !== 0 || p.left !== 0 || qh * sh !== ci.inHeight || qw * sw !== ci.inWidth;
+  g.output(needCrop ? g.op('Slice', [full, g.constI64([p.top, p.left]), g.constI64([p.top + ci.inHeight, p.left + ci.inWidth]), g.constI64([1, 2])]) : full, 'float32');
 }
 
 defineKernel('Conv2DBackpropInput', convBackpropInput(false));
