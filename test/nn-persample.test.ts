@@ -244,3 +244,71 @@ test('host max pooling (relu-fused 2×2 and generic windows, plain) equals tfjs 
     xt.dispose();
   }
 });
+
+test('WebAssembly SIMD im2col/col2im (run tables over a padded frame) equal the JS loops on odd geometries', async () => {
+  const { im2col, col2im, runLayout, padInto, cropFrom } = await import('../src/nn/im2col.js');
+  const { HostArena, simdAvailable } = await import('../src/nn/simd.js');
+  if (!simdAvailable()) return; // JS loops only on this platform
+  const geos = [
+    // reference CNN conv1 / conv2, then padding + crop, vertical dilation, odd channels, 1×1
+    { n: 3, h: 28, w: 28, c: 1, kh: 8, kw: 8, sh: 2, sw: 2, dh: 1, dw: 1, pt: 3, pl: 3 },
+    { n: 2, h: 13, w: 13, c: 16, kh: 4, kw: 4, sh: 2, sw: 2, dh: 1, dw: 1, pt: 0, pl: 0 },
+    { n: 2, h: 7, w: 6, c: 3, kh: 3, kw: 2, sh: 2, sw: 1, dh: 2, dw: 1, pt: 1, pl: 2 },
+    { n: 1, h: 5, w: 5, c: 5, kh: 1, kw: 1, sh: 1, sw: 1, dh: 1, dw: 1, pt: 0, pl: 0 },
+    { n: 2, h: 9, w: 8, c: 2, kh: 3, kw: 3, sh: 3, sw: 2, dh: 1, dw: 1, pt: 1, pl: 0 },
+  ];
+  for (const g0 of geos) {
+    const ho = Math.floor((g0.h + 2 * g0.pt - ((g0.kh - 1) * g0.dh + 1)) / g0.sh) + 1;
+    const wo = Math.floor((g0.w + 2 * g0.pl - ((g0.kw - 1) * g0.dw + 1)) / g0.sw) + 1;
+    const g = { ...g0, ho, wo };
+    const x = Float32Array.from({ length: g.n * g.h * g.w * g.c }, (_, i) => Math.sin(i * 0.37) + 0.01 * i);
+    const K = g.kh * g.kw * g.c;
+    const size = g.n * ho * wo * K;
+    const ref = im2col(x, g);
+    const lay = runLayout(g)!;
+    const a = new HostArena();
+    const frame = lay.hp * lay.wp * g.c;
+    const [xo, po, to] = a.reserve([g.n * frame, size, lay.tab.length]);
+    a.f32.fill(7, xo!, xo! + g.n * frame); // padInto must zero the frame itself
+    padInto(x, g, lay, a.f32, xo!);
+    a.i32.set(lay.tab, to!);
+    a.k.copyRuns(po! * 4, xo! * 4, to! * 4, lay.tab.length * 4, g.kw * g.c * 4, g.n, frame * 4);
+    assert.deepEqual(Array.from(a.f32.subarray(po!, po! + size)), Array.from(ref), `im2col ${JSON.stringify(g0)}`);
+    const dp = Float32Array.from({ length: size }, (_, i) => Math.cos(i * 0.11));
+    const refDx = col2im(dp, g);
+    const [dpo, dxo, to2] = a.reserve([size, g.n * frame, lay.tab.length]);
+    a.f32.set(dp, dpo!);
+    a.f32.fill(0, dxo!, dxo! + g.n * frame);
+    a.i32.set(lay.tab, to2!);
+    a.k.addRuns(dpo! * 4, dxo! * 4, to2! * 4, lay.tab.length * 4, g.kw * g.c * 4, g.n, frame * 4);
+    const dx = lay.identity ? a.f32.subarray(dxo!, dxo! + x.length) : cropFrom(a.f32, dxo!, g, lay, new Float32Array(x.length));
+    // same additions in the same order per element: equal up to float32 rounding of the sums
+    for (let i = 0; i < x.length; i++) assert.ok(Math.abs(dx[i]! - refDx[i]!) <= 1e-6 * (1 + Math.abs(refDx[i]!)), `col2im ${i}: ${dx[i]} vs ${refDx[i]} (${JSON.stringify(g0)})`);
+  }
+});
+
+test('WebAssembly SIMD relu∘maxpool equals the JS host loop (values and first-max args)', async () => {
+  const { maxPoolForward } = await import('../src/nn/im2col.js');
+  const { HostArena, simdAvailable } = await import('../src/nn/simd.js');
+  if (!simdAvailable()) return;
+  for (const [kh, kw, sh, sw, h, w, c] of [
+    [2, 2, 1, 1, 14, 14, 16],
+    [3, 2, 2, 1, 9, 8, 8],
+    [2, 3, 2, 2, 6, 9, 4],
+  ] as const) {
+    const n = 2;
+    const x = Float32Array.from({ length: n * h * w * c }, (_, i) => (i % 11 === 0 ? -0 : Math.round(Math.sin(i * 1.7) * 3) / 2));
+    const ho = Math.floor((h - kh) / sh) + 1;
+    const wo = Math.floor((w - kw) / sw) + 1;
+    const count = n * ho * wo * c;
+    const out = new Float32Array(count);
+    const arg = new Int32Array(count);
+    maxPoolForward(x, n, h, w, c, kh, kw, sh, sw, out, arg, true);
+    const a = new HostArena();
+    const [xo, oo, ao] = a.reserve([x.length, count, count]);
+    a.f32.set(x, xo!);
+    a.k.maxPoolRelu4(xo! * 4, oo! * 4, ao! * 4, n, h, w, c, kh, kw, sh, sw, ho, wo);
+    assert.deepEqual(Array.from(a.f32.subarray(oo!, oo! + count)), Array.from(out));
+    assert.deepEqual(Array.from(a.i32.subarray(ao!, ao! + count)), Array.from(arg));
+  }
+});

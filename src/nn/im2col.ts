@@ -270,3 +270,76 @@ export function maxPoolBackward(dy: Float32Array, arg: Int32Array, count: number
     dx[a + ((a >> 31) & sink)]! += dy[i]!;
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Run-table im2col/col2im for the WebAssembly SIMD kernels (simd.ts)
+
+/**
+ * Padded-input layout for run-based im2col: the input sits at (pt, pl) inside an [hp, wp] zero
+ * frame that covers every kernel tap, so each (output position, kernel row) reads kw·c contiguous
+ * floats (needs dw = 1). `tab` holds, per output position and kernel row, the run's byte offset
+ * inside one padded sample. With no padding and nothing cropped the frame is the input itself.
+ */
+export interface RunLayout {
+  hp: number;
+  wp: number;
+  /** The padded sample equals the input sample (no copy through a frame needed). */
+  identity: boolean;
+  tab: Int32Array;
+}
+
+export function runLayout(g: ConvGeometry): RunLayout | undefined {
+  if (g.dw !== 1) return undefined;
+  const needH = (g.ho - 1) * g.sh + (g.kh - 1) * g.dh + 1;
+  const needW = (g.wo - 1) * g.sw + g.kw;
+  const hp = Math.max(needH, g.pt + g.h);
+  const wp = Math.max(needW, g.pl + g.w);
+  const tab = new Int32Array(g.ho * g.wo * g.kh);
+  let t = 0;
+  for (let oy = 0; oy < g.ho; oy++)
+    for (let ox = 0; ox < g.wo; ox++)
+      for (let ki = 0; ki < g.kh; ki++) tab[t++] = ((oy * g.sh + ki * g.dh) * wp + ox * g.sw) * g.c * 4;
+  return { hp, wp, identity: g.pt === 0 && g.pl === 0 && hp === g.h && wp === g.w, tab };
+}
+
+/** Writes x [n, h, w, c] into the zeroed padded frames at `dst` (element offset) of `buf`. */
+export function padInto(x: Float32Array, g: ConvGeometry, lay: RunLayout, buf: Float32Array, dst: number): void {
+  const { n, h, w, c, pt, pl } = g;
+  const { hp, wp } = lay;
+  if (lay.identity) {
+    buf.set(x.subarray(0, n * h * w * c), dst);
+    return;
+  }
+  const frame = hp * wp * c;
+  buf.fill(0, dst, dst + n * frame);
+  const wc = w * c;
+  for (let b = 0; b < n; b++)
+    for (let y = 0; y < h; y++) {
+      const yp = y + pt;
+      if (yp >= hp) break;
+      const s = (b * h + y) * wc;
+      const d = dst + b * frame + (yp * wp + pl) * c;
+      for (let i = 0; i < wc; i++) buf[d + i] = x[s + i]!;
+    }
+}
+
+/** Inverse of padInto for gradients: the input-sized part of the padded frames, into `out`. */
+export function cropFrom(buf: Float32Array, src: number, g: ConvGeometry, lay: RunLayout, out: Float32Array): Float32Array {
+  const { n, h, w, c, pt, pl } = g;
+  const { hp, wp } = lay;
+  const frame = hp * wp * c;
+  const wc = w * c;
+  for (let b = 0; b < n; b++)
+    for (let y = 0; y < h; y++) {
+      const yp = y + pt;
+      const d = (b * h + y) * wc;
+      if (yp >= hp) {
+        // rows below the frame received no gradient
+        out.fill(0, d, d + wc);
+        continue;
+      }
+      const s = src + b * frame + (yp * wp + pl) * c;
+      for (let i = 0; i < wc; i++) out[d + i] = buf[s + i]!;
+    }
+  return out;
+}

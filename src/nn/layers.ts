@@ -3,7 +3,8 @@
  * Tensors are NHWC for images and [N, ..., features] otherwise; batch is always axis 0.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { type ConvGeometry, col2im, im2col, maxPoolBackward, maxPoolForward } from './im2col.js';
+import { type ConvGeometry, col2im, cropFrom, im2col, maxPoolBackward, maxPoolForward, padInto, type RunLayout, runLayout } from './im2col.js';
+import { HostArena, simdAvailable } from './simd.js';
 import { type GradSampleRecord, GradTape, type LayerSpec, ModelError, type Module, type Param, perSampleRecord } from './module.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -183,6 +184,10 @@ export class Conv2d implements Module {
   /** Reused host buffers for patches / input gradients (valid until the next training step). */
   private scratchP?: Float32Array;
   private scratchDx?: Float32Array;
+  /** WebAssembly SIMD path: patches live in `arenaF` (forward), input gradients in `arenaB`. */
+  private arenaF?: HostArena;
+  private arenaB?: HostArena;
+  private layout?: { key: string; lay: RunLayout | undefined };
   constructor(readonly opts: Conv2dOptions) {
     const { inChannels: ci, outChannels: co } = opts;
     this.k = pair(opts.kernel, 1, 'conv2d kernel');
@@ -277,13 +282,33 @@ export class Conv2d implements Module {
     if (ho <= 0 || wo <= 0) throw new ModelError(`conv2d: input [${x.shape.join(', ')}] is smaller than the kernel`);
     return { n, h, w, c, kh: this.k[0], kw: this.k[1], sh: this.s[0], sw: this.s[1], dh: this.d[0], dw: this.d[1], pt: pad[1][0], pl: pad[2][0], ho, wo };
   }
+  /** Run layout for the SIMD im2col/col2im, cached per geometry; undefined: use the JS loops. */
+  private runLayout(geo: ConvGeometry): RunLayout | undefined {
+    if (!simdAvailable()) return undefined;
+    const key = `${geo.h},${geo.w},${geo.c},${geo.ho},${geo.wo}`;
+    if (this.layout?.key !== key) this.layout = { key, lay: runLayout(geo) };
+    return this.layout.lay;
+  }
   private forwardPatches(x: tf.Tensor4D, pad: ExplicitPad, training: boolean): tf.Tensor {
     const geo = this.geometry(x, pad);
     const K = geo.kh * geo.kw * geo.c;
     const co = this.opts.outChannels;
     const size = geo.n * geo.ho * geo.wo * K;
-    if (!this.scratchP || this.scratchP.length < size) this.scratchP = new Float32Array(Math.ceil(size * 1.25));
-    const P = tf.tensor2d(im2col(x.dataSync() as Float32Array, geo, this.scratchP), [geo.n * geo.ho * geo.wo, K]);
+    const lay = this.runLayout(geo);
+    let P: tf.Tensor2D;
+    if (lay) {
+      // SIMD run copies out of a padded frame (see im2col.ts runLayout)
+      const a = (this.arenaF ??= new HostArena());
+      const frame = lay.hp * lay.wp * geo.c;
+      const [xo, po, to] = a.reserve([geo.n * frame, size, lay.tab.length]);
+      padInto(x.dataSync() as Float32Array, geo, lay, a.f32, xo!);
+      a.i32.set(lay.tab, to!);
+      a.k.copyRuns(po! * 4, xo! * 4, to! * 4, lay.tab.length * 4, geo.kw * geo.c * 4, geo.n, frame * 4);
+      P = tf.tensor2d(a.f32.subarray(po!, po! + size), [geo.n * geo.ho * geo.wo, K]);
+    } else {
+      if (!this.scratchP || this.scratchP.length < size) this.scratchP = new Float32Array(Math.ceil(size * 1.25));
+      P = tf.tensor2d(im2col(x.dataSync() as Float32Array, geo, this.scratchP), [geo.n * geo.ho * geo.wo, K]);
+    }
     // bias fused into the matmul: one native call and no second full-size output buffer
     const y = tf.fused.matMul({ a: P, b: tf.reshape(this.weight.value, [K, co]) as tf.Tensor2D, bias: this.bias?.value });
     if (training) {
@@ -366,8 +391,27 @@ export class Conv2d implements Module {
     if (needInputGrad) {
       const dP = tf.matMul(B2, tf.reshape(this.weight.value, [K, co]), false, true);
       const size = n * geo.h * geo.w * geo.c;
-      if (!this.scratchDx || this.scratchDx.length < size) this.scratchDx = new Float32Array(Math.ceil(size * 1.25));
-      dx = tf.tensor4d(col2im(dP.dataSync() as Float32Array, geo, this.scratchDx), [n, geo.h, geo.w, geo.c]);
+      const lay = this.runLayout(geo);
+      if (lay) {
+        // SIMD run additions into a zeroed padded frame, then the input-sized part
+        const a = (this.arenaB ??= new HostArena());
+        const frame = lay.hp * lay.wp * geo.c;
+        const [dpo, dxo, to] = a.reserve([n * L * K, n * frame, lay.tab.length]);
+        a.f32.set(dP.dataSync() as Float32Array, dpo!);
+        a.f32.fill(0, dxo!, dxo! + n * frame);
+        a.i32.set(lay.tab, to!);
+        a.k.addRuns(dpo! * 4, dxo! * 4, to! * 4, lay.tab.length * 4, geo.kw * geo.c * 4, n, frame * 4);
+        let dxv: Float32Array;
+        if (lay.identity) dxv = a.f32.subarray(dxo!, dxo! + size);
+        else {
+          if (!this.scratchDx || this.scratchDx.length < size) this.scratchDx = new Float32Array(Math.ceil(size * 1.25));
+          dxv = cropFrom(a.f32, dxo!, geo, lay, this.scratchDx.subarray(0, size));
+        }
+        dx = tf.tensor4d(dxv, [n, geo.h, geo.w, geo.c]);
+      } else {
+        if (!this.scratchDx || this.scratchDx.length < size) this.scratchDx = new Float32Array(Math.ceil(size * 1.25));
+        dx = tf.tensor4d(col2im(dP.dataSync() as Float32Array, geo, this.scratchDx), [n, geo.h, geo.w, geo.c]);
+      }
       dP.dispose();
     } else dx = tf.zeros([0]);
     const P = tf.reshape(P2, [n, L, K]) as tf.Tensor3D;
@@ -729,6 +773,7 @@ export class MaxPool2d extends Pool2d {
   /** Host-side path for training with 'valid' padding: arg-max kept, reused buffers. */
   private host?: { arg: Int32Array; out: Float32Array; dx: Float32Array; count: number; shape: number[] };
   private bufs?: { arg: Int32Array; out: Float32Array; dx: Float32Array };
+  private arena?: HostArena;
   /** Apply ReLU to the pooled output in training (set by Sequential for ReLU → MaxPool2d). */
   fuseRelu = false;
   forward(x: tf.Tensor, training: boolean): tf.Tensor {
@@ -743,6 +788,18 @@ export class MaxPool2d extends Pool2d {
       if (!this.bufs || this.bufs.arg.length < count || this.bufs.dx.length <= inSize) {
         // dx keeps one spare slot: the backward's sink for outputs without an arg-max
         this.bufs = { arg: new Int32Array(Math.ceil(count * 1.25)), out: new Float32Array(Math.ceil(count * 1.25)), dx: new Float32Array(Math.ceil(inSize * 1.25) + 1) };
+      }
+      if (this.fuseRelu && c % 4 === 0 && simdAvailable()) {
+        // WebAssembly SIMD: four channels per compare/select (output and arg-max in the arena)
+        const a = (this.arena ??= new HostArena());
+        const [xo, oo, ao] = a.reserve([inSize, count, count]);
+        a.f32.set(x.dataSync() as Float32Array, xo!);
+        a.k.maxPoolRelu4(xo! * 4, oo! * 4, ao! * 4, n, h, w, c, this.k[0], this.k[1], this.s[0], this.s[1], ho, wo);
+        // arg-max indices count from the start of the input copy, i.e. index the input itself
+        const arg = a.i32.subarray(ao!, ao! + count);
+        const out = a.f32.subarray(oo!, oo! + count);
+        this.host = { arg, out, dx: this.bufs.dx, count, shape: x.shape };
+        return tf.tensor4d(out, [n, ho, wo, c]);
       }
       const out = this.bufs.out.subarray(0, count);
       maxPoolForward(x.dataSync() as Float32Array, n, h, w, c, this.k[0], this.k[1], this.s[0], this.s[1], out, this.bufs.arg, this.fuseRelu);
