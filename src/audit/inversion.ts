@@ -1,8 +1,16 @@
 /**
- * Gradient inversion (DLG, Zhu et al. 2019; "Inverting Gradients", Geiping et al. 2020): given the
- * gradient a client shared for one training example, optimise a dummy image and a soft label so
- * that their gradient matches the shared one (cosine distance, Adam, total-variation prior), and
- * measure how close the reconstruction is to the true image (PSNR, SSIM).
+ * Gradient inversion: given the gradient a client shared for ONE training example of the reference
+ * CNN, reconstruct the example and measure how close it is (PSNR, SSIM).
+ *
+ * Two attacks:
+ *  - 'layerwise' (default; inversion-layerwise.ts): reads the label, the fc1 input and the conv2
+ *    input off the gradient in closed form (iDLG label, dense-layer ratio, a null-space solve on the
+ *    conv2 weight gradient), then fits the pixels to the recovered conv1 features. Recovers MNIST
+ *    digits at 25–45 dB PSNR from an exact gradient in seconds.
+ *  - 'gradient-matching' (DLG, Zhu et al. 2019; "Inverting Gradients", Geiping et al. 2020):
+ *    optimise a dummy image and soft label so that their gradient matches the shared one (cosine
+ *    distance, Adam with signed steps, TV prior). Kept as the generic baseline; on this ReLU/max-pool
+ *    network it stalls at ≈ 10–13 dB.
  *
  * The DP variant shares the DP-SGD release for that example instead: the gradient clipped to L2
  * norm C plus N(0, σ²C²) noise per coordinate (what one DP-SGD step with that single example in
@@ -10,6 +18,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ensureAuditGradients } from './autodiff.js';
+import { invertGradientLayerwise } from './inversion-layerwise.js';
 import { refCnnFeatures, refCnnGradient, refCnnLogits, softCrossEntropy } from './refcnn.js';
 
 /** Anything with the privacy core's `normal(out, std)` (secureRandom() / seededRandom(seed)). */
@@ -18,11 +27,15 @@ export interface NormalSource {
 }
 
 export interface InversionOptions {
-  /** Adam iterations (default 600). */
+  /** 'layerwise' (analytic read-out + feature fit; default) or 'gradient-matching' (DLG-style). */
+  method?: 'layerwise' | 'gradient-matching';
+  /** Restarts of the optimisation ('layerwise' only; default 2), ranked by the attack's own loss. */
+  restarts?: number;
+  /** Adam iterations (default 1500 per restart for 'layerwise', 600 for 'gradient-matching'). */
   iterations?: number;
-  /** Adam learning rate (default 0.1, cosine-decayed to 1% of it). */
+  /** Adam learning rate (default 0.02 'layerwise', 0.1 'gradient-matching'; cosine-decayed to 1%). */
   learningRate?: number;
-  /** Weight of the total-variation prior (default 1e-2). */
+  /** Weight of the total-variation prior (default 0 'layerwise', 1e-2 'gradient-matching'). */
   tvWeight?: number;
   /**
    * Weight of the feature-matching term (default 1): for one example, the first dense layer's
@@ -48,8 +61,11 @@ export interface InversionResult {
   reconstruction: Float32Array;
   /** Label the attack ends with (argmax of the optimised soft label). */
   label: number;
-  /** Final gradient-matching loss (1 − cosine similarity). */
+  /** The attack's own final loss ('gradient-matching': 1 − cosine similarity; 'layerwise': relative feature residual). */
   matchLoss: number;
+  method: 'layerwise' | 'gradient-matching';
+  /** 'layerwise': relative residual of the recovered conv2 input in the conv2-gradient subspace (≈1e-7 exact, ≈1 on noise). */
+  subspaceResidual?: number;
   iterations: number;
   seconds: number;
 }
@@ -72,8 +88,28 @@ export function privatizeGradient(grad: tf.Tensor[], clip: number, noiseMultipli
   });
 }
 
-/** The "inverting gradients" attack on the reference CNN (params fixed, one example). */
+/** Gradient inversion of one example's shared gradient under the reference CNN (params fixed). */
 export function invertGradient(params: tf.Tensor[], sharedGrad: tf.Tensor[], shape: { height: number; width: number; channels: number; classes: number }, opts: InversionOptions = {}): InversionResult {
+  const method = opts.method ?? 'layerwise';
+  if (params.length !== 8 || sharedGrad.length !== 8) throw new RangeError(`gradient inversion supports the reference CNN (8 parameter tensors); got ${params.length} parameters and ${sharedGrad.length} gradients`);
+  sharedGrad.forEach((g, i) => {
+    if (g.shape.join(',') !== params[i]!.shape.join(',')) throw new RangeError(`shared gradient ${i} has shape [${g.shape}], parameter has [${params[i]!.shape}]`);
+  });
+  if (method === 'layerwise') {
+    const r = invertGradientLayerwise(
+      params.map((t) => t.dataSync()),
+      sharedGrad.map((t) => t.dataSync()),
+      shape,
+      { iterations: opts.iterations, restarts: opts.restarts, learningRate: opts.learningRate, tvWeight: opts.tvWeight, seed: opts.seed, onProgress: opts.onProgress },
+    );
+    return { reconstruction: r.reconstruction, label: r.label, matchLoss: r.matchLoss, method, subspaceResidual: r.subspaceResidual, iterations: r.iterations, seconds: r.seconds };
+  }
+  if (method !== 'gradient-matching') throw new RangeError(`unknown inversion method "${String(method)}" (layerwise, gradient-matching)`);
+  return invertGradientMatching(params, sharedGrad, shape, opts);
+}
+
+/** The "inverting gradients" attack (DLG-style gradient matching) on the reference CNN. */
+function invertGradientMatching(params: tf.Tensor[], sharedGrad: tf.Tensor[], shape: { height: number; width: number; channels: number; classes: number }, opts: InversionOptions): InversionResult {
   ensureAuditGradients();
   const t0 = Date.now();
   const iterations = opts.iterations ?? 600;
@@ -167,7 +203,7 @@ export function invertGradient(params: tf.Tensor[], sharedGrad: tf.Tensor[], sha
     }
     const reconstruction = x.dataSync().slice() as Float32Array;
     const label = tf.tidy(() => tf.argMax(yLogits, 1).dataSync()[0]!);
-    return { reconstruction, label, matchLoss, iterations, seconds: (Date.now() - t0) / 1000 };
+    return { reconstruction, label, matchLoss, method: 'gradient-matching', iterations, seconds: (Date.now() - t0) / 1000 };
   } finally {
     x.dispose();
     yLogits.dispose();
@@ -279,13 +315,18 @@ export async function loadRefCnnParams(dir: string): Promise<tf.Tensor[]> {
 
 export interface InversionRun {
   index: number;
+  split: 'train' | 'test';
+  method: 'layerwise' | 'gradient-matching';
   label: number;
   inferredLabel: number;
   noise: number;
   clip: number | null;
   psnr: number;
   ssim: number;
+  /** PSNR of an all-black image against the same truth: what a guess without any information scores. */
+  blankPsnr: number;
   matchLoss: number;
+  subspaceResidual?: number;
   iterations: number;
   seconds: number;
   truth: Float32Array;
@@ -298,15 +339,18 @@ export interface InversionRun {
  */
 export function runInversion(
   params: tf.Tensor[],
-  ds: { height: number; width: number; channels: number; numClasses: number; train: { images: Uint8Array; labels: Int32Array; count: number } },
-  o: { index: number; noise?: number; clip?: number; rng?: NormalSource } & InversionOptions,
+  ds: { height: number; width: number; channels: number; numClasses: number; train: { images: Uint8Array; labels: Int32Array; count: number }; test?: { images: Uint8Array; labels: Int32Array; count: number } },
+  o: { index: number; split?: 'train' | 'test'; noise?: number; clip?: number; rng?: NormalSource } & InversionOptions,
 ): InversionRun {
   const { height, width, channels, numClasses } = ds;
-  if (!(Number.isInteger(o.index) && o.index >= 0 && o.index < ds.train.count)) throw new RangeError(`index must be in [0, ${ds.train.count}), got ${o.index}`);
+  const split = o.split ?? 'train';
+  const part = split === 'test' ? ds.test : ds.train;
+  if (!part) throw new RangeError(`dataset has no ${split} split`);
+  if (!(Number.isInteger(o.index) && o.index >= 0 && o.index < part.count)) throw new RangeError(`index must be in [0, ${part.count}), got ${o.index}`);
   const per = height * width * channels;
   const truth = new Float32Array(per);
-  for (let i = 0; i < per; i++) truth[i] = ds.train.images[o.index * per + i]! / 255;
-  const label = ds.train.labels[o.index]!;
+  for (let i = 0; i < per; i++) truth[i] = part.images[o.index * per + i]! / 255;
+  const label = part.labels[o.index]!;
   const shape = { height, width, channels, classes: numClasses };
   const g = exampleGradient(params, truth, label, shape);
   const noise = o.noise ?? 0;
@@ -316,13 +360,17 @@ export function runInversion(
   g.forEach((t) => t.dispose());
   return {
     index: o.index,
+    split,
+    method: r.method,
     label,
     inferredLabel: r.label,
     noise,
     clip: o.clip ?? null,
     psnr: psnr(truth, r.reconstruction),
     ssim: ssim(truth, r.reconstruction, height, width, channels),
+    blankPsnr: psnr(truth, new Float32Array(per)),
     matchLoss: r.matchLoss,
+    ...(r.subspaceResidual !== undefined ? { subspaceResidual: r.subspaceResidual } : {}),
     iterations: r.iterations,
     seconds: r.seconds,
     truth,

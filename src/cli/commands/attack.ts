@@ -5,17 +5,20 @@ import { dataFlagSpecs } from '../../data/index.js';
 const command: Command = {
   name: 'attack',
   summary: 'attacks on models: gradient inversion (reconstruct a training image from its shared gradient)',
-  usage: 'dplens attack invert --model cnn|RUN_DIR [--index 0] [--noise σ --clip C] [--iterations 600] [--out DIR] [--json]',
+  usage: 'dplens attack invert --model cnn|RUN_DIR [--index 0] [--split train|test] [--noise σ --clip C] [--method layerwise|gradient-matching] [--iterations N] [--restarts 2] [--out DIR] [--json]',
   description:
-    'invert: computes the gradient of one training example (--index of --data) under the reference CNN — a fresh one (--model cnn, seeded by --seed) or the trained weights of a `dplens train` run folder — optionally clips it to --clip and adds Gaussian noise of std noise·clip (what one DP-SGD step with that example releases), then reconstructs the image by optimising a dummy image and soft label to match the gradient (cosine distance, Adam with signed steps, total-variation prior; "Inverting Gradients", Geiping et al. 2020). Prints PSNR and SSIM against the true image; with --out writes invert.png (truth | reconstruction) and invert.json.',
+    'invert: computes the gradient of one example (--index of the --split of --data) under the reference CNN — a fresh one (--model cnn, seeded by --seed) or the trained weights of a `dplens train` run folder — optionally clips it to --clip and adds Gaussian noise of std noise·clip (what one DP-SGD step with that example releases; noise from the privacy core), then reconstructs the image. Method layerwise (default): label from the sign of the last bias gradient (iDLG), the fc1 input from the dense-layer gradient ratio, the conv2 input from the null space of the conv2 weight gradient\'s orthogonal complement, then pixels fitted to those conv1 features (projected Adam, restarts ranked by the attack\'s own loss). Method gradient-matching: optimise a dummy image and soft label so that their gradient matches (cosine distance, Adam with signed steps, TV prior; "Inverting Gradients", Geiping et al. 2020). Prints PSNR and SSIM against the true image (and blankPsnr, the PSNR of an all-black guess); with --out writes invert.png (truth | reconstruction) and invert.json.',
   flags: {
     model: { type: 'string', help: 'cnn (fresh reference CNN) or a run folder from dplens train (required)' },
     ...dataFlagSpecs('mnist'),
-    index: { type: 'string', help: 'training example to attack (default 0)' },
+    index: { type: 'string', help: 'example to attack (default 0)' },
+    split: { type: 'string', help: 'train (default) or test: which split --index refers to' },
     noise: { type: 'string', help: 'noise multiplier σ of the released gradient (default 0 = exact gradient)' },
     clip: { type: 'string', help: 'clip bound C of the released gradient (default: no clipping; 1 when --noise > 0)' },
-    iterations: { type: 'string', help: 'optimisation steps (default 600)' },
-    tv: { type: 'string', help: 'total-variation weight (default 0.01)' },
+    method: { type: 'string', help: 'layerwise (default) or gradient-matching' },
+    iterations: { type: 'string', help: 'optimisation steps per restart (default 1500 layerwise, 600 gradient-matching)' },
+    restarts: { type: 'string', help: 'restarts of the layerwise pixel fit (default 2)' },
+    tv: { type: 'string', help: 'total-variation weight (default 0 layerwise, 0.01 gradient-matching)' },
   },
   examples: ['dplens attack invert --model cnn --index 0 --json', 'dplens attack invert --model cnn --noise 1 --clip 1 --json', 'dplens attack invert --model runs/m1 --index 7 --out runs/m1/attack'],
   async run(args, out) {
@@ -28,8 +31,13 @@ const command: Command = {
     const noise = getNumber(args, 'noise', 0, (x) => x >= 0 || 'must be >= 0')!;
     const clipArg = getNumber(args, 'clip', undefined, (x) => x > 0 || 'must be > 0');
     const clip = clipArg ?? (noise > 0 ? 1 : undefined);
-    const iterations = getInteger(args, 'iterations', 600, 1)!;
-    const tvWeight = getNumber(args, 'tv', 0.01, (x) => x >= 0 || 'must be >= 0')!;
+    const method = getString(args, 'method', 'layerwise');
+    if (method !== 'layerwise' && method !== 'gradient-matching') throw new UsageError(`--method must be layerwise or gradient-matching, got "${method}"`);
+    const split = getString(args, 'split', 'train');
+    if (split !== 'train' && split !== 'test') throw new UsageError(`--split must be train or test, got "${split}"`);
+    const iterations = getInteger(args, 'iterations', method === 'layerwise' ? 1500 : 600, 1)!;
+    const restarts = getInteger(args, 'restarts', 2, 1)!;
+    const tvWeight = getNumber(args, 'tv', method === 'layerwise' ? 0 : 0.01, (x) => x >= 0 || 'must be >= 0')!;
     const seed = getInteger(args, 'seed', undefined, 0);
     const { initEngine } = await import('../../engine/index.js');
     await initEngine();
@@ -41,7 +49,8 @@ const command: Command = {
     const d = await import('../../data/index.js');
     const anyD = d as unknown as { loadDataset?: (s: unknown) => import('../../data/index.js').ImageDataset; resolveDataFlag?: (a: string, b?: string) => unknown };
     const ds = anyD.loadDataset && anyD.resolveDataFlag ? anyD.loadDataset(anyD.resolveDataFlag(dataName, getString(args, 'data-path'))) : d.loadMnist();
-    if (index >= ds.train.count) throw new UsageError(`--index must be < ${ds.train.count} (training examples of ${ds.name})`);
+    const part = split === 'test' ? ds.test : ds.train;
+    if (index >= part.count) throw new UsageError(`--index must be < ${part.count} (${split} examples of ${ds.name})`);
     let params;
     if (modelArg === 'cnn') params = audit.initRefCnn(seed ?? 1, ds.height, ds.width, ds.channels, ds.numClasses);
     else {
@@ -49,9 +58,10 @@ const command: Command = {
       params = await audit.loadRefCnnParams(modelArg);
     }
     const rng = seed !== undefined ? seededRandom(seed) : secureRandom();
-    out.log(`inverting the ${noise > 0 ? `DP (σ = ${noise}, C = ${clip})` : clip ? `clipped (C = ${clip})` : 'exact'} gradient of ${ds.name} training example ${index} (${iterations} iterations)`);
-    const progress = out.progress(iterations, 'invert');
-    const r = audit.runInversion(params, ds, { index, noise, clip, rng, iterations, tvWeight, seed, onProgress: (it, loss) => progress.update(it + 1, { match: loss }) });
+    out.log(`inverting the ${noise > 0 ? `DP (σ = ${noise}, C = ${clip})` : clip ? `clipped (C = ${clip})` : 'exact'} gradient of ${ds.name} ${split} example ${index} (${method}, ${iterations} iterations${method === 'layerwise' ? ` × ${restarts} restarts` : ''})`);
+    const total = method === 'layerwise' ? iterations * restarts : iterations;
+    const progress = out.progress(total, 'invert');
+    const r = audit.runInversion(params, ds, { index, split, method, noise, clip, rng, iterations, restarts, tvWeight, seed, onProgress: (it, loss) => progress.update(it + 1, { loss }) });
     progress.done();
     const outDir = getString(args, 'out');
     let png: string | undefined;
@@ -69,7 +79,11 @@ const command: Command = {
       d.writePngGrid(png, both, [0, 0], { height: ds.height, width: ds.width, channels: ds.channels, numClasses: 1, perClass: 2, scale: 4 });
       writeFileSync(join(outDir, 'invert.json'), JSON.stringify({ ...summary, png }, null, 1) + '\n');
     }
-    out.result({ attack: 'gradient inversion (inverting gradients: cosine matching, Adam, TV prior)', model: modelArg, dataset: ds.name, ...summary, png });
+    const attack =
+      method === 'layerwise'
+        ? 'gradient inversion (layer-wise: iDLG label, dense-layer ratio, conv2-gradient null space, conv1 feature fit)'
+        : 'gradient inversion (inverting gradients: cosine matching, Adam, TV prior)';
+    out.result({ attack, model: modelArg, dataset: ds.name, ...summary, png });
     return 0;
   },
 };
