@@ -13,16 +13,18 @@ import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { type AccountantKind, calibrateNoiseMultiplier, PrivacyLedger, type RandomSource, secureRandom, seededRandom } from '../privacy/index.js';
 import { buildModel, type LayerSpec, loadModel, type ModelPreset, modelPresets, presetSpec, saveModel, setInitSeed, type Sequential } from '../nn/index.js';
-import type { ImageDataset } from '../data/index.js';
+import type { ImageDataset, TabularDataset } from '../data/index.js';
 import { ensureEngine } from './backend.js';
 import { Adam, AdamW, type LrSchedule, type Optimizer, schedules, SGD } from './optim.js';
 import { GaussianPrivatizer, type Privatizer, TopAggPrivatizer } from './privatizer.js';
-import { type GradientCanaries, imageData, PrivateTrainer, type StepInfo } from './trainer.js';
+import { type GradientCanaries, imageData, PrivateTrainer, type StepInfo, tabularData } from './trainer.js';
 
 export interface TrainConfig {
   /** 'mnist' | 'fashion-mnist' | 'pneumonia' | a path (see src/data); ignored with hooks.dataOverride. */
   data?: string;
   dataPath?: string;
+  /** CSV tables: the label column (default: label/class/target/y, else the last column). */
+  labelColumn?: string;
   /** A preset name ('cnn' = reference CNN, 'cnn-tanh', 'cnn-tanh-gn', 'mlp'; see modelPresets) or a layer spec list. */
   model?: ModelPreset | LayerSpec[];
   /** Epochs (fractions allowed); steps = round(epochs·n/batch). Default 1. */
@@ -122,13 +124,10 @@ function normalisation(ds: ImageDataset): { mean: number[]; std: number[] } {
   return { mean: new Array(ds.channels).fill(0.5), std: new Array(ds.channels).fill(0.5) };
 }
 
-async function loadData(cfg: TrainConfig): Promise<ImageDataset> {
+async function loadData(cfg: TrainConfig): Promise<ImageDataset | TabularDataset> {
   const d = await import('../data/index.js');
-  const name = cfg.data ?? 'mnist';
-  const anyD = d as unknown as { loadDataset?: (s: unknown) => ImageDataset; resolveDataFlag?: (a: string, b?: string) => unknown };
-  if (anyD.loadDataset && anyD.resolveDataFlag) return anyD.loadDataset(anyD.resolveDataFlag(name, cfg.dataPath));
-  if (name === 'mnist') return d.loadMnist();
-  throw new Error(`dataset ${name} needs src/data's loadDataset`);
+  const spec = d.resolveDataFlag(cfg.data ?? 'mnist', cfg.dataPath);
+  return d.loadAnyDataset(cfg.labelColumn !== undefined ? { ...spec, labelColumn: cfg.labelColumn } : spec);
 }
 
 /** Trains a model with DP-SGD according to `config`; see TrainConfig and the run-folder layout above. */
@@ -168,8 +167,12 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
   cfg.noise = sigma;
 
   setInitSeed(cfg.seed ?? Math.floor(Math.random() * 2 ** 31));
-  const inputShape = [ds.height, ds.width, ds.channels];
-  const modelName = cfg.model ?? 'cnn';
+  // A CSV table trains an MLP on its encoded features (standardised numerics, one-hot categoricals).
+  const tabular = ds.kind === 'tabular';
+  const inputShape = tabular ? [ds.numFeatures] : [ds.height, ds.width, ds.channels];
+  const modelName = cfg.model ?? (tabular ? 'mlp' : 'cnn');
+  if (tabular && modelName !== 'mlp') throw new RangeError(`${ds.source} is a table (CSV): use model mlp (the CNNs need images), got ${JSON.stringify(modelName)}`);
+  if (tabular) log(`note: the CSV encoding (column means/stds, category lists, class names) is computed from the training split and is not covered by ε`);
   if (!Array.isArray(modelName) && !Object.hasOwn(modelPresets, modelName)) throw new RangeError(`model must be one of ${Object.keys(modelPresets).join(', ')} or a list of layer specs, got ${JSON.stringify(cfg.model)}`);
   const spec = Array.isArray(modelName) ? modelName : presetSpec(modelName, ds.numClasses);
   let model: Sequential;
@@ -217,15 +220,16 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
     const { command, ...rest } = cfg;
     writeFileSync(
       join(outDir, 'config.json'),
-      JSON.stringify({ kind: 'train', command, createdAt: new Date().toISOString(), config: { ...rest, model: cfg.model ?? 'cnn', data: cfg.data ?? ds.name }, dataset: { name: ds.name, source: ds.source, fingerprint: ds.fingerprint, train: n, test: ds.test.count, shape: inputShape, classes: ds.numClasses }, derived: { sampleRate: q, steps, noiseMultiplier: sigma, paramCount, normalisation: normalisation(ds) } }, null, 1) + '\n',
+      JSON.stringify({ kind: 'train', command, createdAt: new Date().toISOString(), config: { ...rest, model: modelName, data: cfg.data ?? ds.name }, dataset: { name: ds.name, source: ds.source, fingerprint: ds.fingerprint, train: n, test: ds.test.count, shape: inputShape, classes: ds.numClasses }, derived: { sampleRate: q, steps, noiseMultiplier: sigma, paramCount, ...(ds.kind === 'tabular' ? { labelColumn: ds.labelColumn, columns: ds.columns, encodingNote: 'CSV encoding statistics come from the training split and are not covered by epsilon' } : { normalisation: normalisation(ds) }) } }, null, 1) + '\n',
     );
   }
 
-  const norm = normalisation(ds);
+  const norm = ds.kind === 'image' ? normalisation(ds) : undefined;
+  const asTrainData = (split: 'train' | 'test') => (ds.kind === 'image' ? imageData(ds[split], ds, norm!) : tabularData(ds[split], ds.numFeatures));
   const trainer = new PrivateTrainer({
     model,
     optimizer: opt,
-    data: imageData(ds.train, ds, norm),
+    data: asTrainData('train'),
     noiseMultiplier: sigma,
     maxGradNorm: clip,
     delta,
@@ -257,7 +261,7 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
   let peakRss = process.memoryUsage().rss;
   const evalEvery = cfg.evalEvery ?? (epochs >= 2 ? 1 : 0);
   const evalSteps = evalEvery > 0 && cfg.evaluate !== false && ds.test.count > 0 ? Math.max(1, Math.round(evalEvery / q)) : 0;
-  const testData = imageData(ds.test, ds, norm);
+  const testData = asTrainData('test');
   let evalSeconds = 0;
   const fit = trainer.fit({
     steps,
@@ -326,7 +330,7 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
     });
     trainer.ema?.swap();
     try {
-      saveModel(outDir, model, inputShape, { steps: fit.steps, dataset: ds.name, normalisation: norm, classNames: ds.classNames, ...(trainer.ema ? { ema: cfg.ema } : {}) });
+      saveModel(outDir, model, inputShape, { steps: fit.steps, dataset: ds.name, ...(ds.kind === 'tabular' ? { labelColumn: ds.labelColumn, columns: ds.columns } : { normalisation: norm }), classNames: ds.classNames, ...(trainer.ema ? { ema: cfg.ema } : {}) });
     } finally {
       trainer.ema?.swap();
       tf.dispose(liveCopy ?? []);

@@ -65,6 +65,23 @@ export function imageData(split: ImageSplit, shape: { height: number; width: num
   };
 }
 
+/** Wraps a TabularSplit (encoded CSV features, count × numFeatures float32) as [batch, numFeatures] inputs. */
+export function tabularData(split: { features: Float32Array; labels: Int32Array; count: number }, numFeatures: number): TrainData {
+  if (split.features.length !== split.count * numFeatures) throw new RangeError(`table split holds ${split.features.length} features, expected ${split.count}×${numFeatures}`);
+  return {
+    count: split.count,
+    labels: split.labels,
+    batch(indices) {
+      const buf = new Float32Array(indices.length * numFeatures);
+      for (let i = 0; i < indices.length; i++) buf.set(split.features.subarray(indices[i]! * numFeatures, (indices[i]! + 1) * numFeatures), i * numFeatures);
+      return tf.tensor2d(buf, [indices.length, numFeatures]);
+    },
+    range(s, e) {
+      return tf.tensor2d(split.features.slice(s * numFeatures, e * numFeatures), [e - s, numFeatures]);
+    },
+  };
+}
+
 /**
  * Gradient-space canaries for privacy auditing: fixed directions u_j in the flattened parameter
  * space (order of model.parameters(), each normalised to unit L2 norm). At every step each canary

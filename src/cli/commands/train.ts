@@ -11,10 +11,11 @@ const command: Command = {
   summary: 'train a classifier with DP-SGD (Poisson sampling, per-sample clipping, Gaussian or TopAgg noise)',
   usage: 'dplens train --data mnist --model cnn --epochs 1 --batch 240 --noise 1.3 --clip 1.5 --lr 0.25 --delta 1e-5 [--json]',
   description:
-    'Trains the reference CNN (or an MLP) on an image dataset with differentially private SGD: each step samples every training example independently with probability batch/n, clips each per-sample gradient to --clip, adds Gaussian noise of std noise·clip (or uses TopAgg-SGD votes), and records the step in the run folder\'s privacy ledger before applying it. Prints epsilon, test accuracy, training time and throughput. --noise 0 is an explicitly non-private run (epsilon = infinity, recorded as such).',
+    'Trains the reference CNN (or an MLP) on an image dataset, or an MLP on a CSV table (--label COLUMN; numeric columns standardised, categorical ones one-hot), with differentially private SGD: each step samples every training example independently with probability batch/n, clips each per-sample gradient to --clip, adds Gaussian noise of std noise·clip (or uses TopAgg-SGD votes), and records the step in the run folder\'s privacy ledger before applying it. Prints epsilon, test accuracy, training time and throughput. --noise 0 is an explicitly non-private run (epsilon = infinity, recorded as such).',
   flags: {
     ...dataFlagSpecs('mnist'),
-    model: { type: 'string', help: 'cnn (reference CNN, ReLU; default) | cnn-tanh (same CNN with tanh, Papernot et al. 2021) | cnn-tanh-gn (cnn-tanh + GroupNorm) | mlp' },
+    label: { type: 'string', help: 'CSV --data: the label column (default: label/class/target/y, else the last column); trains an MLP' },
+    model: { type: 'string', help: 'cnn (reference CNN, ReLU; default for images) | cnn-tanh (same CNN with tanh, Papernot et al. 2021) | cnn-tanh-gn (cnn-tanh + GroupNorm) | mlp (default and only choice for a CSV table)' },
     epochs: { type: 'string', help: 'epochs, fractions allowed (default 1); steps = round(epochs·n/batch)' },
     batch: { type: 'string', help: 'expected (Poisson) batch size (default 240)' },
     noise: { type: 'string', help: 'noise multiplier σ (0 = non-private); or use --target-epsilon' },
@@ -42,6 +43,7 @@ const command: Command = {
     'dplens train --data mnist --model cnn --epochs 1 --batch 240 --noise 1.3 --clip 1.5 --lr 0.25 --delta 1e-5 --json',
     'dplens train --data fashion-mnist --target-epsilon 3 --epochs 10 --out runs/fmnist',
     'dplens train --data mnist --epochs 0.1 --noise 0 --json   # non-private baseline, ε = ∞',
+    'dplens train --data patients.csv --label outcome --model mlp --epochs 5 --batch 64 --target-epsilon 2 --lr 0.1 --out runs/csv',
   ],
   async run(args, out, argv) {
     if (args.positionals.length) throw new UsageError(`unexpected argument "${args.positionals[0]}"`);
@@ -57,7 +59,7 @@ const command: Command = {
     const delta = getNumber(args, 'delta', 1e-5, (x) => (x > 0 && x < 1) || 'must be in (0, 1)')!;
     const privatizer = getChoice(args, 'privatizer', ['gaussian', 'topagg'] as const, 'gaussian');
     const accountant = getChoice(args, 'accountant', ['rdp', 'pld'] as const, 'rdp');
-    const model = getChoice(args, 'model', ['cnn', 'cnn-tanh', 'cnn-tanh-gn', 'mlp'] as const, 'cnn');
+    const model = args.flags.has('model') ? getChoice(args, 'model', ['cnn', 'cnn-tanh', 'cnn-tanh-gn', 'mlp'] as const, 'cnn') : undefined;
     const optimizer = getChoice(args, 'optimizer', ['sgd', 'adam', 'adamw'] as const, 'sgd');
     const schedule = getChoice(args, 'schedule', ['constant', 'cosine'] as const, 'constant');
     const clipping = getChoice(args, 'clipping', ['flat', 'per-layer'] as const, 'flat');
@@ -89,6 +91,7 @@ const command: Command = {
     const full = {
         data: getString(args, 'data', 'mnist'),
         dataPath: getString(args, 'data-path'),
+        labelColumn: getString(args, 'label'),
         model,
         epochs,
         batch,
@@ -115,7 +118,7 @@ const command: Command = {
         command: ['dplens', ...argv],
         backend,
       };
-    const flagOf: Record<string, string> = { dataPath: 'data-path', targetEpsilon: 'target-epsilon', maxPhysicalBatch: 'physical-batch', noise: 'noise', evalEvery: 'eval-every' };
+    const flagOf: Record<string, string> = { dataPath: 'data-path', labelColumn: 'label', targetEpsilon: 'target-epsilon', maxPhysicalBatch: 'physical-batch', noise: 'noise', evalEvery: 'eval-every' };
     const config = resume
       ? Object.fromEntries(Object.entries(full).filter(([k]) => ['outDir', 'resume', 'command', 'backend'].includes(k) || given(flagOf[k] ?? k)))
       : full;
