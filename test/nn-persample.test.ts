@@ -287,8 +287,8 @@ test('WebAssembly SIMD im2col/col2im (run tables over a padded frame) equal the 
   }
 });
 
-test('WebAssembly SIMD relu∘maxpool equals the JS host loop (values and first-max args)', async () => {
-  const { maxPoolForward } = await import('../src/nn/im2col.js');
+test('WebAssembly SIMD relu∘maxpool equals the JS host loop (values, first-max window codes, backward)', async () => {
+  const { maxPoolForward, maxPoolBackward } = await import('../src/nn/im2col.js');
   const { HostArena, simdAvailable } = await import('../src/nn/simd.js');
   if (!simdAvailable()) return;
   for (const [kh, kw, sh, sw, h, w, c] of [
@@ -305,10 +305,29 @@ test('WebAssembly SIMD relu∘maxpool equals the JS host loop (values and first-
     const arg = new Int32Array(count);
     maxPoolForward(x, n, h, w, c, kh, kw, sh, sw, out, arg, true);
     const a = new HostArena();
-    const [xo, oo, ao] = a.reserve([x.length, count, count]);
+    const [xo, oo, ao, dyo, dxo] = a.reserve([x.length, count, count, count, x.length]);
     a.f32.set(x, xo!);
     a.k.maxPoolRelu4(xo! * 4, oo! * 4, ao! * 4, n, h, w, c, kh, kw, sh, sw, ho, wo);
     assert.deepEqual(Array.from(a.f32.subarray(oo!, oo! + count)), Array.from(out));
-    assert.deepEqual(Array.from(a.i32.subarray(ao!, ao! + count)), Array.from(arg));
+    // window codes ky·kw + kx of the JS arg-max indices
+    const codes = Array.from(arg, (r, o) => {
+      if (r < 0) return -1;
+      const ch = o % c;
+      const ox = Math.floor(o / c) % wo;
+      const oy = Math.floor(o / (c * wo)) % ho;
+      const b = Math.floor(o / (c * wo * ho));
+      const p0 = ((b * h + oy * sh) * w + ox * sw) * c + ch;
+      const rel = (r - p0) / c;
+      return Math.floor(rel / w) * kw + (rel % w);
+    });
+    assert.deepEqual(Array.from(a.i32.subarray(ao!, ao! + count)), codes);
+    // backward: masked adds per window tap equal the JS scatter exactly
+    const dy = Float32Array.from({ length: count }, (_, i) => 0.5 + ((i * 7) % 5));
+    const refDx = new Float32Array(x.length + 1);
+    maxPoolBackward(dy, arg, count, refDx, x.length);
+    a.f32.set(dy, dyo!);
+    a.f32.fill(0, dxo!, dxo! + x.length);
+    a.k.maxPoolBack4(dyo! * 4, ao! * 4, dxo! * 4, n, h, w, c, kh, kw, sh, sw, ho, wo);
+    assert.deepEqual(Array.from(a.f32.subarray(dxo!, dxo! + x.length)), Array.from(refDx.subarray(0, x.length)));
   }
 });

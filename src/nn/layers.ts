@@ -774,6 +774,7 @@ export class MaxPool2d extends Pool2d {
   private host?: { arg: Int32Array; out: Float32Array; dx: Float32Array; count: number; shape: number[] };
   private bufs?: { arg: Int32Array; out: Float32Array; dx: Float32Array };
   private arena?: HostArena;
+  private simdHost?: { a: HostArena; co: number; dyo: number; dxo: number; n: number; h: number; w: number; c: number; ho: number; wo: number; count: number; inSize: number; shape: number[] };
   /** Apply ReLU to the pooled output in training (set by Sequential for ReLU → MaxPool2d). */
   fuseRelu = false;
   forward(x: tf.Tensor, training: boolean): tf.Tensor {
@@ -791,14 +792,13 @@ export class MaxPool2d extends Pool2d {
       }
       if (this.fuseRelu && c % 4 === 0 && simdAvailable()) {
         // WebAssembly SIMD: four channels per compare/select (output and arg-max in the arena)
+        // regions: input copy, output, window codes, dy copy, dx (all reserved now: no growth in backward)
         const a = (this.arena ??= new HostArena());
-        const [xo, oo, ao] = a.reserve([inSize, count, count]);
+        const [xo, oo, co, dyo, dxo] = a.reserve([inSize, count, count, count, inSize]);
         a.f32.set(x.dataSync() as Float32Array, xo!);
-        a.k.maxPoolRelu4(xo! * 4, oo! * 4, ao! * 4, n, h, w, c, this.k[0], this.k[1], this.s[0], this.s[1], ho, wo);
-        // arg-max indices count from the start of the input copy, i.e. index the input itself
-        const arg = a.i32.subarray(ao!, ao! + count);
+        a.k.maxPoolRelu4(xo! * 4, oo! * 4, co! * 4, n, h, w, c, this.k[0], this.k[1], this.s[0], this.s[1], ho, wo);
         const out = a.f32.subarray(oo!, oo! + count);
-        this.host = { arg, out, dx: this.bufs.dx, count, shape: x.shape };
+        this.simdHost = { a, co: co!, dyo: dyo!, dxo: dxo!, n, h, w, c, ho, wo, count, inSize, shape: x.shape };
         return tf.tensor4d(out, [n, ho, wo, c]);
       }
       const out = this.bufs.out.subarray(0, count);
@@ -814,6 +814,15 @@ export class MaxPool2d extends Pool2d {
     return y;
   }
   backward(dy: tf.Tensor): tf.Tensor {
+    const sh = this.simdHost;
+    if (sh) {
+      this.simdHost = undefined;
+      const { a } = sh;
+      a.f32.set(dy.dataSync() as Float32Array, sh.dyo);
+      a.f32.fill(0, sh.dxo, sh.dxo + sh.inSize);
+      a.k.maxPoolBack4(sh.dyo * 4, sh.co * 4, sh.dxo * 4, sh.n, sh.h, sh.w, sh.c, this.k[0], this.k[1], this.s[0], this.s[1], sh.ho, sh.wo);
+      return tf.tensor(a.f32.subarray(sh.dxo, sh.dxo + sh.inSize), sh.shape);
+    }
     const h = this.host;
     if (h) {
       this.host = undefined;

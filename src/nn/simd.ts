@@ -171,9 +171,10 @@ function copyRunsFunc(add4: boolean): Func {
 }
 
 /**
- * maxPoolRelu4(x, out, arg, n, h, w, c, kh, kw, sh, sw, ho, wo): relu(maxpool(x)) over NHWC with
- * c % 4 == 0, 'valid' windows; arg = element index of the first maximum, −1 where the output is 0.
- * Same integer-bit trick as the JS loop (non-negative float32 order = int32 order), four lanes.
+ * maxPoolRelu4(x, out, code, n, h, w, c, kh, kw, sh, sw, ho, wo): relu(maxpool(x)) over NHWC with
+ * c % 4 == 0, 'valid' windows; code = window position ky·kw + kx of the first maximum, −1 where
+ * the output is 0. Same integer-bit trick as the JS loop (non-negative float32 order = int32
+ * order), four lanes.
  */
 function maxPoolRelu4Func(): Func {
   const [x, out, arg, n, h, w, c, kh, kw, sh, sw, ho, wo] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
@@ -219,10 +220,13 @@ function maxPoolRelu4Func(): Func {
     ...vget(m),
     ...v128bitselect,
     ...vset(best),
-    ...get(r),
+    // window code ky·kw + kx (the backward adds dy at that tap)
+    ...get(ky),
+    ...get(kw),
+    ...mul,
+    ...get(kx),
+    ...add,
     ...i32x4splat,
-    ...v128const([0, 1, 2, 3]),
-    ...i32x4add,
     ...vget(bi),
     ...vget(m),
     ...v128bitselect,
@@ -288,13 +292,113 @@ function maxPoolRelu4Func(): Func {
   return { name: 'maxPoolRelu4', params: 13, locals: { i32: 10, v128: 4 }, body };
 }
 
+/**
+ * maxPoolBack4(dy, code, dx, n, h, w, c, kh, kw, sh, sw, ho, wo): dx (zeroed by the caller) +=
+ * dy routed to each output's window code, four channels at a time: for every tap k the lanes
+ * whose code is k add their dy there (masked adds instead of a scatter). Outputs are visited in
+ * order, so every dx element sums its contributions in the same order as the JS scatter.
+ */
+function maxPoolBack4Func(): Func {
+  const [dy, code, dx, n, h, w, c, kh, kw, sh, sw, ho, wo] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+  const [b, oy, ox, ch, ky, kx, o, p0, a, xb] = [13, 14, 15, 16, 17, 18, 19, 20, 21, 22];
+  const [g, cd] = [23, 24];
+  const inner = [
+    // a = dx + 4·(p0 + (ky·w + kx)·c + ch)
+    ...get(dx),
+    ...get(p0),
+    ...get(ky),
+    ...get(w),
+    ...mul,
+    ...get(kx),
+    ...add,
+    ...get(c),
+    ...mul,
+    ...add,
+    ...get(ch),
+    ...add,
+    ...c32(2),
+    0x74,
+    ...add,
+    ...set(a),
+    // dx[a] += g & (cd == ky·kw + kx)
+    ...get(a),
+    ...get(a),
+    ...v128load,
+    ...get(g),
+    ...get(cd),
+    ...get(ky),
+    ...get(kw),
+    ...mul,
+    ...get(kx),
+    ...add,
+    ...i32x4splat,
+    ...simd(0x37), // i32x4.eq
+    ...simd(0x4e), // v128.and
+    ...f32x4add,
+    ...v128store,
+  ];
+  const perChannelGroup = [
+    ...get(dy),
+    ...get(o),
+    ...c32(2),
+    0x74,
+    ...add,
+    ...v128load,
+    ...set(g),
+    ...get(code),
+    ...get(o),
+    ...c32(2),
+    0x74,
+    ...add,
+    ...v128load,
+    ...set(cd),
+    ...loop(ky, c32(0), get(kh), c32(1), loop(kx, c32(0), get(kw), c32(1), inner)),
+    ...inc(o, c32(4)),
+  ];
+  const body = [
+    ...c32(0),
+    ...set(o),
+    ...loop(b, c32(0), get(n), c32(1), [
+      ...get(b),
+      ...get(h),
+      ...mul,
+      ...get(w),
+      ...mul,
+      ...get(c),
+      ...mul,
+      ...set(xb),
+      ...loop(oy, c32(0), get(ho), c32(1),
+        loop(ox, c32(0), get(wo), c32(1), [
+          ...get(xb),
+          ...get(oy),
+          ...get(sh),
+          ...mul,
+          ...get(w),
+          ...mul,
+          ...get(ox),
+          ...get(sw),
+          ...mul,
+          ...add,
+          ...get(c),
+          ...mul,
+          ...add,
+          ...set(p0),
+          ...loop(ch, c32(0), get(c), c32(4), perChannelGroup),
+        ]),
+      ),
+    ]),
+  ];
+  return { name: 'maxPoolBack4', params: 13, locals: { i32: 10, v128: 2 }, body };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Module and arenas
 
 interface Exports {
   copyRuns(dst: number, src: number, tab: number, tabBytes: number, runBytes: number, samples: number, srcStride: number): void;
   addRuns(dst: number, src: number, tab: number, tabBytes: number, runBytes: number, samples: number, srcStride: number): void;
-  maxPoolRelu4(x: number, out: number, arg: number, n: number, h: number, w: number, c: number, kh: number, kw: number, sh: number, sw: number, ho: number, wo: number): void;
+  maxPoolRelu4(x: number, out: number, code: number, n: number, h: number, w: number, c: number, kh: number, kw: number, sh: number, sw: number, ho: number, wo: number): void;
+  maxPoolBack4(dy: number, code: number, dx: number, n: number, h: number, w: number, c: number, kh: number, kw: number, sh: number, sw: number, ho: number, wo: number): void;
 }
 
 let compiled: WebAssembly.Module | null | undefined;
@@ -304,7 +408,7 @@ function module(): WebAssembly.Module | null {
   compiled = null;
   if (process?.env?.DPLENS_NO_SIMD) return compiled;
   try {
-    const bytes = assemble([copyRunsFunc(false), copyRunsFunc(true), maxPoolRelu4Func()]);
+    const bytes = assemble([copyRunsFunc(false), copyRunsFunc(true), maxPoolRelu4Func(), maxPoolBack4Func()]);
     if (typeof WebAssembly === 'object' && WebAssembly.validate(bytes)) compiled = new WebAssembly.Module(bytes);
   } catch {
     compiled = null;
