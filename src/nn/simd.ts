@@ -63,7 +63,6 @@ const i32x4gtS = simd(0x3b);
 const v128andnot = simd(0x4f);
 const v128bitselect = simd(0x52);
 const i32x4shrS = simd(0xac);
-const i32x4add = simd(0xae);
 const f32x4add = simd(0xe4);
 const v128const = (lanes: number[]): Code => {
   const b = new Uint8Array(new Int32Array(lanes).buffer);
