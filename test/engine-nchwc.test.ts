@@ -35,10 +35,10 @@ test('NCHWc forward conv matches the CPU backend and the plain Conv path', async
   for (const c of cases) {
     const f = () => tf.conv2d(rnd(c.x, 1) as tf.Tensor4D, rnd(c.w, 2) as tf.Tensor4D, c.stride, c.pad, 'NHWC', c.dilation ?? 1);
     engineTuning.nchwcConv = true;
-    const before = nchwcCounters.calls;
+    const before = nchwcCounters.Conv2D;
     const r = await compareBackends(`nchwc ${c.name}`, f);
     assert.deepEqual(r.fallbacks, {}, c.name);
-    const usedNchwc = nchwcCounters.calls > before;
+    const usedNchwc = nchwcCounters.Conv2D > before;
     if (c.x[3] % (nchwcBlockSize() as number) === 0 || c.x[3] < (nchwcBlockSize() as number)) assert.ok(usedNchwc, `${c.name}: expected the nchwc path`);
     else assert.ok(!usedNchwc, `${c.name}: no NCHWc form expected`);
     const fast = f().dataSync();
@@ -64,6 +64,11 @@ test('NCHWc fused conv: bias and relu applied after the reorder', async () => {
   assert.deepEqual(r.fallbacks, {});
 });
 
+type Shape4 = [number, number, number, number];
+function outShape(x: number[], w: number[], stride: number | [number, number], pad: Pad): number[] {
+  return tf.conv2d(tf.zeros(x as Shape4) as tf.Tensor4D, tf.zeros(w as Shape4) as tf.Tensor4D, stride, pad).shape.slice();
+}
+
 test('NCHWc input gradient (phase-decomposed conv) matches the CPU backend and ConvTranspose', async () => {
   if (nchwcBlockSize() === null) return;
   const grads: { name: string; x: number[]; w: number[]; stride: number | [number, number]; pad: Pad }[] = [
@@ -75,13 +80,42 @@ test('NCHWc input gradient (phase-decomposed conv) matches the CPU backend and C
     { name: '2->1 output channel (NCHW form), 2x2 s2', x: [2, 8, 7, 2], w: [2, 2, 2, 1], stride: 2, pad: 'valid' },
   ];
   for (const c of grads) {
-    const f = () => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(x as tf.Tensor4D, rnd(c.w, 2) as tf.Tensor4D, c.stride, c.pad), rnd(tf.conv2d(tf.zeros(c.x) as tf.Tensor4D, tf.zeros(c.w) as tf.Tensor4D, c.stride, c.pad).shape, 3))))(rnd(c.x, 1));
+    const f = () => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(x as tf.Tensor4D, rnd(c.w, 2) as tf.Tensor4D, c.stride, c.pad), rnd(outShape(c.x, c.w, c.stride, c.pad), 3))))(rnd(c.x, 1));
     engineTuning.nchwcConv = true;
-    const before = nchwcCounters.calls;
+    const before = nchwcCounters.Conv2DBackpropInput;
     const r = await compareBackends(`nchwc dx ${c.name}`, f);
     assert.deepEqual(r.fallbacks, {}, c.name);
     assert.ok((r.kernelCalls.Conv2DBackpropInput ?? 0) > 0, `${c.name}: Conv2DBackpropInput ran`);
-    assert.ok(nchwcCounters.calls > before, `${c.name}: expected the nchwc path`);
+    assert.ok(nchwcCounters.Conv2DBackpropInput > before, `${c.name}: expected the nchwc path`);
+    const fast = f().dataSync();
+    engineTuning.nchwcConv = false;
+    const plain = f().dataSync();
+    engineTuning.nchwcConv = true;
+    let scale = 1;
+    for (const v of plain) scale = Math.max(scale, Math.abs(v));
+    for (let i = 0; i < plain.length; i++) assert.ok(Math.abs(fast[i] - plain[i]) <= 1e-4 * scale, `${c.name}[${i}]: ${fast[i]} vs ${plain[i]}`);
+  }
+  assert.equal(nchwcCounters.rejected, 0);
+});
+
+test('NCHWc filter gradient (batch as padded input channels) matches the CPU backend and the plain path', async () => {
+  if (nchwcBlockSize() === null) return;
+  const grads: { name: string; x: number[]; w: number[]; stride: number | [number, number]; pad: Pad }[] = [
+    { name: 'batch 3, 8->16, 8x8 s2 pad 3', x: [3, 28, 28, 8], w: [8, 8, 8, 16], stride: 2, pad: [[0, 0], [3, 3], [3, 3], [0, 0]] },
+    { name: 'ref conv2: batch 32, 16->32, 4x4 s2 valid', x: [32, 13, 13, 16], w: [4, 4, 16, 32], stride: 2, pad: 'valid' },
+    { name: 'batch 17, 12->5, 3x3 s1 same', x: [17, 9, 8, 12], w: [3, 3, 12, 5], stride: 1, pad: 'same' },
+    { name: 'batch 2, 9->8, 5x3 s(3,2) same', x: [2, 11, 10, 9], w: [5, 3, 9, 8], stride: [3, 2], pad: 'same' },
+    { name: 'batch 1, 8->20, 3x3 s2 asymmetric pads', x: [1, 9, 9, 8], w: [3, 3, 8, 20], stride: 2, pad: [[0, 0], [2, 0], [1, 2], [0, 0]] },
+    { name: 'ref conv1 shape (1 channel: plain path)', x: [3, 28, 28, 1], w: [8, 8, 1, 16], stride: 2, pad: [[0, 0], [3, 3], [3, 3], [0, 0]] },
+  ];
+  for (const c of grads) {
+    const f = () => tf.grad((w: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(rnd(c.x, 1) as tf.Tensor4D, w as tf.Tensor4D, c.stride, c.pad), rnd(outShape(c.x, c.w, c.stride, c.pad), 3))))(rnd(c.w, 2));
+    engineTuning.nchwcConv = true;
+    const before = nchwcCounters.Conv2DBackpropFilter;
+    const r = await compareBackends(`nchwc dW ${c.name}`, f);
+    assert.deepEqual(r.fallbacks, {}, c.name);
+    assert.ok((r.kernelCalls.Conv2DBackpropFilter ?? 0) > 0, `${c.name}: Conv2DBackpropFilter ran`);
+    assert.equal(nchwcCounters.Conv2DBackpropFilter > before, c.x[3] >= 8, `${c.name}: nchwc path iff >= 8 input channels`);
     const fast = f().dataSync();
     engineTuning.nchwcConv = false;
     const plain = f().dataSync();
