@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, rmSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { makeFixtureRun } from './report-fixture.js';
 
 const MAIN = join('src', 'cli', 'main.ts');
@@ -131,5 +131,84 @@ test('dplens demo rejects bad input before doing any work', async () => {
     assert.match(busy.stderr, /^dplens demo: --out .* is not empty: choose a new folder\n$/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('ε ≤ 0 is rejected by every command that takes a budget, with one line naming the flag', async () => {
+  const cases: [string[], string][] = [
+    [['synth', '--data', 'mnist', '--epsilon', '0', '--out', 'runs/never'], 'dplens synth: --epsilon must be > 0, got 0\n'],
+    [['synth', '--data', 'mnist', '--epsilon', '-1', '--out', 'runs/never'], 'dplens synth: --epsilon must be > 0, got -1\n'],
+    [['train', '--target-epsilon', '0'], 'dplens train: --target-epsilon must be > 0, got 0\n'],
+    [['train', '--target-epsilon', '-3'], 'dplens train: --target-epsilon must be > 0, got -3\n'],
+    [['account', '--target-epsilon', '0', '--sample-rate', '0.01', '--steps', '10', '--delta', '1e-5'], 'dplens account: --target-epsilon must be > 0, got 0\n'],
+    [['demo', '--epsilon', '-0.5'], 'dplens demo: --epsilon must be > 0, got -0.5\n'],
+  ];
+  for (const [argv, message] of cases) {
+    const r = await dplensInProcess(...argv);
+    assert.equal(r.code, 2, argv.join(' '));
+    assert.equal(r.stderr, message);
+    assert.equal(r.stdout, '');
+  }
+});
+
+test('dplens eval: a bad synthetic npz exits 2 with one line naming the file and the problem', async () => {
+  const { mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { writeNpz } = await import('../src/data/index.js');
+  const { findPneumoniaNpz } = await import('../src/data/index.js');
+  const dir = mkdtempSync(join(tmpdir(), 'dplens-eval-bad-'));
+  const n = 12;
+  const images = { dtype: 'uint8' as const, shape: [n, 28, 28], data: new Uint8Array(n * 784) };
+  const labels = Array.from({ length: n }, (_, i) => i % 2);
+  const file = (name: string, arrays: Parameters<typeof writeNpz>[1]): string => {
+    const f = join(dir, name);
+    writeNpz(f, arrays);
+    return f;
+  };
+  try {
+    const cases: [string, RegExp][] = [
+      [file('range.npz', { images, labels: { dtype: 'int64', shape: [n], data: labels.map((y, i) => (i === 5 ? 2 : y)) } }), /range\.npz:labels: label 2 at index 5 out of range \[0, 2\)$/],
+      [file('neg.npz', { images, labels: { dtype: 'int32', shape: [n], data: labels.map((y, i) => (i === 3 ? -1 : y)) } }), /neg\.npz:labels: label -1 at index 3 out of range \[0, 2\)$/],
+      [file('count.npz', { images, labels: { dtype: 'uint8', shape: [n - 1], data: labels.slice(1) } }), /count\.npz:labels: count mismatch: 11 labels for 12 images in images$/],
+      [file('shape.npz', { images: { dtype: 'uint8', shape: [n, 32, 32], data: new Uint8Array(n * 1024) }, labels: { dtype: 'uint8', shape: [n], data: labels } }), /shape\.npz:images: shape mismatch: images are 32×32×1 \(H×W×C\), expected 28×28×1$/],
+      [file('nan.npz', { images: { dtype: 'float32', shape: [n, 28, 28], data: Float32Array.from({ length: n * 784 }, (_, i) => (i === 9 ? Number.POSITIVE_INFINITY : 0.5)) }, labels: { dtype: 'uint8', shape: [n], data: labels } }), /nan\.npz:images: Inf pixel value at flat index 9$/],
+      [file('keys.npz', { x: images }), /keys\.npz: .*images/],
+      [file('empty.npz', { images: { dtype: 'uint8', shape: [0, 28, 28], data: new Uint8Array(0) }, labels: { dtype: 'uint8', shape: [0], data: [] } }), /empty\.npz: no synthetic images to train on$/],
+      [join(dir, 'missing.npz'), /missing\.npz: cannot read \(ENOENT\)$/],
+    ];
+    const { writeFileSync } = await import('node:fs');
+    const notZip = join(dir, 'notzip.npz');
+    writeFileSync(notZip, 'hello, not a zip');
+    cases.push([notZip, /notzip\.npz: not a zip\/\.npz archive \(wrong magic number/]);
+    const data = findPneumoniaNpz() ? ['--data', 'pneumonia'] : undefined;
+    if (!data) return; // the real test set is needed to know the class count
+    for (const [f, re] of cases) {
+      const r = await dplensInProcess('eval', '--synthetic', f, ...data, '--epochs', '1', '--json');
+      assert.equal(r.code, 2, `${f}: ${r.stderr}`);
+      assert.equal(ownLines(r.stderr).length, 1, r.stderr);
+      assert.match(r.stderr.trim(), new RegExp(`^dplens eval: (/\\S*/)?${re.source}`));
+      assert.equal(r.stdout, '');
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('dplens synth records its exact command line (argv) in config.json, and the report shows it', async () => {
+  const { mkdtempSync, readFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { findPneumoniaNpz } = await import('../src/data/index.js');
+  if (!findPneumoniaNpz()) return;
+  const dir = join(mkdtempSync(join(tmpdir(), 'dplens-synth-argv-')), 'run');
+  try {
+    const argv = ['synth', '--data', 'pneumonia', '--epsilon', '5', '--teachers', '10', '--samples', '20', '--steps', '1', '--out', dir, '--seed', '3', '--threads', '1', '--json'];
+    const r = dplens(...argv);
+    assert.equal(r.code, 0, r.stderr);
+    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { argv: string[] };
+    assert.deepEqual(config.argv, ['dplens', ...argv]);
+    const html = readFileSync(join(dir, 'report.html'), 'utf8');
+    assert.ok(html.includes(`dplens ${argv.join(' ')}`), 'report shows the command line');
+  } finally {
+    rmSync(dirname(dir), { recursive: true, force: true });
   }
 });
