@@ -18,12 +18,14 @@ function tinyDataset(count: number, side: number, C: number, seed: number): Imag
   return { kind: 'image', name: 'tiny', height: side, width: side, channels: 1, numClasses: C, train: split, test: split, fingerprint: 'tiny' + seed, source: 'test' };
 }
 
-const cfg = (N: number) => ({ numTeachers: N, hidden: 6, lr: 1e-2, beta1: 0.5, initStd: 0.5, batchSize: 4 });
+const cfg = (N: number, arch: { perClassHead?: boolean; classLinear?: boolean; hidden?: number } = {}) => ({ numTeachers: N, hidden: 6, lr: 1e-2, beta1: 0.5, initStd: 0.5, batchSize: 4, ...arch });
 
-test('teacher image gradients match finite differences of each teacher’s own loss', () => {
+const ARCHS = [{}, { perClassHead: true }, { perClassHead: true, classLinear: true }, { classLinear: true, hidden: 0 }];
+
+for (const arch of ARCHS) test(`teacher image gradients match finite differences of each teacher’s own loss (${JSON.stringify(arch)})`, () => {
   const N = 3;
   const data = tinyDataset(12, 4, 3, 1);
-  const ens = new TeacherEnsemble(cfg(N), data, assignShards(12, N), 7);
+  const ens = new TeacherEnsemble(cfg(N, arch), data, assignShards(12, N), 7);
   const B = 2;
   const d = 16;
   const rng = seededRandom(2);
@@ -60,7 +62,7 @@ test('teacher image gradients match finite differences of each teacher’s own l
   ens.dispose();
 });
 
-test('training lowers the teacher loss, and a changed record affects only its own teacher (P3)', () => {
+for (const arch of ARCHS) test(`training lowers the teacher loss, and a changed record affects only its own teacher (P3) (${JSON.stringify(arch)})`, () => {
   const N = 4;
   const count = 16;
   const data = tinyDataset(count, 4, 2, 3);
@@ -70,8 +72,8 @@ test('training lowers the teacher loss, and a changed record affects only its ow
   const data2: ImageDataset = { ...data, train: { ...data.train, images: data.train.images.slice(), labels: data.train.labels.slice() } };
   for (let t = 0; t < 16; t++) data2.train.images[changed * 16 + t] = 255 - data2.train.images[changed * 16 + t]!;
   data2.train.labels[changed] = 1 - data2.train.labels[changed]!;
-  const e1 = new TeacherEnsemble(cfg(N), data, shards, 9);
-  const e2 = new TeacherEnsemble(cfg(N), data2, shards, 9);
+  const e1 = new TeacherEnsemble(cfg(N, arch), data, shards, 9);
+  const e2 = new TeacherEnsemble(cfg(N, arch), data2, shards, 9);
   const table = new Float32Array(2 * 4 * 16);
   seededRandom(4).uniform(table);
   const probe = new Float32Array(N * 4 * 16);

@@ -7,8 +7,14 @@ export type Method = 'datalens' | 'gpate';
 export interface SynthesisHyper {
   teachers: number;
   teacherHidden: number;
+  /** Teacher output head per class (D(x, y) = head_y(h(x))) — see TeacherConfig.perClassHead. */
+  teacherPerClassHead: boolean;
+  /** Linear class units in the teacher (logit += x·v[y]) — see TeacherConfig.classLinear. */
+  teacherClassLinear: boolean;
   teacherLr: number;
   batchSize: number;
+  /** Generated samples (queries) per generator step; undefined = the teacher batch. */
+  queryBatch?: number;
   dStep: number;
   pretrainSteps: number;
   generatorArch: 'dcgan' | 'mlp';
@@ -16,7 +22,13 @@ export interface SynthesisHyper {
   generatorFc: number;
   generatorChannels: number;
   generatorHidden: number[];
+  /** Gain on the generator's label inputs (GeneratorConfig.labelGain). */
+  generatorLabelGain?: number;
+  /** Initial output-logit bias of the generator (GeneratorConfig.outputBias). */
+  generatorOutputBias?: number;
   generatorLr: number;
+  /** Adam β1 of the generator (undefined: same as the teachers' beta1). */
+  generatorBeta1?: number;
   beta1: number;
   // DataLens TopAgg
   topk: number;
@@ -38,6 +50,8 @@ export interface SynthesisHyper {
 export const BASE_HYPER: SynthesisHyper = {
   teachers: 4000,
   teacherHidden: 16,
+  teacherPerClassHead: true,
+  teacherClassLinear: true,
   teacherLr: 1e-3,
   batchSize: 30,
   dStep: 2,

@@ -28,6 +28,19 @@ export interface TeacherConfig {
   numTeachers: number;
   /** Hidden units per teacher. */
   hidden: number;
+  /**
+   * Output layer per class, logit = h·w2[y] + b[y] (D(x, y) = head_y(h(x))), instead of one shared
+   * head. With a shared head the label reaches the image gradient only through hidden-unit biases,
+   * so every class gets nearly the same "look real" direction and the generator collapses to the
+   * mean digit.
+   */
+  perClassHead?: boolean;
+  /**
+   * Adds C linear class units: logit += x·v[y]. Their image gradient is v[y], which training on the
+   * shard turns into (real class-y images − class-y fakes): the per-class direction the generator
+   * needs. Stored as C extra columns of the first-layer matrix, so they cost no extra MatMul.
+   */
+  classLinear?: boolean;
   /** Adam learning rate / β1 (reference: 1e-3, 0.5). */
   lr: number;
   beta1: number;
@@ -86,6 +99,10 @@ export class TeacherEnsemble {
   readonly dim: number;
   readonly numClasses: number;
   readonly hidden: number;
+  /** Columns of the first-layer matrix: hidden units, then (classLinear) C linear class units. */
+  readonly units: number;
+  readonly perClassHead: boolean;
+  readonly classLinear: boolean;
   readonly shardSize: number;
   readonly batchSize: number;
   readonly itersPerEpoch: number;
@@ -109,11 +126,15 @@ export class TeacherEnsemble {
   ) {
     const N = config.numTeachers;
     if (shards.numTeachers !== N) throw new RangeError(`TeacherEnsemble: shard assignment is for ${shards.numTeachers} teachers, config says ${N}`);
-    if (!Number.isInteger(config.hidden) || config.hidden < 1) throw new RangeError(`TeacherEnsemble: hidden must be a positive integer, got ${config.hidden}`);
+    const minHidden = config.classLinear ? 0 : 1;
+    if (!Number.isInteger(config.hidden) || config.hidden < minHidden) throw new RangeError(`TeacherEnsemble: hidden must be an integer >= ${minHidden}, got ${config.hidden}`);
     this.numTeachers = N;
     this.dim = data.height * data.width * data.channels;
     this.numClasses = data.numClasses;
     this.hidden = config.hidden;
+    this.perClassHead = config.perClassHead ?? false;
+    this.classLinear = config.classLinear ?? false;
+    this.units = config.hidden + (this.classLinear ? data.numClasses : 0);
     this.shardSize = shards.shardSize;
     this.batchSize = Math.max(1, Math.min(config.batchSize, shards.shardSize));
     this.itersPerEpoch = Math.max(1, Math.floor(shards.shardSize / this.batchSize));
@@ -133,10 +154,10 @@ export class TeacherEnsemble {
     const C = this.numClasses;
     const rnd = mulberry32(initSeed);
     const s = config.initStd;
-    this.w1x = new Param(gaussianInit(N * d * H, s, rnd));
+    this.w1x = new Param(gaussianInit(N * d * this.units, s, rnd));
     this.w1y = new Param(gaussianInit(N * C * H, s, rnd));
     this.b1 = new Param(new Float32Array(N * H));
-    this.w2h = new Param(gaussianInit(N * H, s, rnd));
+    this.w2h = new Param(gaussianInit(N * (this.perClassHead ? C : 1) * H, s, rnd));
     this.w2y = new Param(gaussianInit(N * C, s, rnd));
     this.b2 = new Param(new Float32Array(N));
     this.params = [this.w1x, this.w1y, this.b1, this.w2h, this.w2y, this.b2];
@@ -162,36 +183,42 @@ export class TeacherEnsemble {
   private backwardFromPreact(P: Float32Array, labels: Int32Array, targets: Uint8Array | null, M: number, B: number, accumulate: boolean): Float32Array {
     const N = this.numTeachers;
     const H = this.hidden;
+    const U = this.units;
     const C = this.numClasses;
     const { w1y, b1, w2h, w2y, b2 } = this;
-    const dh = new Float32Array(N * M * H);
+    const dh = new Float32Array(N * M * U);
     const a = new Float32Array(H);
     for (let i = 0; i < N; i++) {
       for (let r = 0; r < M; r++) {
         const row = i * M + r;
         const y = labels[row]!;
-        const po = row * H;
+        const po = row * U;
         const wy = (i * C + y) * H;
+        // Output weights of this row's head: per class, or the teacher's single shared head.
+        const ho = this.perClassHead ? wy : i * H;
         let logit = b2.w[i]! + w2y.w[i * C + y]!;
+        if (this.classLinear) logit += P[po + H + y]!;
         for (let h = 0; h < H; h++) {
           const z = P[po + h]! + w1y.w[wy + h]! + b1.w[i * H + h]!;
           const act = z > 0 ? z : LEAK * z;
           a[h] = act;
-          logit += act * w2h.w[i * H + h]!;
+          logit += act * w2h.w[ho + h]!;
           // Stash the activation slope in dh for now.
           dh[po + h] = z > 0 ? 1 : LEAK;
         }
         const target = targets ? targets[r]! : 1;
         const dl = (1 / (1 + Math.exp(-logit)) - target) / B;
         for (let h = 0; h < H; h++) {
-          const d = dl * w2h.w[i * H + h]! * dh[po + h]!;
+          const d = dl * w2h.w[ho + h]! * dh[po + h]!;
           dh[po + h] = d;
           if (accumulate) {
             w1y.g[wy + h]! += d;
             b1.g[i * H + h]! += d;
-            w2h.g[i * H + h]! += dl * a[h]!;
+            w2h.g[ho + h]! += dl * a[h]!;
           }
         }
+        // Linear class units: only column H + y enters the logit (the others stay 0 in dh).
+        if (this.classLinear) dh[po + H + y] = dl;
         if (accumulate) {
           w2y.g[i * C + y]! += dl;
           b2.g[i]! += dl;
@@ -245,7 +272,7 @@ export class TeacherEnsemble {
 
   /** One Adam step for every teacher on L_D^i = mean_b BCE(D_i(X_i), 1) + mean_b BCE(D_i(fake_i), 0). */
   trainStep(iter: number, fake: { X: Float32Array; XT: Float32Array; labels: Int32Array }): void {
-    const { numTeachers: N, batchSize: B, dim: d, hidden: H } = this;
+    const { numTeachers: N, batchSize: B, dim: d, units: H } = this;
     if (fake.X.length !== N * B * d) throw new RangeError(`trainStep: fakes must be ${N}×${B}×${d}, got ${fake.X.length} values`);
     const real = this.realBatch(iter);
     for (const p of this.params) p.g.fill(0);
@@ -280,7 +307,7 @@ export class TeacherEnsemble {
     const N = this.numTeachers;
     const B = y.length;
     const d = this.dim;
-    const H = this.hidden;
+    const H = this.units;
     if (x.length !== B * d) throw new RangeError(`imageGradients: expected ${B}×${d} pixels, got ${x.length}`);
     const Pt = tf.tidy(() => tf.matMul(tf.tensor2d(x, [B, d]), tf.tensor3d(this.w1x.w, [N, d, H])));
     const P = Pt.dataSync() as Float32Array;
@@ -306,8 +333,9 @@ export class TeacherEnsemble {
     const N = this.numTeachers;
     const d = this.dim;
     const H = this.hidden;
+    const U = this.units;
     const C = this.numClasses;
-    const Pt = tf.tidy(() => tf.matMul(tf.tensor3d(x, [N, M, d]), tf.tensor3d(this.w1x.w, [N, d, H])));
+    const Pt = tf.tidy(() => tf.matMul(tf.tensor3d(x, [N, M, d]), tf.tensor3d(this.w1x.w, [N, d, U])));
     const P = Pt.dataSync() as Float32Array;
     Pt.dispose();
     const out = new Float32Array(N * M);
@@ -315,10 +343,12 @@ export class TeacherEnsemble {
       for (let r = 0; r < M; r++) {
         const row = i * M + r;
         const y = labels[row]!;
+        const ho = this.perClassHead ? (i * C + y) * H : i * H;
         let l = this.b2.w[i]! + this.w2y.w[i * C + y]!;
+        if (this.classLinear) l += P[row * U + H + y]!;
         for (let h = 0; h < H; h++) {
-          const z = P[row * H + h]! + this.w1y.w[(i * C + y) * H + h]! + this.b1.w[i * H + h]!;
-          l += (z > 0 ? z : LEAK * z) * this.w2h.w[i * H + h]!;
+          const z = P[row * U + h]! + this.w1y.w[(i * C + y) * H + h]! + this.b1.w[i * H + h]!;
+          l += (z > 0 ? z : LEAK * z) * this.w2h.w[ho + h]!;
         }
         out[row] = l;
       }

@@ -84,16 +84,21 @@ export function addTeacherVotes(
 ): void {
   const d = row.length;
   const k = p.k;
-  const tau = kthLargestAbs(row, k, scratch);
   let maxAbs = 0;
   for (let t = 0; t < d; t++) {
     const a = Math.abs(row[t]!);
     if (a > maxAbs) maxAbs = a;
   }
-  // Exactly k indices: all strictly above τ, then ties at τ in index order.
-  let n = 0;
-  for (let t = 0; t < d && n < k; t++) if (Math.abs(row[t]!) > tau) picked[n++] = t;
-  for (let t = 0; t < d && n < k; t++) if (Math.abs(row[t]!) === tau) picked[n++] = t;
+  if (k >= d) {
+    // k = d: every coordinate votes; no selection needed.
+    for (let t = 0; t < d; t++) picked[t] = t;
+  } else {
+    const tau = kthLargestAbs(row, k, scratch);
+    // Exactly k indices: all strictly above τ, then ties at τ in index order.
+    let n = 0;
+    for (let t = 0; t < d && n < k; t++) if (Math.abs(row[t]!) > tau) picked[n++] = t;
+    for (let t = 0; t < d && n < k; t++) if (Math.abs(row[t]!) === tau) picked[n++] = t;
+  }
   const b = p.clip > 0 ? Math.min(p.clip, maxAbs) : maxAbs;
   for (let s = 0; s < k; s++) {
     const t = picked[s]!;

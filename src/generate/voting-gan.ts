@@ -18,8 +18,14 @@ import type { DpGenerator, FitResult, GeneratorContext, GeneratorProgress, Sampl
 export interface VotingGanOptions {
   teachers: Omit<TeacherConfig, 'batchSize'>;
   generator: Omit<GeneratorConfig, 'numClasses' | 'height' | 'width' | 'bnGroup'>;
-  /** Batch flag; the effective B is min(batchSize, shard size) (spec §2). */
+  /** Batch flag; the effective teacher batch is min(batchSize, shard size) (spec §2). */
   batchSize: number;
+  /**
+   * Generated samples (= TopAgg / G-PATE queries) per generator step. Default: the teacher batch,
+   * as in the reference. A larger value averages more noised aggregates per generator update and
+   * needs fewer steps (so less teacher training) for the same number of queries.
+   */
+  queryBatch?: number;
   generatorLr: number;
   generatorBeta1: number;
   /** Teacher steps per generator step, and in the first epoch. */
@@ -65,7 +71,10 @@ export function balancedLabels(rng: GeneratorContext['random'], n: number, C: nu
 export abstract class VotingGan implements DpGenerator {
   abstract readonly method: string;
   readonly generator: ConditionalGenerator;
+  /** Queries (generated samples) per generator step. */
   readonly B: number;
+  /** Rows per teacher batch: min(batch flag, shard size). */
+  readonly teacherBatch: number;
   readonly numTeachers: number;
   readonly dim: number;
   readonly numClasses: number;
@@ -89,7 +98,9 @@ export abstract class VotingGan implements DpGenerator {
     this.dim = data.height * data.width * data.channels;
     this.numClasses = data.numClasses;
     const m = Math.floor(data.train.count / this.numTeachers);
-    this.B = Math.min(opts.batchSize, m);
+    this.teacherBatch = Math.min(opts.batchSize, m);
+    if (opts.queryBatch !== undefined) checkPositiveInt(opts.queryBatch, 'query batch');
+    this.B = opts.queryBatch ?? this.teacherBatch;
     const seed = ctx.random.nextUint32();
     this.generator = new ConditionalGenerator({ ...opts.generator, numClasses: data.numClasses, height: data.height, width: data.width, bnGroup: this.B }, seed);
     this.genOpt = tf.train.adam(opts.generatorLr, opts.generatorBeta1, 0.999, 1e-8);
@@ -114,7 +125,7 @@ export abstract class VotingGan implements DpGenerator {
 
   /** G(z_b, c) for every class c: [C·B, d], row c·B + b. Teachers pick their fakes from it. */
   private fakeTable(z: tf.Tensor2D): Float32Array {
-    const B = this.B;
+    const B = this.teacherBatch;
     const C = this.numClasses;
     const t = tf.tidy(() => {
       const lab = new Int32Array(C * B);
@@ -135,7 +146,7 @@ export abstract class VotingGan implements DpGenerator {
     const C = this.numClasses;
     if (!this.teachers) {
       const shards = assignShards(data.train.count, this.numTeachers, PUBLIC_SHARD_SEED);
-      this.teachers = new TeacherEnsemble({ ...this.opts.teachers, batchSize: this.B }, data, shards, rng.nextUint32());
+      this.teachers = new TeacherEnsemble({ ...this.opts.teachers, batchSize: this.teacherBatch }, data, shards, rng.nextUint32());
     }
     const teachers = this.teachers;
     const event = this.stepEvent();
@@ -161,15 +172,18 @@ export abstract class VotingGan implements DpGenerator {
           stoppedBy = 'budget';
           break outer;
         }
-        const z = latent(rng, B, this.opts.generator.zDim);
+        const zTeach = latent(rng, this.teacherBatch, this.opts.generator.zDim);
         // 1. Teachers: own shards vs. fakes conditioned on their own batch labels.
         const ta = Date.now();
         const nD = teacherSteps === 0 && this.opts.pretrainSteps > 0 ? this.opts.pretrainSteps : this.opts.dStep;
-        const fakes = teachers.fakeBatch(it, this.fakeTable(z));
+        const fakes = teachers.fakeBatch(it, this.fakeTable(zTeach));
         for (let s = 0; s < nD; s++) teachers.trainStep(it, fakes);
         teacherSteps++;
         // 2. Votes on a fresh generated batch with uniform labels (P8).
         const tb = Date.now();
+        // The reference reuses the teachers' z for the generator step; with a different query
+        // batch size a fresh draw is needed.
+        const z = B === this.teacherBatch ? zTeach : latent(rng, B, this.opts.generator.zDim);
         const yLab = uniformLabels(rng, B, C);
         const y = tf.oneHot(tf.tensor1d(yLab, 'int32'), C) as tf.Tensor2D;
         const x = this.generator.apply(z, y);
@@ -182,7 +196,7 @@ export abstract class VotingGan implements DpGenerator {
         const lossT = this.genOpt.minimize(() => tf.sum(tf.square(tf.sub(target, this.generator.apply(z, y)))) as tf.Scalar, true, [...this.generator.vars.values()]);
         const generatorLoss = lossT ? (await lossT.data())[0]! : NaN;
         lossT?.dispose();
-        tf.dispose([target, x, y, z]);
+        tf.dispose([target, x, y, z, zTeach]);
         const td = Date.now();
         this.stepsDone++;
         o.onProgress?.({
