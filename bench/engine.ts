@@ -63,6 +63,35 @@ function timeMs(fn: () => void, warmup: number, n: number, label = ''): number {
   return median(ts);
 }
 
+/**
+ * Like timeMs for several functions at once, one call of each per round, so that a change in
+ * the machine's load during the measurement affects all of them alike (a ratio of two timings
+ * taken minutes apart on a shared machine mostly measures the load). Returns median ms per label.
+ */
+function timeInterleaved(fns: Record<string, () => void>, warmup: number, n: number): Record<string, number> {
+  const entries = Object.entries(fns);
+  for (let i = 0; i < warmup; i++) for (const [, fn] of entries) fn();
+  const ts: Record<string, number[]> = {};
+  const cs: Record<string, number[]> = {};
+  for (let i = 0; i < n; i++) {
+    for (const [label, fn] of entries) {
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      fn();
+      (ts[label] ??= []).push(performance.now() - t0);
+      const c = process.cpuUsage(c0);
+      (cs[label] ??= []).push((c.user + c.system) / 1000);
+    }
+  }
+  const out: Record<string, number> = {};
+  for (const [label] of entries) {
+    minimums[label] = +Math.min(...ts[label]).toFixed(3);
+    cpuMs[label] = +median(cs[label]).toFixed(3);
+    out[label] = median(ts[label]);
+  }
+  return out;
+}
+
 function stepFn(net: RefNet, x: tf.Tensor4D, y: tf.Tensor1D): () => void {
   return () =>
     tf.tidy(() => {
@@ -89,7 +118,8 @@ function profile(step: () => void, n: number): KernelRow[] {
     .sort((a, b) => b.msPerStep - a.msPerStep);
 }
 
-function rawOrtMatmulGflops(n: number): number {
+/** A raw ONNX Runtime MatMul of two n×n matrices (no tfjs), as a closure for timing. */
+function rawOrtMatmul(n: number): () => void {
   const a = new Float32Array(n * n).map((_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
   const b = new Float32Array(n * n).map((_, i) => ((i * 104729) % 1000) / 1000 - 0.5);
   const build = () => {
@@ -103,8 +133,7 @@ function rawOrtMatmulGflops(n: number): number {
     { type: 'float32' as const, data: a, dims: [n, n] },
     { type: 'float32' as const, data: b, dims: [n, n] },
   ];
-  const ms = timeMs(() => runGraph('bench-raw-matmul', build, ins), 3, reps, 'ortRawMatmulMs');
-  return (2 * n ** 3) / ms / 1e6;
+  return () => void runGraph('bench-raw-matmul', build, ins);
 }
 
 function runTorch(): { result: Record<string, unknown> | null; note?: string } {
@@ -144,10 +173,16 @@ async function main(): Promise<void> {
 
   const ma = tf.randomNormal([1024, 1024], 0, 1, 'float32', 1);
   const mb = tf.randomNormal([1024, 1024], 0, 1, 'float32', 2);
-  const mmMs = timeMs(() => tf.tidy(() => void tf.matMul(ma, mb).dataSync()), 3, reps, 'matmulMs');
-  const matmulGflops = (2 * 1024 ** 3) / mmMs / 1e6;
-  log(`tf.matMul 1024^3: ${mmMs.toFixed(2)} ms, ${matmulGflops.toFixed(1)} GFLOP/s`);
-  const ortRawMatmulGflops = used === 'ort' ? rawOrtMatmulGflops(1024) : null;
+  // tf.matMul and the raw ORT MatMul are timed interleaved (see timeInterleaved).
+  const mm = timeInterleaved(
+    { matmulMs: () => tf.tidy(() => void tf.matMul(ma, mb).dataSync()), ...(used === 'ort' ? { ortRawMatmulMs: rawOrtMatmul(1024) } : {}) },
+    3,
+    reps,
+  );
+  const gflops = (ms: number) => (2 * 1024 ** 3) / ms / 1e6;
+  const matmulGflops = gflops(mm.matmulMs);
+  log(`tf.matMul 1024^3: ${mm.matmulMs.toFixed(2)} ms, ${matmulGflops.toFixed(1)} GFLOP/s`);
+  const ortRawMatmulGflops = mm.ortRawMatmulMs !== undefined ? gflops(mm.ortRawMatmulMs) : null;
   if (ortRawMatmulGflops) log(`raw ORT MatMul 1024^3: ${ortRawMatmulGflops.toFixed(1)} GFLOP/s`);
 
   const kernelsCnn = profile(cnnStep, Math.max(3, Math.min(reps, 10)));
