@@ -276,9 +276,10 @@ describe('elementwise', () => {
   });
 
   test('special values (NaN, ±Infinity, ±0) propagate as on the CPU backend', async () => {
-    await check('special values', ['Relu', 'Maximum', 'Minimum', 'ClipByValue', 'Softplus', 'Sign', 'Elu', 'Sigmoid', 'Max', 'Step', 'Log1p', 'Expm1', 'Round'], () => {
+    await check('special values', ['Relu', 'Maximum', 'Minimum', 'ClipByValue', 'Softplus', 'Sign', 'Elu', 'Sigmoid', 'Max', 'Step', 'Log1p', 'Expm1', 'Round', 'DplensReluBackprop'], () => {
       const x = tf.tensor1d([NaN, -Infinity, Infinity, -1, 0, 1, -0, 0.5, 2.5, -1.5]);
       return [
+        tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.relu(v), tf.tensor1d([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]))))(x),
         tf.relu(x),
         tf.relu6(x),
         tf.maximum(x, 0),

@@ -34,8 +34,10 @@ defineKernel(RELU_BACKPROP, ({ inputs, backend }) => {
     (g: GraphBuilder) => {
       const idy = g.input('float32', dy.shape.length);
       const ix = g.input('float32', x.shape.length);
-      const step = g.op('Where', [g.op('Greater', [ix, g.constF32([0])]), g.constF32([1]), g.constF32([0])]);
-      g.output(g.op('Mul', [idy, g.op('Where', [g.op('IsNaN', [ix]), ix, step])]), 'float32');
+      // step(x) as sign(relu(x)): 1 for x > 0 (+Inf too), 0 for x <= 0 (-Inf, ±0), NaN for NaN
+      // (ONNX Runtime's Relu and Sign keep NaN; covered by the special-values kernel test).
+      // Two float passes instead of Greater/Where/IsNaN/Where: 1.56 vs 1.84 ms on 800k floats.
+      g.output(g.op('Mul', [idy, g.op('Sign', [g.op('Relu', [ix])])]), 'float32');
     },
     [dy, x],
     ['float32'],
