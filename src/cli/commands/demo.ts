@@ -6,7 +6,7 @@
  * Time budget (--minutes, default 10): training 35 %, synthesis 45 % (their runners stop at the time
  * limit or when the budget is spent, whichever comes first), evaluation 15 %.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { UsageError, getNumber, getString, getInteger } from '../args.js';
 import type { Command } from '../command.js';
@@ -89,7 +89,7 @@ async function synthStage(ds: ImageDataset, dir: string, minutes: number, evalMi
   out.log(`\n[2/2] DataLens synthetic MNIST at ε = ${epsilon}, δ = ${DELTA} (≤ ${minutes.toFixed(1)} min) → ${dir}`);
   const bar = out.progress(100, 'datalens');
   const res = await gen.runSynthesis(
-    { method: 'datalens', data: 'mnist', epsilon, delta: DELTA, out: dir, samples: DEMO_SAMPLES, maxMinutes: minutes, seed, noReport: true, hyper: DEMO_SYNTH_HYPER },
+    { method: 'datalens', data: 'mnist', epsilon, delta: DELTA, out: dir, samples: DEMO_SAMPLES, maxMinutes: minutes, seed, noReport: true, hyper: DEMO_SYNTH_HYPER, argv: commandLine(argv) },
     {
       dataOverride: ds,
       onStep: (p) => bar.update(Math.min(99, Math.round((100 * (Date.now() - t0)) / 60000 / minutes)), { step: String(p.step), eps: p.epsilon, loss: p.generatorLoss }),
@@ -97,7 +97,6 @@ async function synthStage(ds: ImageDataset, dir: string, minutes: number, evalMi
   );
   bar.update(100, { eps: res.epsilon });
   bar.done();
-  recordCommand(dir, argv);
 
   // Utility: a classifier trained only on the synthetic data, tested on the real test set, next to
   // the same classifier trained on as many real images (the non-private reference).
@@ -143,15 +142,6 @@ async function synthStage(ds: ImageDataset, dir: string, minutes: number, evalMi
     seconds: (Date.now() - t0) / 1000,
     headline: { generatorSteps: res.generatorSteps, stoppedBy: res.stoppedBy, syntheticTestAccuracy: onSynthetic.testAccuracy, referenceTestAccuracy: reference.testAccuracy },
   };
-}
-
-/** runSynthesis records the sub-command name only; the demo adds the full command line as `argv`. */
-function recordCommand(dir: string, argv: string[]): void {
-  const path = join(dir, 'config.json');
-  if (!existsSync(path)) return;
-  const config = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-  config.argv = commandLine(argv);
-  writeFileSync(path, JSON.stringify(config, null, 2));
 }
 
 function indexHtml(outDir: string, stages: StageResult[]): string {
