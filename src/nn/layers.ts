@@ -422,7 +422,7 @@ export class Conv2d implements Module {
     // matmul with a transposed operand transposes it in full first, and B is K/co times smaller
     // than P (reference CNN conv1: 0.75M instead of 3M floats moved per step).
     let Gt: tf.Tensor3D | undefined;
-    const perSampleWt = () => (Gt ??= tf.matMul(tf.transpose(B, [0, 2, 1]) as tf.Tensor3D, P) as tf.Tensor3D);
+    const perSampleWt = () => (Gt ??= tf.matMul(B, P, true, false) as tf.Tensor3D);
     const perSampleB = () => tf.sum(B, 1);
     tape.push({
       params: this.parameters(),
