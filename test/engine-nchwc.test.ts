@@ -56,12 +56,25 @@ test('NCHWc forward conv matches the CPU backend and the plain Conv path', async
   assert.equal(nchwcCounters.rejected, 0, 'no shape above should be rejected by the nchwc kernels');
 });
 
-test('NCHWc fused conv: bias and relu applied after the reorder', async () => {
+test('NCHWc fused conv: per-channel bias and ReLU inside the conv kernel, other biases/activations after it', async () => {
   if (nchwcBlockSize() === null) return;
-  const r = await compareBackends('nchwc fused', () =>
-    tf.fused.conv2d({ x: rnd([2, 9, 9, 16], 1) as tf.Tensor4D, filter: rnd([3, 3, 16, 12], 2) as tf.Tensor4D, strides: 1, pad: 'same', bias: rnd([12], 3), activation: 'relu' }),
-  );
-  assert.deepEqual(r.fallbacks, {});
+  const variants: { name: string; bias?: number[]; activation: 'relu' | 'relu6' | 'linear' | 'sigmoid' }[] = [
+    { name: 'bias [12] + relu', bias: [12], activation: 'relu' },
+    { name: 'bias [1,1,12] + relu', bias: [1, 1, 12], activation: 'relu' },
+    { name: 'no bias + relu', activation: 'relu' },
+    { name: 'bias [12] + relu6', bias: [12], activation: 'relu6' },
+    { name: 'bias [9,9,12] + relu', bias: [9, 9, 12], activation: 'relu' },
+    { name: 'bias [1] + sigmoid', bias: [1], activation: 'sigmoid' },
+    { name: 'bias [9,1] (per row, not per channel) + relu', bias: [9, 1], activation: 'relu' },
+  ];
+  for (const v of variants) {
+    const before = nchwcCounters.Conv2D;
+    const r = await compareBackends(`nchwc fused ${v.name}`, () =>
+      tf.fused.conv2d({ x: rnd([2, 9, 9, 16], 1) as tf.Tensor4D, filter: rnd([3, 3, 16, 12], 2) as tf.Tensor4D, strides: 1, pad: 'same', bias: v.bias ? rnd(v.bias, 3) : undefined, activation: v.activation }),
+    );
+    assert.deepEqual(r.fallbacks, {}, v.name);
+    assert.ok(nchwcCounters.Conv2D > before, `${v.name}: nchwc path`);
+  }
 });
 
 type Shape4 = [number, number, number, number];

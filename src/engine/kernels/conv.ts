@@ -186,22 +186,34 @@ function convForward(depthwise: boolean, fused: boolean) {
             const iw = g.input('float32', filter.shape);
             const c = ci.inChannels;
             const xin = nchwcInput(g, ix, form, ci.inHeight, ci.inWidth, c);
+            const o = ci.outChannels;
+            const op = Math.ceil(o / b) * b;
+            // A per-channel bias, and a ReLU after it, run inside the MLAS conv kernel.
+            const inKernelBias = bias !== undefined && bias.shape.length > 0 && bias.shape[bias.shape.length - 1] === o && sizeOf(bias.shape) === o;
+            const inKernelRelu = activation === 'relu' && (bias === undefined || inKernelBias);
+            const convIns = [xin, nchwcFilter(g, convWeight(g, iw), o, c, kh, kw, form, b)];
+            const ib = bias ? g.input('float32', bias.shape) : undefined;
+            if (inKernelBias && ib) {
+              const flat = g.op('Reshape', [ib, g.constI64([o])]);
+              convIns.push(op === o ? flat : g.op('Pad', [flat, g.constI64([0, op - o])]));
+            }
             const yb = g.op(
               'Conv',
-              [xin, nchwcFilter(g, convWeight(g, iw), ci.outChannels, c, kh, kw, form, b)],
+              convIns,
               {
                 kernel_shape: attr.ints([kh, kw]),
                 strides: attr.ints([ci.strideHeight, ci.strideWidth]),
                 dilations: attr.ints([ci.dilationHeight, ci.dilationWidth]),
                 pads: attr.ints(pads(ci)),
                 group: attr.int(1),
+                ...(inKernelRelu ? { activation: attr.string('Relu') } : {}),
               },
               NCHWC,
             );
-            let y = g.op('ReorderOutput', [yb], { channels: attr.int(ci.outChannels), channels_last: attr.int(1) }, NCHWC);
-            if (bias) y = g.op('Add', [y, g.input('float32', bias.shape)]);
+            let y = g.op('ReorderOutput', [yb], { channels: attr.int(o), channels_last: attr.int(1) }, NCHWC);
+            if (ib && !inKernelBias) y = g.op('Add', [y, ib]);
             const al = prelu ? g.input('float32', prelu.shape) : undefined;
-            g.output(applyActivation(g, y, activation, leakyAlpha, al), 'float32');
+            g.output(inKernelRelu ? y : applyActivation(g, y, activation, leakyAlpha, al), 'float32');
           },
           ts,
           ['float32'],
