@@ -35,7 +35,7 @@ const command: Command = {
     clipping: { type: 'string', help: 'flat (default) | per-layer' },
     'physical-batch': { type: 'string', help: 'largest chunk run at once (memory bound, default 256)' },
     sampling: { type: 'string', help: 'poisson (default, DP) | shuffle (fixed batches, NOT accounted: ε = ∞)' },
-    resume: { type: 'boolean', help: 'continue the run in --out (weights, step count, ledger)' },
+    resume: { type: 'boolean', help: 'continue the run in --out exactly (weights, optimizer momentum, EMA, step count, ledger; stored config unless a flag is given again)' },
     'eval-every': { type: 'string', help: 'test-set evaluation every N epochs into metrics.jsonl (default 1 when --epochs >= 2; 0 = off)' },
     backend: { type: 'string', help: 'compute backend: ort (default) | cpu' },
   },
