@@ -1,7 +1,8 @@
-// Native convolution and pooling kernels. tfjs is NHWC, ONNX Conv/Pool are NCHW: each kernel's
-// graph transposes in and out inside the same ONNX model, so the layout change runs natively
-// and costs one pass over the data. The batch dim is symbolic; spatial dims are fixed per
-// session (pads / output_padding depend on them).
+// Native convolution and pooling kernels. tfjs is NHWC, ONNX Conv/Pool are NCHW. Convolutions
+// run on MLAS's NCHWc kernels where the shapes allow (the NHWC <-> NCHWc reorders and the
+// blocked filter are built inside the kernel's model, see "NCHWc" below); otherwise the graph
+// transposes to NCHW and back inside the same ONNX model, so the layout change runs natively.
+// The batch dim is symbolic; spatial dims are fixed per session (pads depend on them).
 import * as tf from '@tensorflow/tfjs-core';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import { defineKernel, JS_FAST, type KernelArgs, type KernelResult } from '../backend.js';
