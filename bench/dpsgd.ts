@@ -4,7 +4,8 @@
  * (run as a child process, exactly as a user would), and — when `import torch` works — the PyTorch
  * reference's dpsgd_epoch_s (../shared/bench/torch_ref.py) in the same command; prints both, the
  * ratio, and peak memory. Options (env): DPSGD_EPOCHS (default 1), DPSGD_SKIP_TORCH=1,
- * DPSGD_PROFILE=1 (per-kernel times of 20 in-process steps via engineStats), DPSGD_MEMORY=1 (a
+ * DPSGD_PROFILE=1 (wall and CPU time of 20 in-process steps, then per-kernel times of 20 more via
+ * engineStats), DPSGD_MEMORY=1 (a
  * ~1M-parameter CNN at logical batch 1024 in physical chunks of 256: peak RSS, in a child process).
  */
 import { spawnSync } from 'node:child_process';
@@ -16,11 +17,17 @@ const args = ['--import', 'tsx', 'src/cli/main.ts', 'train', '--data', 'mnist', 
 if (process.env.DPSGD_SEED) args.push('--seed', process.env.DPSGD_SEED);
 console.error(`ours: node ${args.slice(2).join(' ')}`);
 const t0 = Date.now();
-const ours = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
+// Child CPU time (user + sys) through GNU time when present: on a shared machine it moves far
+// less with other people's load than wall time does.
+const gnuTime = existsSync('/usr/bin/time');
+const ours = gnuTime
+  ? spawnSync('/usr/bin/time', ['-f', 'DPSGD_CPU %U %S', process.execPath, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 })
+  : spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
 if (ours.status !== 0) {
   console.error(ours.stderr);
   process.exit(1);
 }
+const cpuLine = /DPSGD_CPU ([\d.]+) ([\d.]+)/.exec(ours.stderr);
 const r = JSON.parse(ours.stdout.trim().split('\n').pop()!);
 const result: Record<string, unknown> = {
   ours_epoch_s: r.seconds,
@@ -31,6 +38,8 @@ const result: Record<string, unknown> = {
   ours_epsilon: r.epsilon,
   ours_peak_rss_mb: r.peakRssMB,
   ours_process_s: (Date.now() - t0) / 1000,
+  // whole process (start-up, data loading, training, test evaluation, report)
+  ...(cpuLine ? { ours_process_cpu_s: +(Number(cpuLine[1]) + Number(cpuLine[2])).toFixed(2) } : {}),
 };
 
 console.error(`ours: ${JSON.stringify(result)}`);
@@ -59,6 +68,12 @@ if (process.env.DPSGD_PROFILE) {
   const ds = loadMnist();
   const tr = makePrivate({ model: buildModel(referenceCnnSpec(10), [28, 28, 1]), optimizer: new SGD(0.25), data: imageData(ds.train, ds, { mean: [0.1307], std: [0.3081] }), noiseMultiplier: 1.3, maxGradNorm: 1.5, delta: 1e-5, batchSize: 240, rng: seededRandom(1) });
   tr.fit({ steps: 3 });
+  // first without per-kernel timing (CPU and wall per step), then with it (kernel breakdown)
+  const c0 = process.cpuUsage();
+  const tw = performance.now();
+  tr.fit({ steps: 20 });
+  const plainMs = (performance.now() - tw) / 20;
+  const cu = process.cpuUsage(c0);
   setEngineTiming(true);
   resetEngineStats();
   const ts = performance.now();
@@ -70,7 +85,7 @@ if (process.env.DPSGD_PROFILE) {
     .slice(0, 12)
     .map(([k, v]) => [k, +(v / 20).toFixed(2)]);
   const kernelTotal = Object.values(st.kernelTimeMs ?? {}).reduce((a, b) => a + b, 0) / 20;
-  result.profile = { ms_per_step: +ms.toFixed(2), kernel_ms_per_step: +kernelTotal.toFixed(2), host_js_ms_per_step: +(ms - kernelTotal).toFixed(2), top_kernels_ms_per_step: Object.fromEntries(kernels), fallbacks: st.fallbacks };
+  result.profile = { untimed_ms_per_step: +plainMs.toFixed(2), cpu_ms_per_step: +((cu.user + cu.system) / 1000 / 20).toFixed(2), ms_per_step: +ms.toFixed(2), kernel_ms_per_step: +kernelTotal.toFixed(2), host_js_ms_per_step: +(ms - kernelTotal).toFixed(2), top_kernels_ms_per_step: Object.fromEntries(kernels), fallbacks: st.fallbacks };
 }
 if (process.env.DPSGD_MEMORY) {
   const code = `
