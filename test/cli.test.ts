@@ -212,3 +212,9 @@ test('dplens synth records its exact command line (argv) in config.json, and the
     rmSync(dirname(dir), { recursive: true, force: true });
   }
 });
+
+test('spawned: a reader that closes the pipe early (dplens … | true) is not an error', () => {
+  const r = spawnSync('bash', ['-c', `"${process.execPath}" --import tsx ${MAIN} account --noise 1.1 --sample-rate 0.004 --steps 100 --delta 1e-5 | true; echo "status \${PIPESTATUS[0]}" >&2`], { encoding: 'utf8', timeout: 60_000 });
+  assert.match(r.stderr, /status 0\n$/);
+  assert.doesNotMatch(r.stderr, /EPIPE|Unhandled|internal error/);
+});

@@ -83,6 +83,14 @@ export async function main(argv: string[], io: MainIo = PROCESS_IO): Promise<num
 const invokedDirectly = process.argv[1] && fileURLToPath(import.meta.url) === (await import('node:fs')).realpathSync(process.argv[1]);
 if (invokedDirectly) {
   let settled = false;
+  // `dplens … | head`: the reader closing the pipe is not an error of ours; stop quietly.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+      settled = true;
+      process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+    });
+  }
   // If every handle closes while the command's promise is still pending (a bug: an await that can
   // never resolve), Node would exit 0 silently; make that a visible failure instead.
   process.on('exit', (code) => {
