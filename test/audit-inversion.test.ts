@@ -1,15 +1,18 @@
 /**
  * Gradient inversion: second-order gradients of the kernels involved, the DP release of a single
- * gradient, PSNR/SSIM, and the attack itself on a real MNIST digit (exact vs DP gradient).
- * The issue's absolute targets (exact ≥ 20 dB) run with DPLENS_LONG=1.
+ * gradient, PSNR/SSIM, the float64 host model against tfjs, the layer-wise read-out of the gradient,
+ * and the attack itself on real MNIST digits (exact vs DP gradient). One digit runs by default; the
+ * issue's target over ten test digits (exact ≥ 20 dB, DP σ = 1 ≤ 12 dB) runs with DPLENS_LONG=1.
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initEngine } from '../src/engine/index.js';
 import { loadMnist } from '../src/data/index.js';
-import { ensureAuditGradients, initRefCnn, privatizeGradient, psnr, runInversion, ssim } from '../src/audit/index.js';
+import { ensureAuditGradients, exampleGradient, initRefCnn, privatizeGradient, psnr, refCnnLogits, runInversion, ssim, type InversionRun } from '../src/audit/index.js';
 import { maxPool2s1 } from '../src/audit/refcnn.js';
+import { hostForward, hostLogits, hostParams, refCnnDims } from '../src/audit/refcnn-host.js';
+import { readGradient } from '../src/audit/inversion-layerwise.js';
 import { seededRandom } from '../src/privacy/index.js';
 
 before(async () => {
@@ -74,18 +77,104 @@ test('PSNR and SSIM', () => {
   assert.throws(() => psnr(a, new Float32Array(3)), RangeError);
 });
 
-const long = process.env.DPLENS_LONG === '1';
+const shape = { height: 28, width: 28, channels: 1, classes: 10 };
+const testImage = (mnist: ReturnType<typeof loadMnist>, i: number): Float32Array => Float32Array.from(mnist.test.images.subarray(i * 784, (i + 1) * 784), (v) => v / 255);
 
-test('inversion of a real MNIST digit: the exact gradient leaks far more than a DP gradient (σ = 1)', async (t) => {
+test('float64 host model reproduces the tfjs reference CNN (logits)', () => {
+  const mnist = loadMnist();
+  const params = initRefCnn(3);
+  const d = refCnnDims(28, 28, 1, 10);
+  const p = hostParams(params.map((t) => t.dataSync()));
+  for (const i of [0, 5]) {
+    const x = testImage(mnist, i);
+    const host = hostLogits(d, p, x);
+    const ref = tf.tidy(() => refCnnLogits(params, tf.tensor4d(x, [1, 28, 28, 1])).dataSync());
+    for (let k = 0; k < 10; k++) assert.ok(Math.abs(host[k]! - ref[k]!) < 1e-4 * (1 + Math.abs(ref[k]!)), `logit ${k}: ${host[k]} vs ${ref[k]}`);
+  }
+});
+
+test('layer-wise read-out: label, fc1 input and conv2 input come off an exact gradient to ~1e-6, and not off a DP one', () => {
   const mnist = loadMnist();
   const params = initRefCnn(1);
-  const iterations = long ? 1000 : 250;
-  const exact = runInversion(params, mnist, { index: 0, iterations, seed: 3 });
-  const dp = runInversion(params, mnist, { index: 0, iterations, seed: 3, noise: 1, clip: 1, rng: seededRandom(9) });
-  t.diagnostic(`exact: PSNR ${exact.psnr.toFixed(2)} dB, SSIM ${exact.ssim.toFixed(3)}, label ${exact.inferredLabel}/${exact.label}; DP σ=1: PSNR ${dp.psnr.toFixed(2)} dB, SSIM ${dp.ssim.toFixed(3)} (${iterations} it, ${(exact.seconds + dp.seconds).toFixed(1)} s)`);
+  const d = refCnnDims(28, 28, 1, 10);
+  const p = hostParams(params.map((t) => t.dataSync()));
+  const x = testImage(mnist, 1);
+  const g = exampleGradient(params, x, mnist.test.labels[1]!, shape);
+  const truth = hostForward(d, p, x);
+  const relErr = (est: Float64Array, ref: Float64Array, mask?: Uint8Array): number => {
+    let num = 0;
+    let den = 0;
+    for (let i = 0; i < ref.length; i++) {
+      if (mask && !mask[i]) continue;
+      num += (est[i]! - ref[i]!) ** 2;
+      den += ref[i]! ** 2;
+    }
+    return Math.sqrt(num / den);
+  };
+  // clipping rescales the whole gradient: the read-out is scale-free
+  for (const shared of [g, privatizeGradient(g, 0.5, 0, undefined)]) {
+    const rd = readGradient(d, p, shared.map((t) => Float64Array.from(t.dataSync())));
+    assert.equal(rd.label, mnist.test.labels[1]);
+    assert.equal(rd.conv2Rank, 25);
+    assert.ok(relErr(rd.a, truth.a) < 1e-5, `fc1 input error ${relErr(rd.a, truth.a)}`);
+    assert.ok(relErr(rd.h1, truth.h1, rd.h1Used) < 1e-5, `conv2 input error ${relErr(rd.h1, truth.h1, rd.h1Used)}`);
+    assert.ok(rd.subspaceResidual < 1e-5);
+  }
+  const noisy = privatizeGradient(g, 1, 1, seededRandom(4));
+  const rd = readGradient(d, p, noisy.map((t) => Float64Array.from(t.dataSync())));
+  assert.ok(relErr(rd.h1, truth.h1, rd.h1Used) > 0.5, `conv2 input error on a DP gradient ${relErr(rd.h1, truth.h1, rd.h1Used)}`);
+  assert.ok(rd.subspaceResidual > 0.3, `subspace residual on a DP gradient ${rd.subspaceResidual}`);
+});
+
+const fmt = (r: InversionRun): string => `${r.psnr.toFixed(2)} dB / SSIM ${r.ssim.toFixed(3)} (flat ${r.flatPsnr.toFixed(2)} dB, label ${r.inferredLabel}/${r.label}, ${r.seconds.toFixed(1)} s)`;
+
+test('inversion of a real MNIST digit: the exact gradient gives it back (≥ 20 dB), a DP gradient (σ = 1) does not (≤ 12 dB)', (t) => {
+  const mnist = loadMnist();
+  const params = initRefCnn(1);
+  const opts = { index: 0, split: 'test' as const, iterations: 800, restarts: 1 };
+  const exact = runInversion(params, mnist, opts);
+  const dp = runInversion(params, mnist, { ...opts, noise: 1, clip: 1, rng: seededRandom(9) });
+  t.diagnostic(`exact: ${fmt(exact)}; DP σ=1: ${fmt(dp)}`);
   assert.equal(exact.inferredLabel, exact.label); // iDLG label inference from the last-layer bias
+  assert.ok(exact.psnr >= 20, `exact-gradient PSNR ${exact.psnr}`);
+  assert.ok(exact.ssim >= 0.9, `exact-gradient SSIM ${exact.ssim}`);
   assert.ok(dp.psnr <= 12, `DP reconstruction PSNR ${dp.psnr}`);
-  assert.ok(exact.ssim > dp.ssim + 0.15, `SSIM exact ${exact.ssim} vs DP ${dp.ssim}`);
-  assert.ok(exact.psnr > dp.psnr, `PSNR exact ${exact.psnr} vs DP ${dp.psnr}`);
-  if (long) assert.ok(exact.psnr >= 20, `issue target: exact-gradient PSNR ≥ 20 dB, got ${exact.psnr}`);
+  assert.ok(dp.ssim < 0.1, `DP reconstruction SSIM ${dp.ssim}`);
+  assert.ok(dp.psnr <= dp.flatPsnr, `DP reconstruction ${dp.psnr} dB vs flat image ${dp.flatPsnr} dB`);
+});
+
+test('gradient-matching baseline runs and lowers its own loss', () => {
+  const mnist = loadMnist();
+  const params = initRefCnn(1);
+  const losses: number[] = [];
+  const r = runInversion(params, mnist, { index: 0, method: 'gradient-matching', iterations: 20, seed: 3, onProgress: (_it, l) => losses.push(l) });
+  assert.equal(r.method, 'gradient-matching');
+  assert.ok(Number.isFinite(r.psnr) && r.reconstruction.every((v) => v >= 0 && v <= 1));
+  assert.ok(losses[losses.length - 1]! < losses[0]!, `loss ${losses[0]} → ${losses[losses.length - 1]}`);
+  assert.throws(() => runInversion(params, mnist, { index: 0, method: 'nope' as 'layerwise' }), /unknown inversion method/);
+  assert.throws(() => runInversion(params, mnist, { index: 10 ** 7 }), RangeError);
+});
+
+test('issue target over ten MNIST test digits (DPLENS_LONG=1): exact ≥ 20 dB each, DP σ = 1 ≤ 12 dB median', { skip: process.env.DPLENS_LONG !== '1' }, (t) => {
+  const mnist = loadMnist();
+  const params = initRefCnn(1);
+  const exact: InversionRun[] = [];
+  const dp: InversionRun[] = [];
+  for (let i = 0; i < 10; i++) {
+    exact.push(runInversion(params, mnist, { index: i, split: 'test' }));
+    dp.push(runInversion(params, mnist, { index: i, split: 'test', noise: 1, clip: 1, rng: seededRandom(100 + i) }));
+    t.diagnostic(`test #${i} (digit ${mnist.test.labels[i]}): exact ${fmt(exact[i]!)} | DP σ=1 ${fmt(dp[i]!)}`);
+  }
+  const median = (v: number[]): number => {
+    const s = [...v].sort((a, b) => a - b);
+    return (s[4]! + s[5]!) / 2;
+  };
+  t.diagnostic(`median PSNR exact ${median(exact.map((r) => r.psnr)).toFixed(2)} dB, DP ${median(dp.map((r) => r.psnr)).toFixed(2)} dB`);
+  for (const r of exact) assert.ok(r.psnr >= 20, `exact #${r.index}: ${r.psnr} dB`);
+  assert.ok(median(dp.map((r) => r.psnr)) <= 12);
+  // a DP "reconstruction" carries no information: no structure, and no closer than a flat image
+  for (const r of dp) {
+    assert.ok(r.ssim < 0.1, `DP #${r.index}: SSIM ${r.ssim}`);
+    assert.ok(r.psnr <= r.flatPsnr, `DP #${r.index}: ${r.psnr} dB vs flat ${r.flatPsnr} dB`);
+  }
 });

@@ -184,10 +184,20 @@ export function readGradient(d: RefCnnDims, p: HostParams, grad: Float64Array[])
   const { values, vectors } = symmetricEigen(gram, 32);
   const positions = d.H2 * d.W2;
   const s0 = Math.sqrt(Math.max(values[0]!, 0));
-  let rank = 0;
-  // singular values of an exact single-example gradient drop by ~5 orders past the true rank
-  while (rank < Math.min(positions, 32) && Math.sqrt(Math.max(values[rank]!, 0)) > 1e-5 * s0) rank++;
-  rank = Math.max(rank, 1);
+  // Rank = number of positions that received gradient. The singular values of an exact single-example
+  // gradient drop by 3–5 orders of magnitude right after it (float32 round-off below), so take the
+  // largest such drop; without one (a noisy gradient) use every position.
+  const sv = Array.from(values, (v) => Math.sqrt(Math.max(v, 0)));
+  const maxRank = Math.min(positions, 32);
+  let rank = maxRank;
+  let bestGap = 100;
+  for (let r = 1; r <= maxRank && r < 32; r++) {
+    const gap = sv[r - 1]! / Math.max(sv[r]!, 1e-300 * s0);
+    if (sv[r - 1]! > 1e-7 * s0 && gap > bestGap) {
+      bestGap = gap;
+      rank = r;
+    }
+  }
   const U = new Float64Array(pd * rank); // orthonormal columns: U[:, i] = ∂W2 v_i / s_i
   for (let i = 0; i < rank; i++) {
     const si = Math.sqrt(Math.max(values[i]!, 1e-300));
@@ -197,12 +207,9 @@ export function readGradient(d: RefCnnDims, p: HostParams, grad: Float64Array[])
       U[r * rank + i] = s / si;
     }
   }
-  // h1 region read by conv2 (4×4 kernel, stride 2, no padding)
-  const uh = 2 * (d.H2 - 1) + 4;
-  const uw = 2 * (d.W2 - 1) + 4;
   const nh = d.P1h * d.P1w * 16;
+  // entries of h1 covered by an active patch (recomputed when patches are dropped)
   const h1Used = new Uint8Array(nh);
-  for (let i = 0; i < uh; i++) for (let j = 0; j < uw; j++) for (let c = 0; c < 16; c++) h1Used[(i * d.P1w + j) * 16 + c] = 1;
   const patchIdx: Int32Array[] = [];
   for (let pp = 0; pp < d.H2; pp++)
     for (let qq = 0; qq < d.W2; qq++) {
@@ -239,8 +246,11 @@ export function readGradient(d: RefCnnDims, p: HostParams, grad: Float64Array[])
       for (let r = 0; r < pd; r++) y[idx[r]!] += patch[r]!;
     }
   };
-  const nUsed = uh * uw * 16;
-  const solve = (): Float64Array => {
+  const solve = (maxIter = 4000): Float64Array => {
+    h1Used.fill(0);
+    for (let k = 0; k < positions; k++) if (active[k]) for (const i of patchIdx[k]!) h1Used[i] = 1;
+    let nUsed = 0;
+    for (const u of h1Used) nUsed += u;
     // (A + ρ r rᵀ) h = ρ r with r = 1_used/√n: the unique solution is the null vector of A with ⟨h, r⟩ = 1
     // (A ⪰ 0, ‖A‖ ≤ #overlapping patches ≤ 4, so ρ = 1 keeps the system well scaled)
     const rv = new Float64Array(nh);
@@ -257,7 +267,7 @@ export function readGradient(d: RefCnnDims, p: HostParams, grad: Float64Array[])
     const ap = new Float64Array(nh);
     let rr = n2(r);
     const rr0 = rr;
-    for (let it = 0; it < 4000 && rr > 1e-26 * rr0; it++) {
+    for (let it = 0; it < maxIter && rr > 1e-26 * rr0; it++) {
       op(pdir, ap);
       let pap = 0;
       for (let i = 0; i < nh; i++) pap += pdir[i]! * ap[i]!;
@@ -274,31 +284,45 @@ export function readGradient(d: RefCnnDims, p: HostParams, grad: Float64Array[])
     }
     return x;
   };
+  // ‖(I − UUᵀ) patches(h)‖ / ‖patches(h)‖ over active patches: the attack's own quality signal
+  const subspaceResidual = (hv: Float64Array): number => {
+    let num = 0;
+    let den = 0;
+    for (let k = 0; k < positions; k++) {
+      if (!active[k]) continue;
+      project(hv, k);
+      num += n2(patch);
+      for (const i of patchIdx[k]!) den += hv[i]! ** 2;
+    }
+    return Math.sqrt(num / Math.max(den, 1e-300));
+  };
   let h = solve();
-  const patchResiduals = (): number[] =>
-    patchIdx.map((idx, k) => {
-      project(h, k);
-      let den = 0;
-      for (let r = 0; r < pd; r++) den += h[idx[r]!]! ** 2;
-      return Math.sqrt(n2(patch) / Math.max(den, 1e-300));
-    });
-  if (rank < positions) {
-    // fewer independent gradient columns than positions: some positions received no gradient and
-    // their patches need not lie in U; drop the worst-fitting ones and solve again
-    const res = patchResiduals();
-    const order = res.map((v, k) => [v, k] as const).sort((x, y) => y[0] - x[0]);
-    for (let i = 0; i < positions - rank; i++) active[order[i]![1]] = 0;
-    h = solve();
+  // Fewer independent gradient columns than positions: some positions received no gradient (dead or
+  // never the pool winner) and their patches need not lie in U. Drop, one at a time, the patch whose
+  // removal leaves the most consistent system (an exact null vector has residual ~1e-7, a wrong
+  // choice ~1e-2); h1 entries that only dropped patches cover stay unknown.
+  for (let dropped = 0; dropped < positions - rank; dropped++) {
+    let bestK = -1;
+    let bestRes = Infinity;
+    let bestH = h;
+    for (let k = 0; k < positions; k++) {
+      if (!active[k]) continue;
+      active[k] = 0;
+      // a partial solve separates the right drop (residual → 1e-7) from wrong ones (≥ 1e-3)
+      const hk = solve(400);
+      const res = subspaceResidual(hk);
+      if (res < bestRes) {
+        bestRes = res;
+        bestK = k;
+        bestH = hk;
+      }
+      active[k] = 1;
+    }
+    active[bestK] = 0;
+    h = bestH;
   }
-  // subspace residual over active patches (the attack's own quality signal for this step)
-  let num = 0;
-  let den = 0;
-  for (let k = 0; k < positions; k++) {
-    if (!active[k]) continue;
-    project(h, k);
-    num += n2(patch);
-    for (const i of patchIdx[k]!) den += h[i]! ** 2;
-  }
+  if (rank < positions) h = solve();
+
   // scale: conv2(c·h) + b2 → ReLU → max-pool should reproduce a; the feature residual is piecewise
   // quadratic in c, so scan log-spaced candidates and refine by golden section
   const zLin = conv2dForward(h, d.P1h, d.P1w, 16, p.w2, 4, 32, 2, 0, null).out;
@@ -333,7 +357,7 @@ export function readGradient(d: RefCnnDims, p: HostParams, grad: Float64Array[])
   const h1 = new Float64Array(nh);
   for (let i = 0; i < nh; i++) h1[i] = h1Used[i] ? scale * h[i]! : 0;
   snapToZero(h1, 1e-4);
-  return { label, a, h1, h1Used, subspaceResidual: Math.sqrt(num / Math.max(den, 1e-300)), conv2Rank: rank };
+  return { label, a, h1, h1Used, subspaceResidual: subspaceResidual(h), conv2Rank: rank };
 }
 
 /** The attack on one shared gradient (8 arrays in refCnnShapes order). */

@@ -323,8 +323,11 @@ export interface InversionRun {
   clip: number | null;
   psnr: number;
   ssim: number;
-  /** PSNR of an all-black image against the same truth: what a guess without any information scores. */
-  blankPsnr: number;
+  /**
+   * PSNR of the best flat image (every pixel at the truth's mean intensity): the most an image with
+   * no spatial information about the example can score (an all-black image scores less).
+   */
+  flatPsnr: number;
   matchLoss: number;
   subspaceResidual?: number;
   iterations: number;
@@ -368,7 +371,7 @@ export function runInversion(
     clip: o.clip ?? null,
     psnr: psnr(truth, r.reconstruction),
     ssim: ssim(truth, r.reconstruction, height, width, channels),
-    blankPsnr: psnr(truth, new Float32Array(per)),
+    flatPsnr: psnr(truth, new Float32Array(per).fill(truth.reduce((acc, v) => acc + v, 0) / per)),
     matchLoss: r.matchLoss,
     ...(r.subspaceResidual !== undefined ? { subspaceResidual: r.subspaceResidual } : {}),
     iterations: r.iterations,
