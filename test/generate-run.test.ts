@@ -14,7 +14,7 @@ before(async () => {
 });
 
 /** Small but real: 30 teachers on all of MNIST (m = 2000, B = 15), a 2-layer MLP generator. */
-const small = { teachers: 30, teacherHidden: 8, batchSize: 15, generatorArch: 'mlp' as const, generatorHidden: [32, 64], pretrainSteps: 2, dStep: 1 };
+const small = { teachers: 30, teacherHidden: 8, batchSize: 15, queryBatch: 15, generatorArch: 'mlp' as const, generatorHidden: [32, 64], pretrainSteps: 2, dStep: 1 };
 
 test('DataLens end-to-end on real MNIST: stops at the budget; ledger ε = privacy core ε for that many queries', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'dplens-synth-'));
@@ -73,6 +73,29 @@ test('a step that would exceed the budget is not applied: generator unchanged, n
     assert.equal(ledger.entries.length, 0);
     assert.equal(ledger.spent(1e-5), 0);
     assert.deepEqual(gen.generator.snapshot().map((p) => Array.from(p.values.subarray(0, 50))), before);
+    gen.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a query batch larger than the teacher batch is charged in full: Q TopAgg queries per generator step', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dplens-qbatch-'));
+  try {
+    const rng = seededRandom(4);
+    const ledger = PrivacyLedger.open(join(dir, 'ledger.jsonl'), { accountant: 'rdp', randomness: rng });
+    const hyper = resolveHyper('datalens', 'mnist-eps1', { ...small, queryBatch: 40, topk: 784, sigma: 3000, beta: 0 });
+    const gen = makeGenerator('datalens', { data: mnist, budget: { epsilon: 50, delta: 1e-5 }, ledger, random: rng }, hyper, 2, Infinity) as DataLens;
+    assert.equal(gen.B, 40);
+    assert.equal(gen.teacherBatch, 15);
+    const fit = await gen.fit();
+    assert.equal(fit.steps, 2);
+    assert.equal(ledger.entries.length, 2);
+    for (const e of ledger.entries) assert.equal((e.event as { count: number }).count, 40);
+    const core = new RdpAccountant().compose(DpEvents.topAgg({ k: 784, sigma: 3000, voters: 30 }), 80).getEpsilon(1e-5);
+    assert.ok(Math.abs(core - fit.epsilon) < 1e-9, `ledger ε ${fit.epsilon} vs core ε ${core}`);
+    const s = await gen.sample(40);
+    assert.equal(s.count, 40);
     gen.dispose();
   } finally {
     rmSync(dir, { recursive: true, force: true });

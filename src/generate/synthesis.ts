@@ -74,7 +74,7 @@ export async function loadNamedDataset(name: string, dataPath?: string): Promise
 
 export function votingGanOptions(h: SynthesisHyper, maxSteps: number, maxMinutes: number): VotingGanOptions {
   return {
-    teachers: { numTeachers: h.teachers, hidden: h.teacherHidden, perClassHead: h.teacherPerClassHead, classLinear: h.teacherClassLinear, lr: h.teacherLr, beta1: h.beta1, initStd: 0.02 },
+    teachers: { numTeachers: h.teachers, hidden: h.teacherHidden, perClassHead: h.teacherPerClassHead, classLinear: h.teacherClassLinear, lr: h.teacherLr, optimizer: h.teacherOptimizer, beta1: h.beta1, initStd: 0.02 },
     generator: { arch: h.generatorArch, zDim: h.zDim, fc: h.generatorFc, channels: h.generatorChannels, hidden: h.generatorHidden, labelGain: h.generatorLabelGain, outputBias: h.generatorOutputBias },
     batchSize: h.batchSize,
     queryBatch: h.queryBatch,

@@ -41,7 +41,14 @@ export interface TeacherConfig {
    * needs. Stored as C extra columns of the first-layer matrix, so they cost no extra MatMul.
    */
   classLinear?: boolean;
-  /** Adam learning rate / β1 (reference: 1e-3, 0.5). */
+  /**
+   * Teacher optimiser (default Adam, as the reference). Plain SGD keeps the weights proportional to
+   * the accumulated gradients, so a teacher's image gradient is largest on the pixels its real
+   * examples light up — the magnitudes top-k selection needs (Adam's per-weight normalisation
+   * flattens them, and top-k then picks nearly at random). Stateless, so trivially per-teacher.
+   */
+  optimizer?: 'adam' | 'sgd';
+  /** Learning rate / Adam β1 (reference: Adam 1e-3, 0.5). */
   lr: number;
   beta1: number;
   /** Std of the N(0, std²) weight initialisation (reference 0.02). */
@@ -63,6 +70,11 @@ class Param {
     this.m = new Float32Array(w.length);
     this.v = new Float32Array(w.length);
     this.g = new Float32Array(w.length);
+  }
+  /** Plain SGD step (elementwise, so again per teacher). */
+  sgd(lr: number): void {
+    const { w, g } = this;
+    for (let i = 0; i < w.length; i++) w[i]! -= lr * g[i]!;
   }
   /** Elementwise Adam: teacher i's slice only ever sees teacher i's gradient. */
   adam(lr: number, b1: number, t: number): void {
@@ -295,7 +307,8 @@ export class TeacherEnsemble {
     const gw = this.w1x.g;
     for (let j = 0; j < gw.length; j++) gw[j] = gr[j]! + gf[j]!;
     this.t++;
-    for (const p of this.params) p.adam(this.config.lr, this.config.beta1, this.t);
+    if (this.config.optimizer === 'sgd') for (const p of this.params) p.sgd(this.config.lr);
+    else for (const p of this.params) p.adam(this.config.lr, this.config.beta1, this.t);
   }
 
   /**
