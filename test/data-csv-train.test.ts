@@ -86,7 +86,7 @@ test('dplens train --data table.csv --label COLUMN: DP-SGD MLP beats the majorit
   for (const e of entries) assert.equal(e.datasetFingerprint, config.dataset.fingerprint);
 });
 
-test('dplens train on a CSV: bad tables and flags exit 2 with one line naming the problem', () => {
+test('dplens train on a CSV: bad tables and flags exit 2 with one line naming the problem', async () => {
   const oneLine = (r: { code: number | null; stderr: string; stdout: string }, re: RegExp): void => {
     assert.equal(r.code, 2, `exit code (stderr: ${r.stderr})`);
     const lines = r.stderr.split('\n').filter((l) => l.trim() && !/^\(node:\d+\)|--trace-warnings/.test(l));
@@ -107,4 +107,8 @@ test('dplens train on a CSV: bad tables and flags exit 2 with one line naming th
   oneLine(dplens('train', '--data', nan, '--label', 'outcome', ...args), /^dplens train: .*nan\.csv: line 6.*age.*NaN is not allowed/);
   oneLine(dplens('train', '--data', csv, '--label', 'diagnosis', ...args), /^dplens train: .*patients\.csv: label column 'diagnosis' not in header/);
   oneLine(dplens('train', '--data', csv, '--label', 'outcome', '--model', 'cnn', ...args), /^dplens train: .*patients\.csv is a table \(CSV\): use model mlp/);
+  const { writeNpz } = await import('../src/data/index.js');
+  const npz = join(dir, 'images.npz');
+  writeNpz(npz, { images: { dtype: 'uint8', shape: [20, 4, 4], data: new Uint8Array(320) }, labels: { dtype: 'uint8', shape: [20], data: Array.from({ length: 20 }, (_, i) => i % 2) } });
+  oneLine(dplens('train', '--data', npz, '--label', 'outcome', ...args), /^dplens train: label column 'outcome' given, but .*images\.npz is an image dataset/);
 });

@@ -169,6 +169,7 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
   setInitSeed(cfg.seed ?? Math.floor(Math.random() * 2 ** 31));
   // A CSV table trains an MLP on its encoded features (standardised numerics, one-hot categoricals).
   const tabular = ds.kind === 'tabular';
+  if (cfg.labelColumn !== undefined && !tabular) throw new RangeError(`label column '${cfg.labelColumn}' given, but ${ds.source} is an image dataset (the label column applies to CSV tables)`);
   const inputShape = tabular ? [ds.numFeatures] : [ds.height, ds.width, ds.channels];
   const modelName = cfg.model ?? (tabular ? 'mlp' : 'cnn');
   if (tabular && modelName !== 'mlp') throw new RangeError(`${ds.source} is a table (CSV): use model mlp (the CNNs need images), got ${JSON.stringify(modelName)}`);
