@@ -21,14 +21,19 @@ const command: Command = {
   summary: 'private synthetic images from teacher votes (DataLens, G-PATE)',
   usage: 'dplens synth --method datalens|gpate --data mnist|fashion-mnist|pneumonia|PATH --epsilon E --delta D --out DIR [options] [--json]',
   description:
-    'Trains a conditional generator that never sees the private data: N teachers, each on its own disjoint shard, vote on how every generated image should move; only the noised aggregate (DataLens TopAgg, or G-PATE random projection + Confident-GNMax) reaches the generator. Every release is recorded in DIR/ledger.jsonl before it is used, with data-independent RDP accounting; training stops before the first step that would exceed --epsilon. Hyper-parameters default to the published run closest in epsilon (--preset to choose: mnist-eps1, mnist-eps10, fashion-mnist-eps1, fashion-mnist-eps10). Teachers are batched MLPs (see docs).',
+    'Trains a conditional generator that never sees the private data: N teachers, each on its own disjoint shard, vote on how every generated image should move; only the noised aggregate (DataLens TopAgg, or G-PATE random projection + Confident-GNMax) reaches the generator. Every release is recorded in DIR/ledger.jsonl before it is used, with data-independent RDP accounting; training stops before the first step that would exceed --epsilon. Hyper-parameters default to our preset closest in epsilon (mnist-eps1, mnist-eps10, fashion-mnist-eps1, fashion-mnist-eps10; tuned on MNIST, see src/generate/README.md); the published DataLens runs are paper-mnist-eps1 etc. Teachers are batched label-conditional MLPs (see docs).',
   flags: {
     method: { type: 'string', help: 'datalens (default) or gpate' },
     ...DATA_FLAG_SPECS,
     epsilon: { type: 'string', help: 'privacy budget epsilon (> 0)' },
     delta: { type: 'string', help: 'privacy budget delta in (0, 1) (default 1e-5)' },
     samples: { type: 'string', help: 'synthetic samples to write (default 60000)' },
-    preset: { type: 'string', help: 'published hyper-parameters: mnist-eps1|mnist-eps10|fashion-mnist-eps1|fashion-mnist-eps10' },
+    preset: { type: 'string', help: 'hyper-parameter preset: mnist-eps1|mnist-eps10|fashion-mnist-eps1|fashion-mnist-eps10 (ours), paper-* (DataLens README runs)' },
+    'query-batch': { type: 'string', help: 'generated samples (= aggregator queries) per generator step (default: preset)' },
+    'teacher-optimizer': { type: 'string', help: 'adam (default) or sgd' },
+    'teacher-lr': { type: 'string', help: 'teacher learning rate (default 1e-3)' },
+    'generator-lr': { type: 'string', help: 'generator Adam learning rate (default 1e-3)' },
+    'label-gain': { type: 'string', help: 'gain on the generator label inputs (preset: 10)' },
     teachers: { type: 'string', help: 'number of teachers N (preset: 4000; G-PATE eps10: 2000)' },
     'teacher-hidden': { type: 'string', help: 'hidden units per teacher MLP (default 16)' },
     topk: { type: 'string', help: 'DataLens: votes per teacher k' },
@@ -87,6 +92,11 @@ const command: Command = {
       batchSize: getInteger(args, 'batch', undefined, 1),
       dStep: getInteger(args, 'd-step', undefined, 1),
       pretrainSteps: getInteger(args, 'pretrain', undefined, 0),
+      queryBatch: getInteger(args, 'query-batch', undefined, 1),
+      teacherOptimizer: args.flags.has('teacher-optimizer') ? getChoice(args, 'teacher-optimizer', ['adam', 'sgd'] as const, 'adam') : undefined,
+      teacherLr: getNumber(args, 'teacher-lr', undefined, positive),
+      generatorLr: getNumber(args, 'generator-lr', undefined, positive),
+      generatorLabelGain: getNumber(args, 'label-gain', undefined, positive),
     };
     if (getBool(args, 'deterministic-sign')) hyper.stochastic = false;
     const threads = getInteger(args, 'threads', undefined, 1);
