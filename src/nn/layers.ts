@@ -296,11 +296,12 @@ export class Conv2d implements Module {
     const size = geo.n * geo.ho * geo.wo * K;
     const lay = this.runLayout(geo);
     let P: tf.Tensor2D;
-    if (lay) {
+    const frame = lay ? lay.hp * lay.wp * geo.c : 0;
+    const a = lay ? (this.arenaF ??= new HostArena()) : undefined;
+    const offs = lay && a ? a.reserve([geo.n * frame, size, lay.tab.length]) : undefined;
+    if (lay && a && offs) {
       // SIMD run copies out of a padded frame (see im2col.ts runLayout)
-      const a = (this.arenaF ??= new HostArena());
-      const frame = lay.hp * lay.wp * geo.c;
-      const [xo, po, to] = a.reserve([geo.n * frame, size, lay.tab.length]);
+      const [xo, po, to] = offs;
       padInto(x.dataSync() as Float32Array, geo, lay, a.f32, xo!);
       a.i32.set(lay.tab, to!);
       a.k.copyRuns(po! * 4, xo! * 4, to! * 4, lay.tab.length * 4, geo.kw * geo.c * 4, geo.n, frame * 4);
@@ -392,11 +393,12 @@ export class Conv2d implements Module {
       const dP = tf.matMul(B2, tf.reshape(this.weight.value, [K, co]), false, true);
       const size = n * geo.h * geo.w * geo.c;
       const lay = this.runLayout(geo);
-      if (lay) {
+      const frame = lay ? lay.hp * lay.wp * geo.c : 0;
+      const a = lay ? (this.arenaB ??= new HostArena()) : undefined;
+      const offs = lay && a ? a.reserve([n * L * K, n * frame, lay.tab.length]) : undefined;
+      if (lay && a && offs) {
         // SIMD run additions into a zeroed padded frame, then the input-sized part
-        const a = (this.arenaB ??= new HostArena());
-        const frame = lay.hp * lay.wp * geo.c;
-        const [dpo, dxo, to] = a.reserve([n * L * K, n * frame, lay.tab.length]);
+        const [dpo, dxo, to] = offs;
         a.f32.set(dP.dataSync() as Float32Array, dpo!);
         a.f32.fill(0, dxo!, dxo! + n * frame);
         a.i32.set(lay.tab, to!);
@@ -793,11 +795,14 @@ export class MaxPool2d extends Pool2d {
         // dx keeps one spare slot: the backward's sink for outputs without an arg-max
         this.bufs = { arg: new Int32Array(Math.ceil(count * 1.25)), out: new Float32Array(Math.ceil(count * 1.25)), dx: new Float32Array(Math.ceil(inSize * 1.25) + 1) };
       }
-      if (this.fuseRelu && c % 4 === 0 && simdAvailable()) {
-        // WebAssembly SIMD: four channels per compare/select (output and arg-max in the arena)
-        // regions: input copy, output, window codes, dy copy, dx (all reserved now: no growth in backward)
-        const a = (this.arena ??= new HostArena());
-        const [xo, oo, co, dyo, dxo] = a.reserve([inSize, count, count, count, inSize]);
+      const simd = this.fuseRelu && c % 4 === 0 && simdAvailable();
+      const arena = simd ? (this.arena ??= new HostArena()) : undefined;
+      // regions: input copy, output, window codes, dy copy, dx (all reserved now: no growth in backward)
+      const offs = arena?.reserve([inSize, count, count, count, inSize]);
+      if (arena && offs) {
+        // WebAssembly SIMD: four channels per compare/select
+        const a = arena;
+        const [xo, oo, co, dyo, dxo] = offs;
         a.f32.set(x.dataSync() as Float32Array, xo!);
         a.k.maxPoolRelu4(xo! * 4, oo! * 4, co! * 4, n, h, w, c, this.k[0], this.k[1], this.s[0], this.s[1], ho, wo);
         const out = a.f32.subarray(oo!, oo! + count);

@@ -421,6 +421,8 @@ export function simdAvailable(): boolean {
 }
 
 const PAGE = 65536;
+/** wasm32 limit: 65536 pages of 64 KiB = 4 GiB. */
+const MAX_PAGES = 65536;
 
 /** One WebAssembly memory with the kernels bound to it, carved into named regions per step. */
 export class HostArena {
@@ -439,8 +441,10 @@ export class HostArena {
   /**
    * Lays out regions of the given sizes (in 4-byte elements, each 16-byte aligned) and returns
    * their element offsets. Grows the memory when needed, which invalidates all earlier views.
+   * Returns undefined when the memory cannot grow that far (wasm32 tops out at 4 GiB): callers
+   * then take their JS path.
    */
-  reserve(sizes: number[]): number[] {
+  reserve(sizes: number[]): number[] | undefined {
     const offs: number[] = [];
     let end = 0;
     for (const s of sizes) {
@@ -450,8 +454,13 @@ export class HostArena {
     const bytes = end * 4;
     if (bytes > this.memory.buffer.byteLength) {
       // 25% headroom: Poisson batch sizes fluctuate from step to step
-      const want = Math.ceil((bytes * 1.25) / PAGE) - this.memory.buffer.byteLength / PAGE;
-      this.memory.grow(want);
+      const have = this.memory.buffer.byteLength / PAGE;
+      if (Math.ceil(bytes / PAGE) > MAX_PAGES) return undefined;
+      try {
+        this.memory.grow(Math.min(MAX_PAGES, Math.ceil((bytes * 1.25) / PAGE)) - have);
+      } catch {
+        return undefined; // the engine refused the allocation
+      }
       this.f32 = new Float32Array(this.memory.buffer);
       this.i32 = new Int32Array(this.memory.buffer);
     }
