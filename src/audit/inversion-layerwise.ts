@@ -309,7 +309,7 @@ export function readGradient(d: RefCnnDims, p: HostParams, grad: Float64Array[])
       if (!active[k]) continue;
       active[k] = 0;
       // a partial solve separates the right drop (residual → 1e-7) from wrong ones (≥ 1e-3)
-      const hk = solve(400);
+      const hk = solve(250);
       const res = subspaceResidual(hk);
       if (res < bestRes) {
         bestRes = res;
