@@ -28,7 +28,7 @@
  * subspace U are noise, so the "reconstruction" carries no information about the image.
  */
 import { MNIST_MEAN, MNIST_STD } from './refcnn.js';
-import { conv2dBackInput, conv2dForward, hostParams, refCnnDims, reluMaxPool, type HostParams, type RefCnnDims } from './refcnn-host.js';
+import { conv2dBackFilter, conv2dBackInput, conv2dForward, hostParams, refCnnDims, reluMaxPool, type HostParams, type RefCnnDims } from './refcnn-host.js';
 
 export interface LayerwiseOptions {
   /** Adam iterations of the pixel stage per restart (default 1500). */
@@ -41,12 +41,16 @@ export interface LayerwiseOptions {
   tvWeight?: number;
   /** Seed of the random restarts (attack randomness, not DP noise). */
   seed?: number;
+  /** Adam steps of the final exact-gradient-matching refinement (default 600; 0 = off). */
+  refineIterations?: number;
   onProgress?: (iteration: number, loss: number) => void;
 }
 
 export interface LayerwiseResult {
   reconstruction: Float32Array;
   label: number;
+  /** Whether the gradient-matching refinement lowered the gradient mismatch (and was kept). */
+  refined: boolean;
   /** The attack's own objective at the end: relative residual of the pixel stage. */
   matchLoss: number;
   /** Relative residual ‖(I − UUᵀ)·patches(h1)‖ / ‖patches(h1)‖ of the recovered conv2 input. */
@@ -500,13 +504,139 @@ export function invertGradientLayerwise(paramArrays: ArrayLike<number>[], gradAr
     const loss = objective(x, null);
     if (!best || loss < best.loss) best = { x, loss };
   }
+  // Refinement by exact gradient matching: with the activation/pooling pattern of the current x
+  // frozen, the conv-layer gradients are linear in x (δ's come from the known g_a = W_fc1·δ_fc1), so
+  // the mismatch is a smooth quadratic; refresh the pattern every 25 steps. Kept only if it lowers
+  // the gradient mismatch (the attack's own criterion).
+  const refineIterations = opts.refineIterations ?? 600;
+  let final = best!.x;
+  let refined = false;
+  if (refineIterations > 0) {
+    const gm = gradientMismatch(d, p, grad, rd);
+    const before = gm(final, null, null).loss;
+    const x = Float64Array.from(final);
+    m.fill(0);
+    v.fill(0);
+    let pattern = gm.pattern(x);
+    for (let it = 0; it < refineIterations; it++) {
+      if (it % 25 === 0) pattern = gm.pattern(x);
+      g.fill(0);
+      gm(x, g, pattern);
+      const lr = 0.005 * (0.01 + 0.99 * 0.5 * (1 + Math.cos((Math.PI * it) / refineIterations)));
+      const b1 = 1 - 0.9 ** (it + 1);
+      const b2 = 1 - 0.999 ** (it + 1);
+      for (let i = 0; i < N; i++) {
+        m[i] = 0.9 * m[i]! + 0.1 * g[i]!;
+        v[i] = 0.999 * v[i]! + 0.001 * g[i]! * g[i]!;
+        x[i] = Math.min(1, Math.max(0, x[i]! - (lr * (m[i]! / b1)) / (Math.sqrt(v[i]! / b2) + 1e-30)));
+      }
+    }
+    const after = gm(x, null, null).loss;
+    if (after < before) {
+      final = x;
+      refined = true;
+    }
+  }
   return {
-    reconstruction: Float32Array.from(best!.x),
+    reconstruction: Float32Array.from(final),
     label: rd.label,
+    refined,
     matchLoss: best!.loss,
     subspaceResidual: rd.subspaceResidual,
     conv2Rank: rd.conv2Rank,
-    iterations: iterations * restarts,
+    iterations: iterations * restarts + refineIterations,
     seconds: (Date.now() - t0) / 1000,
   };
+}
+
+interface Pattern {
+  arg1: Int32Array;
+  m1: Uint8Array;
+  arg2: Int32Array;
+  m2: Uint8Array;
+}
+
+/**
+ * Relative mismatch between the shared conv-layer gradients (and fc1 input) and those of x, with the
+ * upstream gradient g_a = W_fc1·δ_fc1 taken from the shared gradient. With `pattern` given, the
+ * ReLU masks and pool winners are frozen (the mismatch is then quadratic in x and `g` gets its exact
+ * gradient); with null it uses x's own pattern (the true mismatch, no gradient).
+ */
+function gradientMismatch(d: RefCnnDims, p: HostParams, grad: Float64Array[], rd: GradientReadout) {
+  const [dW1s, , dW2s, , , fcB] = grad as [Float64Array, Float64Array, Float64Array, Float64Array, Float64Array, Float64Array];
+  const ga = new Float64Array(d.flat);
+  for (let i = 0; i < d.flat; i++) {
+    let s = 0;
+    for (let j = 0; j < 32; j++) s += p.f1w[i * 32 + j]! * fcB[j]!;
+    ga[i] = s;
+  }
+  const N = d.H * d.W * d.C;
+  const w1 = 1 / Math.max(n2(dW1s), 1e-300);
+  const w2 = 1 / Math.max(n2(dW2s), 1e-300);
+  const wa = 1 / Math.max(n2(rd.a), 1e-300);
+  const patternOf = (x: Float64Array): Pattern => {
+    const xn = new Float64Array(N);
+    for (let i = 0; i < N; i++) xn[i] = (x[i]! - MNIST_MEAN) / MNIST_STD;
+    const z1 = conv2dForward(xn, d.H, d.W, d.C, p.w1, 8, 16, 2, 3, p.b1).out;
+    const { out: h1, arg: arg1 } = reluMaxPool(z1, d.H1, d.W1, 16);
+    const z2 = conv2dForward(h1, d.P1h, d.P1w, 16, p.w2, 4, 32, 2, 0, p.b2).out;
+    const { arg: arg2 } = reluMaxPool(z2, d.H2, d.W2, 32);
+    return { arg1, m1: Uint8Array.from(z1, (z) => (z > 0 ? 1 : 0)), arg2, m2: Uint8Array.from(z2, (z) => (z > 0 ? 1 : 0)) };
+  };
+  const f = (x: Float64Array, g: Float64Array | null, frozen: Pattern | null): { loss: number } => {
+    const pt = frozen ?? patternOf(x);
+    const xn = new Float64Array(N);
+    for (let i = 0; i < N; i++) xn[i] = (x[i]! - MNIST_MEAN) / MNIST_STD;
+    const z1 = conv2dForward(xn, d.H, d.W, d.C, p.w1, 8, 16, 2, 3, p.b1).out;
+    const h1 = new Float64Array(d.P1h * d.P1w * 16);
+    for (let o = 0; o < h1.length; o++) {
+      const i = pt.arg1[o]!;
+      h1[o] = pt.m1[i] ? z1[i]! : 0;
+    }
+    const z2 = conv2dForward(h1, d.P1h, d.P1w, 16, p.w2, 4, 32, 2, 0, p.b2).out;
+    const d2 = new Float64Array(z2.length);
+    for (let o = 0; o < d.flat; o++) {
+      const i = pt.arg2[o]!;
+      if (pt.m2[i]) d2[i] += ga[o]!;
+    }
+    const dW2 = conv2dBackFilter(h1, d.P1h, d.P1w, 16, d2, d.H2, d.W2, 32, 4, 2, 0);
+    const gh1 = new Float64Array(h1.length);
+    conv2dBackInput(d2, d.H2, d.W2, 32, p.w2, 4, d.P1h, d.P1w, 16, 2, 0, gh1);
+    const d1 = new Float64Array(z1.length);
+    for (let o = 0; o < gh1.length; o++) {
+      const i = pt.arg1[o]!;
+      if (pt.m1[i]) d1[i] += gh1[o]!;
+    }
+    const dW1 = conv2dBackFilter(xn, d.H, d.W, d.C, d1, d.H1, d.W1, 16, 8, 2, 3);
+    const gz2 = g ? new Float64Array(z2.length) : null;
+    let loss = pooledResidual(z2, d.H2, d.W2, 32, rd.a, wa, gz2, null);
+    const G2 = new Float64Array(dW2.length);
+    for (let i = 0; i < dW2.length; i++) {
+      const r = dW2[i]! - dW2s[i]!;
+      loss += w2 * r * r;
+      G2[i] = 2 * w2 * r;
+    }
+    const G1 = new Float64Array(dW1.length);
+    for (let i = 0; i < dW1.length; i++) {
+      const r = dW1[i]! - dW1s[i]!;
+      loss += w1 * r * r;
+      G1[i] = 2 * w1 * r;
+    }
+    if (g) {
+      const gh = new Float64Array(h1.length);
+      conv2dBackInput(gz2!, d.H2, d.W2, 32, p.w2, 4, d.P1h, d.P1w, 16, 2, 0, gh);
+      conv2dBackInput(d2, d.H2, d.W2, 32, G2, 4, d.P1h, d.P1w, 16, 2, 0, gh);
+      const gz1 = new Float64Array(z1.length);
+      for (let o = 0; o < gh.length; o++) {
+        const i = pt.arg1[o]!;
+        if (pt.m1[i]) gz1[i] += gh[o]!;
+      }
+      const gxn = new Float64Array(N);
+      conv2dBackInput(gz1, d.H1, d.W1, 16, p.w1, 8, d.H, d.W, d.C, 2, 3, gxn);
+      conv2dBackInput(d1, d.H1, d.W1, 16, G1, 8, d.H, d.W, d.C, 2, 3, gxn);
+      for (let i = 0; i < N; i++) g[i] += gxn[i]! / MNIST_STD;
+    }
+    return { loss };
+  };
+  return Object.assign(f, { pattern: patternOf });
 }

@@ -31,6 +31,8 @@ export interface InversionOptions {
   method?: 'layerwise' | 'gradient-matching';
   /** Restarts of the optimisation ('layerwise' only; default 2), ranked by the attack's own loss. */
   restarts?: number;
+  /** 'layerwise' only: steps of the final exact-gradient-matching refinement (default 600, 0 = off). */
+  refineIterations?: number;
   /** Adam iterations (default 1500 per restart for 'layerwise', 600 for 'gradient-matching'). */
   iterations?: number;
   /** Adam learning rate (default 0.02 'layerwise', 0.1 'gradient-matching'; cosine-decayed to 1%). */
@@ -100,7 +102,7 @@ export function invertGradient(params: tf.Tensor[], sharedGrad: tf.Tensor[], sha
       params.map((t) => t.dataSync()),
       sharedGrad.map((t) => t.dataSync()),
       shape,
-      { iterations: opts.iterations, restarts: opts.restarts, learningRate: opts.learningRate, tvWeight: opts.tvWeight, seed: opts.seed, onProgress: opts.onProgress },
+      { iterations: opts.iterations, restarts: opts.restarts, refineIterations: opts.refineIterations, learningRate: opts.learningRate, tvWeight: opts.tvWeight, seed: opts.seed, onProgress: opts.onProgress },
     );
     return { reconstruction: r.reconstruction, label: r.label, matchLoss: r.matchLoss, method, subspaceResidual: r.subspaceResidual, iterations: r.iterations, seconds: r.seconds };
   }
