@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { seededRandom } from '../src/privacy/index.js';
-import { assignShards, kthLargestAbs, noisyAggregate, voteSums, addTeacherVotes, topAgg } from '../src/generate/index.js';
+import { assignShards, kthLargestAbs, noisyAggregate, voteSums, addTeacherVotes, topAgg, smoothImages } from '../src/generate/index.js';
 
 test('shards: disjoint, equal size m = floor(n/N), remainder dropped, independent of record contents', () => {
   const n = 60001;
@@ -163,4 +163,29 @@ test('noisy aggregate: Gaussian noise of std σ, threshold βN, and the no-thres
   assert.notDeepEqual(b1.direction, b2.direction);
   assert.throws(() => topAgg(new Float32Array(10), 1, 1, 10, { k: 0, sigma: 1, clip: 0, stochastic: true, beta: 0, alpha: 1 }, rng), /k must be/);
   assert.throws(() => topAgg(new Float32Array(9), 1, 1, 10, { k: 2, sigma: 1, clip: 0, stochastic: true, beta: 0, alpha: 1 }, rng), /expected 1×1×10/);
+});
+
+test('direction smoothing (post-processing): keeps a smooth field, cuts i.i.d. per-pixel noise', () => {
+  const h = 28;
+  const w = 28;
+  // A constant field stays constant away from the border (weights sum to 1).
+  const flat = new Float32Array(h * w).fill(2);
+  const sf = smoothImages(flat, 1, h, w, 1);
+  for (let y = 3; y < h - 3; y++) for (let x = 3; x < w - 3; x++) assert.ok(Math.abs(sf[y * w + x]! - 2) < 1e-5);
+  // Unit Gaussian noise: a 1-pixel Gaussian blur leaves std ≈ 1/(2√π·1) ≈ 0.28.
+  const n = 20;
+  const noise = new Float32Array(n * h * w);
+  seededRandom(11).normal(noise, 1);
+  const sn = smoothImages(noise, n, h, w, 1);
+  let ss = 0;
+  let cnt = 0;
+  for (let m = 0; m < n; m++) for (let y = 3; y < h - 3; y++) for (let x = 3; x < w - 3; x++) { ss += sn[m * h * w + y * w + x]! ** 2; cnt++; }
+  const std = Math.sqrt(ss / cnt);
+  assert.ok(std > 0.24 && std < 0.32, `smoothed noise std ${std}`);
+  // Images are smoothed independently: a spike in image 1 leaves image 0 untouched.
+  const two = new Float32Array(2 * h * w);
+  two[h * w + 14 * w + 14] = 1;
+  const st = smoothImages(two, 2, h, w, 1);
+  for (let t = 0; t < h * w; t++) assert.equal(st[t], 0);
+  assert.throws(() => smoothImages(new Float32Array(5), 1, h, w, 1), /expected/);
 });

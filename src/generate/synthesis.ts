@@ -78,6 +78,7 @@ export function votingGanOptions(h: SynthesisHyper, maxSteps: number, maxMinutes
     generator: { arch: h.generatorArch, zDim: h.zDim, fc: h.generatorFc, channels: h.generatorChannels, hidden: h.generatorHidden, labelGain: h.generatorLabelGain, outputBias: h.generatorOutputBias },
     batchSize: h.batchSize,
     queryBatch: h.queryBatch,
+    smoothDirection: h.smoothDirection,
     generatorLr: h.generatorLr,
     generatorBeta1: h.generatorBeta1 ?? h.beta1,
     dStep: h.dStep,
