@@ -603,9 +603,7 @@ defineKernel('MaxPoolGrad', ({ inputs, attrs, backend }) => {
   if (bad) return bad;
   if (anyEmpty([dy, input])) return JS_FAST;
   const n = sizeOf(input.shape);
-  // ~25 elementwise passes: enough work per call for a second thread to pay off (6.2 vs 10.4 ms
-  // for the reference CNN's first pool at batch 240).
-  return runOnTensors(backend, `MaxPoolGrad|${spatialKey(ci)}`, (g) => buildMaxPoolGrad(g, ci), [input, output, dy], ['float32'], n < 65536, [input.shape])[0];
+  return runOnTensors(backend, `MaxPoolGrad|${spatialKey(ci)}`, (g) => buildMaxPoolGrad(g, ci), [input, output, dy], ['float32'], n < tuning.maxPoolGradSingleThreadElems, [input.shape])[0];
 });
 
 // AvgPoolGrad: the tfjs CPU kernel spreads dy[o] / (fh*fw) over each window (a constant divisor,
