@@ -37,6 +37,36 @@ function requireCache<T>(v: T | undefined, layer: string): T {
   return v;
 }
 
+/** Backends whose tensors live in host memory: reading them (dataSync) is free. */
+function hostBackend(): boolean {
+  const b = tf.getBackend();
+  return b === 'ort' || b === 'cpu';
+}
+
+/**
+ * Per-sample Σ a⊙b over each of the n rows of a (and b, same shape), or Σ a² without b.
+ * On host backends a plain loop over the tensors' own buffers (float64 accumulation): the
+ * elementwise product would be one more short-lived full-size native output, and such
+ * allocations drive V8's external-memory-pressure GCs; elsewhere the tfjs ops.
+ */
+function rowDots(a: tf.Tensor, n: number, b?: tf.Tensor): tf.Tensor1D {
+  if (!hostBackend() || a.dtype !== 'float32') {
+    const p = b ? tf.mul(a, b) : tf.square(a);
+    return tf.sum(tf.reshape(p, [n, -1]), 1) as tf.Tensor1D;
+  }
+  const x = a.dataSync() as Float32Array;
+  const y = b ? (b.dataSync() as Float32Array) : x;
+  const m = n ? x.length / n : 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    const o = i * m;
+    for (let j = 0; j < m; j++) s += x[o + j]! * y[o + j]!;
+    out[i] = s;
+  }
+  return tf.tensor1d(out);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Dense
 
@@ -91,8 +121,8 @@ export class Dense implements Module {
         params,
         // ghost norm: ||a_i b_iᵀ||² = ||a_i||²·||b_i||²
         sqNorms: () => {
-          const bb = tf.sum(tf.square(B), 1) as tf.Tensor1D;
-          const r = [tf.mul(tf.sum(tf.square(A), 1), bb) as tf.Tensor1D];
+          const bb = rowDots(B, n);
+          const r = [tf.mul(rowDots(A, n), bb) as tf.Tensor1D];
           if (this.bias) r.push(bb);
           return r;
         },
@@ -434,9 +464,9 @@ export class Conv2d implements Module {
     tape.push({
       params: this.parameters(),
       sqNorms: () => {
-        const wn = ghost && !Gt ? (tf.sum(tf.mul(tf.matMul(P, P, false, true), tf.matMul(B, B, false, true)), [1, 2]) as tf.Tensor1D) : (tf.sum(tf.square(perSampleWt()), [1, 2]) as tf.Tensor1D);
+        const wn = ghost && !Gt ? rowDots(tf.matMul(P, P, false, true), n, tf.matMul(B, B, false, true)) : rowDots(perSampleWt(), n);
         const r = [wn];
-        if (this.bias) r.push(tf.sum(tf.square(perSampleB()), 1) as tf.Tensor1D);
+        if (this.bias) r.push(rowDots(perSampleB(), n));
         return r;
       },
       weightedSum: (wt) => {
