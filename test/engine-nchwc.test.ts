@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { engineTuning, initEngine } from '../src/engine/index.js';
+import { engineStats, engineTuning, initEngine } from '../src/engine/index.js';
 import { nchwcBlockSize, nchwcCounters } from '../src/engine/kernels/conv.js';
 import { compareBackends, rnd } from './engine-helpers.js';
 
@@ -138,4 +138,21 @@ test('NCHWc filter gradient (batch as padded input channels) matches the CPU bac
     for (let i = 0; i < plain.length; i++) assert.ok(Math.abs(fast[i] - plain[i]) <= 1e-4 * scale, `${c.name}[${i}]: ${fast[i]} vs ${plain[i]}`);
   }
   assert.equal(nchwcCounters.rejected, 0);
+});
+
+test('NCHWc filter gradient: one session serves every batch size (pad fed per call)', async () => {
+  if (nchwcBlockSize() === null) return;
+  const grad = (n: number) => () =>
+    tf.grad((w: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(rnd([n, 9, 9, 16], 1) as tf.Tensor4D, w as tf.Tensor4D, 2, 'valid'), rnd([n, 4, 4, 8], 3))))(rnd([3, 3, 16, 8], 2));
+  await compareBackends('nchwc dW batch 3', grad(3));
+  const sessions = engineStats().sessions;
+  for (const n of [5, 17, 40]) {
+    const r = await compareBackends(`nchwc dW batch ${n}`, grad(n));
+    assert.deepEqual(r.fallbacks, {});
+  }
+  assert.equal(engineStats().sessions, sessions, 'no new sessions for other batch sizes');
+  // A whole number of blocks (16) uses one more session, without the Pad copies.
+  await compareBackends('nchwc dW batch 16', grad(16));
+  await compareBackends('nchwc dW batch 32', grad(32));
+  assert.ok(engineStats().sessions <= sessions + 1);
 });

@@ -7,9 +7,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import { defineKernel, JS_FAST, type KernelArgs, type KernelResult } from '../backend.js';
 import { attr, GraphBuilder as GraphBuilderCtor, sizeOf, type GraphBuilder } from '../graph.js';
-import { anyEmpty, runOnTensors, tuning } from './common.js';
+import { anyEmpty, inputsOf, runOnTensors, tuning } from './common.js';
 import { applyActivation, SUPPORTED_ACTIVATIONS } from './math.js';
-import { runGraph } from '../ort-runtime.js';
+import { runGraph, type OrtIn } from '../ort-runtime.js';
+
+function i64(values: readonly number[]): OrtIn {
+  return { type: 'int64', data: BigInt64Array.from(values, (v) => BigInt(v)), dims: [values.length] };
+}
 
 type ConvInfo = tf.backend_util.Conv2DInfo;
 type PadAttr = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
@@ -406,11 +410,25 @@ function convBackpropFilter(depthwise: boolean) {
     const b = !depthwise && nhwc && ci.dilationHeight === 1 && ci.dilationWidth === 1 && ci.inChannels >= 8 && tuning.nchwcConv ? nchwcBlockSize() : null;
     if (b !== null && !nchwcFailed.has(key)) {
       // The batch is the conv's input-channel axis here: zero images pad it to whole blocks
-      // (they add nothing); one session per remainder of the batch size.
+      // (they add nothing). The pad amount is fed per call, so one session serves every batch
+      // size (Poisson sampling changes it every step).
       const padN = (b - (x.shape[0] % b)) % b;
+      const op = Math.ceil(ci.outChannels / b) * b;
       try {
         nchwcCounters.Conv2DBackpropFilter++;
-        return runOnTensors(backend, `${key}|nchwc|${padN}`, (g) => buildBackpropFilterNchwc(g, ci, b, padN), [x, dy], ['float32'], singleThread, [filterShape])[0];
+        // Whole blocks already (e.g. batch 256): a session without the Pad copies.
+        const padded = padN > 0 || op !== ci.outChannels;
+        const [out] = runGraph(
+          `${key}|nchwc|${padded ? 'pad' : 'nopad'}`,
+          () => {
+            const g = new GraphBuilderCtor();
+            buildBackpropFilterNchwc(g, ci, b, padded);
+            return g.build();
+          },
+          [...inputsOf(backend, [x, dy]), ...(padded ? [i64([0, 0, 0, 0, padN, 0, 0, 0]), i64([0, 0, 0, 0, padN, 0, 0, op - ci.outChannels])] : [])],
+          singleThread,
+        );
+        return backend.makeTensorInfo(filterShape, 'float32', out.data as tf.backend_util.BackendValues);
       } catch {
         nchwcFailed.add(key);
         nchwcCounters.Conv2DBackpropFilter--;
@@ -449,13 +467,14 @@ function convBackpropFilter(depthwise: boolean) {
 // The same filter gradient on the NCHWc kernels: the conv's "batch" is the input channel C, its
 // input channels are the (padded) batch N, and dy is the weight, reordered straight from NHWC
 // [N, Ho, Wo, O] to the blocked filter format [Ob, Nb, Ho, Wo, n, o] by one transpose.
-function buildBackpropFilterNchwc(g: GraphBuilder, ci: ConvInfo, b: number, padN: number): void {
+function buildBackpropFilterNchwc(g: GraphBuilder, ci: ConvInfo, b: number, padded: boolean): void {
   const { outChannels: o, outHeight: ho, outWidth: wo, filterHeight: kh, filterWidth: kw } = ci;
   const ix = g.input('float32', inDims(ci, true));
   const idy = g.input('float32', outDims(ci, true));
   const op = Math.ceil(o / b) * b;
-  const xp = padN > 0 ? g.op('Pad', [ix, g.constI64([0, 0, 0, 0, padN, 0, 0, 0])]) : ix;
-  const dyp = padN > 0 || op !== o ? g.op('Pad', [idy, g.constI64([0, 0, 0, 0, padN, 0, 0, op - o])]) : idy;
+  // Pads (fed per call): the batch to whole blocks for x and dy, dy's channels to whole blocks.
+  const xp = padded ? g.op('Pad', [ix, g.input('int64', [8])]) : ix;
+  const dyp = padded ? g.op('Pad', [idy, g.input('int64', [8])]) : idy;
   // x as NCHW images of the conv: [C, Np, H, W] -> NCHWc.
   const xs = g.op('ReorderInput', [g.transpose(xp, [3, 0, 1, 2])], {}, NCHWC);
   const dy6 = g.op('Reshape', [dyp, g.constI64([-1, b, ho, wo, op / b, b])]); // [Nb, n, Ho, Wo, Ob, o]
