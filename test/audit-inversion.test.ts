@@ -155,7 +155,7 @@ test('gradient-matching baseline runs and lowers its own loss', () => {
   assert.throws(() => runInversion(params, mnist, { index: 10 ** 7 }), RangeError);
 });
 
-test('issue target over ten MNIST test digits (DPLENS_LONG=1): exact ≥ 20 dB each, DP σ = 1 ≤ 12 dB median', { skip: process.env.DPLENS_LONG !== '1' }, (t) => {
+test('issue target over ten MNIST test digits (DPLENS_LONG=1): exact ≥ 20 dB each, DP σ = 1 ≤ 12 dB each', { skip: process.env.DPLENS_LONG !== '1' }, (t) => {
   const mnist = loadMnist();
   const params = initRefCnn(1);
   const exact: InversionRun[] = [];
@@ -171,7 +171,7 @@ test('issue target over ten MNIST test digits (DPLENS_LONG=1): exact ≥ 20 dB e
   };
   t.diagnostic(`median PSNR exact ${median(exact.map((r) => r.psnr)).toFixed(2)} dB, DP ${median(dp.map((r) => r.psnr)).toFixed(2)} dB`);
   for (const r of exact) assert.ok(r.psnr >= 20, `exact #${r.index}: ${r.psnr} dB`);
-  assert.ok(median(dp.map((r) => r.psnr)) <= 12);
+  for (const r of dp) assert.ok(r.psnr <= 12, `DP #${r.index}: ${r.psnr} dB`);
   // a DP "reconstruction" carries no information: no structure, and no closer than a flat image
   for (const r of dp) {
     assert.ok(r.ssim < 0.1, `DP #${r.index}: SSIM ${r.ssim}`);
