@@ -141,7 +141,7 @@ test('run folder: model.json holds the EMA weights, train-state keeps momentum/l
   assert.equal(st.optimizer, 'sgd');
   assert.deepEqual([...new Set(st.tensors.map((e: { slot: string }) => e.slot))].sort(), ['ema', 'live', 'velocity']);
   const bin = new Float32Array(new Uint8Array(readFileSync(join(dir, 'train-state.bin'))).buffer);
-  const slot = (name: string) => st.tensors.filter((e: { slot: string }) => e.slot === name).flatMap((e: { offset: number; length: number }) => Array.from(bin.subarray(e.offset, e.offset + e.length)));
+  const slot = (name: string): number[] => st.tensors.filter((e: { slot: string }) => e.slot === name).flatMap((e: { offset: number; length: number }) => Array.from(bin.subarray(e.offset, e.offset + e.length)));
   const saved = loadModel(dir).model.parameters().flatMap((p) => Array.from(p.value.dataSync()));
   assert.deepEqual(saved, slot('ema'), 'model.json = the evaluated EMA weights');
   assert.ok(relErr(slot('live'), slot('ema')) > 1e-4, 'live weights differ from the average');
