@@ -45,7 +45,7 @@ test('dplens train rejects bad input with exit 2 and a one-line message', async 
     [[...base, '--noise', '1', '--delta', '1'], /--delta must be in \(0, 1\)/],
     [[...base, '--noise', '1', '--privatizer', 'laplace'], /--privatizer must be one of gaussian\|topagg/],
     [[...base, '--noise', '1', '--accountant', 'moments'], /--accountant must be one of rdp\|pld/],
-    [[...base, '--noise', '1', '--model', 'resnet'], /--model must be one of cnn\|mlp/],
+    [[...base, '--noise', '1', '--model', 'resnet'], /--model must be one of cnn\|.*mlp, got "resnet"/],
     [[...base, '--noise', '1', '--clip', '0'], /--clip must be > 0/],
     [[...base, '--noise', '1', '--target-epsilon', '0'], /--target-epsilon must be > 0/],
     [['train', '--data', '/no/such/place', '--noise', '1', '--json'], /no\/such\/place/],
