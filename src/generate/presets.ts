@@ -12,6 +12,10 @@ export interface SynthesisHyper {
   /** Linear class units in the teacher (logit += x·v[y]) — see TeacherConfig.classLinear. */
   teacherClassLinear: boolean;
   teacherLr: number;
+  /** 'neural' (trained MLP teachers, default) or 'kernel' (non-parametric, DataLens only; kernel-teachers.ts). */
+  teacherKind?: 'neural' | 'kernel';
+  /** Kernel teachers' bandwidth (Infinity/undefined = equal weights). */
+  kernelBandwidth?: number;
   /** Teacher optimiser (TeacherConfig.optimizer; default adam). */
   teacherOptimizer?: 'adam' | 'sgd';
   batchSize: number;

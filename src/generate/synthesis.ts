@@ -79,6 +79,8 @@ export function votingGanOptions(h: SynthesisHyper, maxSteps: number, maxMinutes
     batchSize: h.batchSize,
     queryBatch: h.queryBatch,
     smoothDirection: h.smoothDirection,
+    teacherKind: h.teacherKind,
+    kernelBandwidth: h.kernelBandwidth,
     generatorLr: h.generatorLr,
     generatorBeta1: h.generatorBeta1 ?? h.beta1,
     dStep: h.dStep,

@@ -10,8 +10,9 @@ import { join } from 'node:path';
 import { DpEvents, type DpEvent } from '../privacy/index.js';
 import { ConditionalGenerator, type GeneratorConfig } from './generator.js';
 import { TeacherEnsemble, type TeacherConfig } from './teachers.js';
+import { KernelTeacherEnsemble } from './kernel-teachers.js';
 import { assignShards, PUBLIC_SHARD_SEED } from './shards.js';
-import { topAgg, validateTopAggParams, type TopAggParams } from './topagg.js';
+import { noisyAggregate, topAgg, validateTopAggParams, type TopAggParams } from './topagg.js';
 import { argmaxStep, backProject, drawProjections, histograms, thresholdStep, validateGpateParams, type GpateParams } from './gpate-agg.js';
 import type { DpGenerator, FitResult, GeneratorContext, GeneratorProgress, SampleSet, StopReason } from './types.js';
 
@@ -39,6 +40,13 @@ export interface VotingGanOptions {
   /** Teacher steps per generator step, and in the first epoch. */
   dStep: number;
   pretrainSteps: number;
+  /**
+   * 'neural' (default): the trained MLP teachers of the spec. 'kernel': non-parametric kernel
+   * teachers (kernel-teachers.ts; DataLens only) that need no training.
+   */
+  teacherKind?: 'neural' | 'kernel';
+  /** Kernel teachers' bandwidth h (Infinity = equal weights over a teacher's class-y records). */
+  kernelBandwidth?: number;
   /** Caps (the budget normally stops first). */
   maxSteps: number;
   maxMinutes: number;
@@ -122,6 +130,7 @@ export abstract class VotingGan implements DpGenerator {
   readonly dim: number;
   readonly numClasses: number;
   protected teachers?: TeacherEnsemble;
+  protected kernelTeachers?: KernelTeacherEnsemble;
   protected stepsDone = 0;
   private readonly genOpt: tf.Optimizer;
 
@@ -162,6 +171,11 @@ export abstract class VotingGan implements DpGenerator {
    */
   protected abstract aggregate(grads: Float32Array): { direction: Float32Array; nonZero: number };
 
+  /** The private aggregate from kernel teachers' votes on queries x [B, d] (DataLens only). */
+  protected aggregateKernel(_x: Float32Array, _y: Int32Array): { direction: Float32Array; nonZero: number } {
+    throw new RangeError(`${this.method}: kernel teachers are only implemented for DataLens`);
+  }
+
   protected record(event: DpEvent, meta: Record<string, unknown>): void {
     this.ctx.ledger.record({ event, method: this.method, datasetFingerprint: this.ctx.data.fingerprint, meta: { step: this.stepsDone + 1, ...meta } });
   }
@@ -187,17 +201,22 @@ export abstract class VotingGan implements DpGenerator {
     const t0 = Date.now();
     const B = this.B;
     const C = this.numClasses;
-    if (!this.teachers) {
+    const kernel = this.opts.teacherKind === 'kernel';
+    if (kernel && !this.kernelTeachers) {
+      const shards = assignShards(data.train.count, this.numTeachers, PUBLIC_SHARD_SEED);
+      this.kernelTeachers = new KernelTeacherEnsemble({ numTeachers: this.numTeachers, bandwidth: this.opts.kernelBandwidth ?? Number.POSITIVE_INFINITY }, data, shards);
+    } else if (!kernel && !this.teachers) {
       const shards = assignShards(data.train.count, this.numTeachers, PUBLIC_SHARD_SEED);
       this.teachers = new TeacherEnsemble({ ...this.opts.teachers, batchSize: this.teacherBatch }, data, shards, rng.nextUint32());
     }
     const teachers = this.teachers;
+    const itersPerEpoch = teachers?.itersPerEpoch ?? 1;
     const event = this.stepEvent();
     let stoppedBy: StopReason = 'max-steps';
     let epoch = 0;
     let teacherSteps = 0;
     outer: for (;;) {
-      for (let it = 0; it < teachers.itersPerEpoch; it++) {
+      for (let it = 0; it < itersPerEpoch; it++) {
         if (this.stepsDone >= this.opts.maxSteps) {
           stoppedBy = 'max-steps';
           break outer;
@@ -216,12 +235,15 @@ export abstract class VotingGan implements DpGenerator {
           break outer;
         }
         const zTeach = latent(rng, this.teacherBatch, this.opts.generator.zDim);
-        // 1. Teachers: own shards vs. fakes conditioned on their own batch labels.
+        // 1. Teachers: own shards vs. fakes conditioned on their own batch labels (kernel
+        //    teachers are non-parametric: nothing to train).
         const ta = Date.now();
-        const nD = teacherSteps === 0 && this.opts.pretrainSteps > 0 ? this.opts.pretrainSteps : this.opts.dStep;
-        const fakes = teachers.fakeBatch(it, this.fakeTable(zTeach));
-        for (let s = 0; s < nD; s++) teachers.trainStep(it, fakes);
-        teacherSteps++;
+        if (teachers) {
+          const nD = teacherSteps === 0 && this.opts.pretrainSteps > 0 ? this.opts.pretrainSteps : this.opts.dStep;
+          const fakes = teachers.fakeBatch(it, this.fakeTable(zTeach));
+          for (let s = 0; s < nD; s++) teachers.trainStep(it, fakes);
+          teacherSteps++;
+        }
         // 2. Votes on a fresh generated batch with uniform labels (P8).
         const tb = Date.now();
         // The reference reuses the teachers' z for the generator step; with a different query
@@ -230,9 +252,14 @@ export abstract class VotingGan implements DpGenerator {
         const yLab = uniformLabels(rng, B, C);
         const y = tf.oneHot(tf.tensor1d(yLab, 'int32'), C) as tf.Tensor2D;
         const x = this.generator.apply(z, y);
-        const grads = teachers.imageGradients(x.dataSync() as Float32Array, yLab);
-        const agg = this.aggregate(grads);
-        grads.fill(0);
+        let agg: { direction: Float32Array; nonZero: number };
+        if (teachers) {
+          const grads = teachers.imageGradients(x.dataSync() as Float32Array, yLab);
+          agg = this.aggregate(grads);
+          grads.fill(0);
+        } else {
+          agg = this.aggregateKernel(x.dataSync() as Float32Array, yLab);
+        }
         // 3. Generator regression onto x̂ = x + aggregate (a function of the noised release only).
         const tc = Date.now();
         const direction = this.opts.smoothDirection ? smoothImages(agg.direction, B, this.ctx.data.height, this.ctx.data.width, this.opts.smoothDirection) : agg.direction;
@@ -310,6 +337,8 @@ export abstract class VotingGan implements DpGenerator {
   dispose(): void {
     this.teachers?.dispose();
     this.teachers = undefined;
+    this.kernelTeachers?.dispose();
+    this.kernelTeachers = undefined;
     this.generator.dispose();
     this.genOpt.dispose();
   }
@@ -337,6 +366,16 @@ export class DataLens extends VotingGan {
     const r = topAgg(g, this.numTeachers, this.B, this.dim, this.topagg, this.ctx.random);
     return { direction: r.direction, nonZero: r.nonZeroFraction };
   }
+
+  protected override aggregateKernel(x: Float32Array, y: Int32Array): { direction: Float32Array; nonZero: number } {
+    const kt = this.kernelTeachers!;
+    // Recorded before the votes are even counted, exactly like the neural path.
+    this.record(this.stepEvent(), { queries: this.B, k: this.topagg.k, sigma: this.topagg.sigma, beta: this.topagg.beta, teachers: 'kernel' });
+    const votes = kt.voteSums(x, y, this.topagg, this.ctx.random);
+    const r = noisyAggregate(votes, this.numTeachers, this.B, this.dim, this.topagg, this.ctx.random);
+    votes.fill(0);
+    return { direction: r.direction, nonZero: r.nonZeroFraction };
+  }
 }
 
 /** G-PATE: random projection + Confident-GNMax per projected coordinate (spec §6). */
@@ -348,6 +387,7 @@ export class Gpate extends VotingGan {
     readonly params: GpateParams,
   ) {
     super(ctx, opts);
+    if (opts.teacherKind === 'kernel') throw new RangeError('G-PATE: kernel teachers are implemented for DataLens only');
     validateGpateParams(params);
   }
 

@@ -35,6 +35,8 @@ const command: Command = {
     'generator-lr': { type: 'string', help: 'generator Adam learning rate (default 1e-3)' },
     'label-gain': { type: 'string', help: 'gain on the generator label inputs (preset: 10)' },
     teachers: { type: 'string', help: 'number of teachers N (preset: 4000; G-PATE eps10: 2000)' },
+    'teacher-kind': { type: 'string', help: 'DataLens teachers: neural (trained MLPs, the paper) or kernel (non-parametric kernel-density teachers, no training; see src/generate/README.md) (default: preset)' },
+    'kernel-bandwidth': { type: 'string', help: 'kernel teachers: bandwidth h in [0,1]-pixel L2 units (default: infinite, i.e. equal weights)' },
     'teacher-hidden': { type: 'string', help: 'hidden units per teacher MLP (default 16)' },
     topk: { type: 'string', help: 'DataLens: votes per teacher k' },
     sigma: { type: 'string', help: 'DataLens: Gaussian noise std on the vote sum' },
@@ -75,9 +77,12 @@ const command: Command = {
     if (preset !== undefined && !PRESETS[method][preset]) throw new UsageError(`--preset must be one of ${Object.keys(PRESETS[method]).join('|')}, got "${preset}"`);
     const seedStr = getString(args, 'seed');
     const seed = seedStr === undefined ? undefined : getInteger(args, 'seed', undefined, 0);
+    if (method === 'gpate' && getString(args, 'teacher-kind') === 'kernel') throw new UsageError('--teacher-kind kernel is implemented for --method datalens only');
     const hyper: Partial<SynthesisHyper> = {
       teachers: getInteger(args, 'teachers', undefined, 1),
       teacherHidden: getInteger(args, 'teacher-hidden', undefined, 1),
+      teacherKind: args.flags.has('teacher-kind') ? getChoice(args, 'teacher-kind', ['neural', 'kernel'] as const, 'neural') : undefined,
+      kernelBandwidth: getNumber(args, 'kernel-bandwidth', undefined, positive),
       topk: getInteger(args, 'topk', undefined, 1),
       sigma: getNumber(args, 'sigma', undefined, positive),
       beta: getNumber(args, 'beta', undefined, unitClosed),

@@ -1,0 +1,162 @@
+/**
+ * Kernel teachers: non-parametric discriminators for DataLens (a dplens variant, not in the paper).
+ *
+ * Teacher i holds its disjoint shard S_i (same stable public rule as the neural teachers, P1/P2) and
+ * scores a query (x, y) by the log kernel density of its own class-y records,
+ *
+ *     D_i(x, y) = log Σ_{r ∈ S_i, label(r) = y} exp(−‖x − r‖² / 2h²),
+ *
+ * the ideal discriminator's log-density term restricted to the teacher's data. Its image gradient is
+ * the mean-shift vector ∇ₓD_i = Σ_r w_r (r − x) / h² with w = softmax over those records — the
+ * direction "towards my class-y data" that a trained neural teacher only approximates after many
+ * steps on 15 records. h = ∞ weights a teacher's records equally (its class mean minus x); with one
+ * record per teacher (N = n) every bandwidth gives the same direction. A teacher without class-y
+ * records abstains (votes 0 everywhere).
+ *
+ * Why it helps: the vote sum's signal grows with the number of agreeing teachers while the noise σ is
+ * fixed by (ε, k, queries). A trained 15-record MLP teacher votes almost at random on most pixels;
+ * a kernel teacher's vote expectation is (r − x)/b_i, large wherever the real class differs from x.
+ * No teacher training is needed, so one generator step costs milliseconds of teacher time.
+ *
+ * Privacy is exactly TopAgg's: each teacher's vote vector (top-k, stochastic sign, bound b_i from its
+ * own gradient only, P5) has ≤ k entries of ±1 and depends on its own shard only; abstaining is a
+ * vote of 0, still within the bound. Replacing one record changes one shard, so the summed votes move
+ * by ≤ 2√k in L2 and the run is charged DpEvents.topAgg per query like the neural variant.
+ * The vote sums are private intermediates: they go straight to the noise step (P9).
+ */
+import type { ImageDataset } from '../data/types.js';
+import type { RandomSource } from '../privacy/index.js';
+import type { ShardAssignment } from './shards.js';
+import { addTeacherVotes, type TopAggParams } from './topagg.js';
+
+export interface KernelTeacherConfig {
+  numTeachers: number;
+  /** Kernel bandwidth h (L2 distance in [0,1] pixel units); Infinity = equal weights. */
+  bandwidth: number;
+}
+
+export class KernelTeacherEnsemble {
+  readonly numTeachers: number;
+  readonly dim: number;
+  readonly numClasses: number;
+  readonly bandwidth: number;
+  /** Shard pixels (0..255), record-major in shard order [N·m, d]. Private. */
+  private readonly pixels: Uint8Array;
+  /** For class c: the teachers holding at least one class-c record (ascending). */
+  private readonly voters: Int32Array[];
+  /** For class c and voter slot v: rows [start[v], start[v+1]) of `rowsByClass[c]` are that teacher's class-c records. */
+  private readonly voterStart: Int32Array[];
+  private readonly rowsByClass: Int32Array[];
+
+  constructor(config: KernelTeacherConfig, data: ImageDataset, shards: ShardAssignment) {
+    const N = config.numTeachers;
+    if (shards.numTeachers !== N) throw new RangeError(`KernelTeacherEnsemble: shard assignment is for ${shards.numTeachers} teachers, config says ${N}`);
+    if (!(config.bandwidth > 0)) throw new RangeError(`kernel teachers: bandwidth must be > 0 (Infinity = equal weights), got ${config.bandwidth}`);
+    this.numTeachers = N;
+    this.dim = data.height * data.width * data.channels;
+    this.numClasses = data.numClasses;
+    this.bandwidth = config.bandwidth;
+    const d = this.dim;
+    const m = shards.shardSize;
+    const C = this.numClasses;
+    this.pixels = new Uint8Array(N * m * d);
+    const rows: number[][] = Array.from({ length: C }, () => []);
+    const voters: number[][] = Array.from({ length: C }, () => []);
+    const starts: number[][] = Array.from({ length: C }, () => []);
+    for (let i = 0; i < N; i++) {
+      const mine: number[][] = Array.from({ length: C }, () => []);
+      for (let r = 0; r < m; r++) {
+        const row = i * m + r;
+        const rec = shards.members[row]!;
+        this.pixels.set(data.train.images.subarray(rec * d, rec * d + d), row * d);
+        const y = data.train.labels[rec]!;
+        mine[y]!.push(row);
+      }
+      for (let c = 0; c < C; c++) {
+        if (mine[c]!.length === 0) continue;
+        voters[c]!.push(i);
+        starts[c]!.push(rows[c]!.length);
+        rows[c]!.push(...mine[c]!);
+      }
+    }
+    this.voters = voters.map((v) => Int32Array.from(v));
+    this.voterStart = starts.map((s, c) => Int32Array.from([...s, rows[c]!.length]));
+    this.rowsByClass = rows.map((r) => Int32Array.from(r));
+  }
+
+  /**
+   * Un-noised TopAgg vote sums [B, d] for queries x ([B, d], pixels in [0,1]) with labels y.
+   * Private intermediate: hand it to noisyAggregate and drop it.
+   */
+  voteSums(x: Float32Array, y: Int32Array, p: Pick<TopAggParams, 'k' | 'clip' | 'stochastic'>, rng: RandomSource): Int32Array {
+    const d = this.dim;
+    const B = y.length;
+    if (x.length !== B * d) throw new RangeError(`kernel teachers: expected ${B}×${d} query pixels, got ${x.length}`);
+    const acc = new Int32Array(B * d);
+    const g = new Float32Array(d);
+    const scratch = new Float32Array(d);
+    const picked = new Int32Array(p.k);
+    const h2 = this.bandwidth * this.bandwidth;
+    const inf = !Number.isFinite(this.bandwidth);
+    const CHUNK = 512;
+    const uniforms = new Float64Array(CHUNK * p.k);
+    const logw: number[] = [];
+    for (let j = 0; j < B; j++) {
+      const c = y[j]!;
+      if (!Number.isInteger(c) || c < 0 || c >= this.numClasses) throw new RangeError(`kernel teachers: label ${c} out of range`);
+      const q = x.subarray(j * d, j * d + d);
+      const voters = this.voters[c]!;
+      const start = this.voterStart[c]!;
+      const rows = this.rowsByClass[c]!;
+      for (let v0 = 0; v0 < voters.length; v0 += CHUNK) {
+        const nv = Math.min(CHUNK, voters.length - v0);
+        if (p.stochastic) rng.uniform(uniforms.subarray(0, nv * p.k));
+        for (let v = v0; v < v0 + nv; v++) {
+          const a = start[v]!;
+          const b = start[v + 1]!;
+          g.fill(0);
+          if (b - a === 1 || inf) {
+            const wgt = 1 / (b - a);
+            for (let s = a; s < b; s++) {
+              const o = rows[s]! * d;
+              for (let t = 0; t < d; t++) g[t]! += wgt * (this.pixels[o + t]! / 255 - q[t]!);
+            }
+          } else {
+            // Softmax weights over this teacher's class-c records (its own data only).
+            logw.length = 0;
+            let mx = -Infinity;
+            for (let s = a; s < b; s++) {
+              const o = rows[s]! * d;
+              let dist = 0;
+              for (let t = 0; t < d; t++) {
+                const u = this.pixels[o + t]! / 255 - q[t]!;
+                dist += u * u;
+              }
+              const lw = -dist / (2 * h2);
+              logw.push(lw);
+              if (lw > mx) mx = lw;
+            }
+            let tot = 0;
+            for (let s = 0; s < logw.length; s++) tot += logw[s] = Math.exp(logw[s]! - mx);
+            for (let s = a; s < b; s++) {
+              const o = rows[s]! * d;
+              const wgt = logw[s - a]! / tot;
+              for (let t = 0; t < d; t++) g[t]! += wgt * (this.pixels[o + t]! / 255 - q[t]!);
+            }
+          }
+          addTeacherVotes(g, p, uniforms, (v - v0) * p.k, acc, j * d, scratch, picked);
+        }
+      }
+    }
+    g.fill(0);
+    return acc;
+  }
+
+  memoryBytes(): number {
+    return this.pixels.byteLength + this.rowsByClass.reduce((a, r) => a + r.byteLength, 0);
+  }
+
+  dispose(): void {
+    this.pixels.fill(0);
+  }
+}
