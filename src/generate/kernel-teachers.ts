@@ -29,6 +29,21 @@ import type { RandomSource } from '../privacy/index.js';
 import type { ShardAssignment } from './shards.js';
 import { addTeacherVotes, type TopAggParams } from './topagg.js';
 
+/** k uniforms in [0,1) for (key, query, teacher): splitmix32-style hashing, then mulberry32. */
+export function ditherUniforms(key: number, query: number, teacher: number, out: Float64Array): void {
+  let h = (key ^ Math.imul(query + 1, 0x9e3779b1) ^ Math.imul(teacher + 1, 0x85ebca77)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x7feb352d) >>> 0;
+  h = Math.imul(h ^ (h >>> 15), 0x846ca68b) >>> 0;
+  let a = (h ^ (h >>> 16)) >>> 0;
+  for (let s = 0; s < out.length; s++) {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[s] = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+}
+
 export interface KernelTeacherConfig {
   numTeachers: number;
   /** Kernel bandwidth h (L2 distance in [0,1] pixel units); Infinity = equal weights. */
@@ -98,9 +113,14 @@ export class KernelTeacherEnsemble {
     const picked = new Int32Array(p.k);
     const h2 = this.bandwidth * this.bandwidth;
     const inf = !Number.isFinite(this.bandwidth);
-    const CHUNK = 512;
-    const uniforms = new Float64Array(CHUNK * p.k);
+    const uniforms = new Float64Array(p.k);
     const logw: number[] = [];
+    // Stochastic-sign dithering: teacher i's draws for query j come from a small PRNG keyed by
+    // (fresh key, j, i), so they do not depend on which other teachers vote (abstentions are
+    // data-dependent) — the same coupling the neural path gets from its fixed draw order. The
+    // dithering needs no secrecy: the sensitivity bound holds for every realisation of the votes,
+    // and the privacy comes from the Gaussian noise alone (drawn from `rng`).
+    const key = p.stochastic ? rng.nextUint32() : 0;
     for (let j = 0; j < B; j++) {
       const c = y[j]!;
       if (!Number.isInteger(c) || c < 0 || c >= this.numClasses) throw new RangeError(`kernel teachers: label ${c} out of range`);
@@ -108,44 +128,41 @@ export class KernelTeacherEnsemble {
       const voters = this.voters[c]!;
       const start = this.voterStart[c]!;
       const rows = this.rowsByClass[c]!;
-      for (let v0 = 0; v0 < voters.length; v0 += CHUNK) {
-        const nv = Math.min(CHUNK, voters.length - v0);
-        if (p.stochastic) rng.uniform(uniforms.subarray(0, nv * p.k));
-        for (let v = v0; v < v0 + nv; v++) {
-          const a = start[v]!;
-          const b = start[v + 1]!;
-          g.fill(0);
-          if (b - a === 1 || inf) {
-            const wgt = 1 / (b - a);
-            for (let s = a; s < b; s++) {
-              const o = rows[s]! * d;
-              for (let t = 0; t < d; t++) g[t]! += wgt * (this.pixels[o + t]! / 255 - q[t]!);
-            }
-          } else {
-            // Softmax weights over this teacher's class-c records (its own data only).
-            logw.length = 0;
-            let mx = -Infinity;
-            for (let s = a; s < b; s++) {
-              const o = rows[s]! * d;
-              let dist = 0;
-              for (let t = 0; t < d; t++) {
-                const u = this.pixels[o + t]! / 255 - q[t]!;
-                dist += u * u;
-              }
-              const lw = -dist / (2 * h2);
-              logw.push(lw);
-              if (lw > mx) mx = lw;
-            }
-            let tot = 0;
-            for (let s = 0; s < logw.length; s++) tot += logw[s] = Math.exp(logw[s]! - mx);
-            for (let s = a; s < b; s++) {
-              const o = rows[s]! * d;
-              const wgt = logw[s - a]! / tot;
-              for (let t = 0; t < d; t++) g[t]! += wgt * (this.pixels[o + t]! / 255 - q[t]!);
-            }
+      for (let v = 0; v < voters.length; v++) {
+        if (p.stochastic) ditherUniforms(key, j, voters[v]!, uniforms);
+        const a = start[v]!;
+        const b = start[v + 1]!;
+        g.fill(0);
+        if (b - a === 1 || inf) {
+          const wgt = 1 / (b - a);
+          for (let s = a; s < b; s++) {
+            const o = rows[s]! * d;
+            for (let t = 0; t < d; t++) g[t]! += wgt * (this.pixels[o + t]! / 255 - q[t]!);
           }
-          addTeacherVotes(g, p, uniforms, (v - v0) * p.k, acc, j * d, scratch, picked);
+        } else {
+          // Softmax weights over this teacher's class-c records (its own data only).
+          logw.length = 0;
+          let mx = -Infinity;
+          for (let s = a; s < b; s++) {
+            const o = rows[s]! * d;
+            let dist = 0;
+            for (let t = 0; t < d; t++) {
+              const u = this.pixels[o + t]! / 255 - q[t]!;
+              dist += u * u;
+            }
+            const lw = -dist / (2 * h2);
+            logw.push(lw);
+            if (lw > mx) mx = lw;
+          }
+          let tot = 0;
+          for (let s = 0; s < logw.length; s++) tot += logw[s] = Math.exp(logw[s]! - mx);
+          for (let s = a; s < b; s++) {
+            const o = rows[s]! * d;
+            const wgt = logw[s - a]! / tot;
+            for (let t = 0; t < d; t++) g[t]! += wgt * (this.pixels[o + t]! / 255 - q[t]!);
+          }
         }
+        addTeacherVotes(g, p, uniforms, 0, acc, j * d, scratch, picked);
       }
     }
     g.fill(0);
