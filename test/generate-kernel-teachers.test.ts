@@ -75,6 +75,7 @@ test('kernel teachers: replacing one record moves the summed votes by at most 2�
     const k = 1 + (trial % d);
     const stochastic = trial % 2 === 0;
     const bandwidth = trial % 3 === 0 ? Infinity : 0.5 + (trial % 5);
+    const assign = trial % 4 < 2 ? ('all' as const) : ('nearest' as const);
     const other: ImageDataset = { ...data, train: { ...data.train, images: data.train.images.slice(), labels: data.train.labels.slice() } };
     const rec = trial % n;
     for (let t = 0; t < d; t++) other.train.images[rec * d + t] = (t * 37 + trial * 11) % 256;
@@ -82,8 +83,8 @@ test('kernel teachers: replacing one record moves the summed votes by at most 2�
     const x = queries(5, d, 200 + trial);
     const y = Int32Array.from([0, 1, 2, 0, 1]);
     const p = { k, clip: 0, stochastic };
-    const a = new KernelTeacherEnsemble({ numTeachers: N, bandwidth }, data, assignShards(n, N)).voteSums(x, y, p, seededRandom(7 + trial));
-    const b = new KernelTeacherEnsemble({ numTeachers: N, bandwidth }, other, assignShards(n, N)).voteSums(x, y, p, seededRandom(7 + trial));
+    const a = new KernelTeacherEnsemble({ numTeachers: N, bandwidth, assign }, data, assignShards(n, N)).voteSums(x, y, p, seededRandom(7 + trial));
+    const b = new KernelTeacherEnsemble({ numTeachers: N, bandwidth, assign }, other, assignShards(n, N)).voteSums(x, y, p, seededRandom(7 + trial));
     for (let j = 0; j < 5; j++) {
       let s = 0;
       for (let t = 0; t < d; t++) s += (a[j * d + t]! - b[j * d + t]!) ** 2;
@@ -105,6 +106,17 @@ test('kernel teachers: a finite bandwidth weights a teacher towards its record n
   assert.deepEqual([...wide], [-1, 0, 0, 1]); // (A+B)/2 − A = (−½, 0, 0, ½)
   const narrow = new KernelTeacherEnsemble({ numTeachers: 1, bandwidth: 0.05 }, data, shards).voteSums(x, Int32Array.from([0]), p, seededRandom(1));
   assert.deepEqual([...narrow], [0, 0, 0, 0]); // the query sits on its record: the mean-shift vector is 0
+});
+
+test("kernel teachers, assign 'nearest': a record pulls only the nearest query of its class", () => {
+  const data = tinySet(3, 2, 2, 1, 9);
+  const d = 4;
+  data.train.images.set([255, 0, 0, 0, 250, 0, 0, 0, 0, 0, 0, 255]); // records A, A', B
+  const kt = new KernelTeacherEnsemble({ numTeachers: 3, bandwidth: Infinity, assign: 'nearest' }, data, assignShards(3, 3));
+  // Query 0 sits near A/A', query 1 near B: each gets votes only from its own records.
+  const x = new Float32Array([0.8, 0, 0, 0, 0, 0, 0, 0.8]);
+  const v = kt.voteSums(x, Int32Array.from([0, 0]), { k: 1, clip: 0, stochastic: false }, seededRandom(1));
+  assert.deepEqual([...v], [2, 0, 0, 0, 0, 0, 0, 1]);
 });
 
 test('DataLens with kernel teachers on real MNIST: ledger ε = core ε, and samples resemble their own class', async () => {

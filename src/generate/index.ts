@@ -8,4 +8,6 @@ export * from './generator.js';
 export * from './voting-gan.js';
 export * from './presets.js';
 export * from './synthesis.js';
+export * from './kernel-teachers.js';
+export * from './augment.js';
 export { ensureEngine } from './engine-init.js';

@@ -44,10 +44,24 @@ export function ditherUniforms(key: number, query: number, teacher: number, out:
   }
 }
 
+function maxGap(starts: Int32Array): number {
+  let m = 0;
+  for (let v = 0; v + 1 < starts.length; v++) m = Math.max(m, starts[v + 1]! - starts[v]!);
+  return m;
+}
+
 export interface KernelTeacherConfig {
   numTeachers: number;
   /** Kernel bandwidth h (L2 distance in [0,1] pixel units); Infinity = equal weights. */
   bandwidth: number;
+  /**
+   * 'all' (default): a teacher votes on every query of a class it holds. 'nearest': each of its
+   * records only pulls the query of its class nearest to it in the same batch (a k-means assignment
+   * step against the public generated batch), so different queries of a class move towards
+   * different modes instead of all towards the class mean. Each teacher still casts ≤ k votes of
+   * ±1 per query, so the sensitivity is unchanged.
+   */
+  assign?: 'all' | 'nearest';
 }
 
 export class KernelTeacherEnsemble {
@@ -55,6 +69,7 @@ export class KernelTeacherEnsemble {
   readonly dim: number;
   readonly numClasses: number;
   readonly bandwidth: number;
+  readonly assign: 'all' | 'nearest';
   /** Shard pixels (0..255), record-major in shard order [N·m, d]. Private. */
   private readonly pixels: Uint8Array;
   /** For class c: the teachers holding at least one class-c record (ascending). */
@@ -71,6 +86,8 @@ export class KernelTeacherEnsemble {
     this.dim = data.height * data.width * data.channels;
     this.numClasses = data.numClasses;
     this.bandwidth = config.bandwidth;
+    this.assign = config.assign ?? 'all';
+    if (this.assign !== 'all' && this.assign !== 'nearest') throw new RangeError(`kernel teachers: assign must be all|nearest, got ${String(config.assign)}`);
     const d = this.dim;
     const m = shards.shardSize;
     const C = this.numClasses;
@@ -115,12 +132,14 @@ export class KernelTeacherEnsemble {
     const inf = !Number.isFinite(this.bandwidth);
     const uniforms = new Float64Array(p.k);
     const logw: number[] = [];
+    const sel = new Int32Array(Math.max(1, ...this.voterStart.map((st) => maxGap(st))));
     // Stochastic-sign dithering: teacher i's draws for query j come from a small PRNG keyed by
     // (fresh key, j, i), so they do not depend on which other teachers vote (abstentions are
     // data-dependent) — the same coupling the neural path gets from its fixed draw order. The
     // dithering needs no secrecy: the sensitivity bound holds for every realisation of the votes,
     // and the privacy comes from the Gaussian noise alone (drawn from `rng`).
     const key = p.stochastic ? rng.nextUint32() : 0;
+    const owner = this.assign === 'nearest' ? this.nearestQuery(x, y) : null;
     for (let j = 0; j < B; j++) {
       const c = y[j]!;
       if (!Number.isInteger(c) || c < 0 || c >= this.numClasses) throw new RangeError(`kernel teachers: label ${c} out of range`);
@@ -130,8 +149,21 @@ export class KernelTeacherEnsemble {
       const rows = this.rowsByClass[c]!;
       for (let v = 0; v < voters.length; v++) {
         if (p.stochastic) ditherUniforms(key, j, voters[v]!, uniforms);
-        const a = start[v]!;
-        const b = start[v + 1]!;
+        let a = start[v]!;
+        let b = start[v + 1]!;
+        if (owner) {
+          // Keep only this teacher's records assigned to query j (rows stay contiguous per teacher).
+          let n = 0;
+          for (let s = a; s < b; s++) if (owner[c]![s] === j) sel[n++] = rows[s]!;
+          if (n === 0) continue; // abstain on this query
+          g.fill(0);
+          for (let s = 0; s < n; s++) {
+            const o = sel[s]! * d;
+            for (let t = 0; t < d; t++) g[t]! += (this.pixels[o + t]! / 255 - q[t]!) / n;
+          }
+          addTeacherVotes(g, p, uniforms, 0, acc, j * d, scratch, picked);
+          continue;
+        }
         g.fill(0);
         if (b - a === 1 || inf) {
           const wgt = 1 / (b - a);
@@ -167,6 +199,36 @@ export class KernelTeacherEnsemble {
     }
     g.fill(0);
     return acc;
+  }
+
+  /**
+   * For 'nearest': owner[c][s] = the query (index into the batch) with label c nearest to record
+   * rowsByClass[c][s], or -1 when the batch has no class-c query. Uses only the public queries and
+   * each record itself.
+   */
+  private nearestQuery(x: Float32Array, y: Int32Array): Int32Array[] {
+    const d = this.dim;
+    return this.rowsByClass.map((rows, c) => {
+      const qs: number[] = [];
+      for (let j = 0; j < y.length; j++) if (y[j] === c) qs.push(j);
+      const out = new Int32Array(rows.length).fill(-1);
+      if (!qs.length) return out;
+      for (let s = 0; s < rows.length; s++) {
+        const o = rows[s]! * d;
+        let best = -1;
+        let bd = Infinity;
+        for (const j of qs) {
+          let dist = 0;
+          for (let t = 0; t < d; t++) {
+            const u = this.pixels[o + t]! / 255 - x[j * d + t]!;
+            dist += u * u;
+          }
+          if (dist < bd) [bd, best] = [dist, j];
+        }
+        out[s] = best;
+      }
+      return out;
+    });
   }
 
   memoryBytes(): number {

@@ -14,6 +14,10 @@ export interface SynthesisHyper {
   teacherLr: number;
   /** 'neural' (trained MLP teachers, default) or 'kernel' (non-parametric, DataLens only; kernel-teachers.ts). */
   teacherKind?: 'neural' | 'kernel';
+  /** Post-processing of the written samples: 'affine' = small random affine maps (augment.ts), public prior only. */
+  augment?: 'none' | 'affine';
+  /** Kernel teachers' query assignment: all (class mean) or nearest (k-means-like modes). */
+  kernelAssign?: 'all' | 'nearest';
   /** Kernel teachers' bandwidth (Infinity/undefined = equal weights). */
   kernelBandwidth?: number;
   /** Teacher optimiser (TeacherConfig.optimizer; default adam). */

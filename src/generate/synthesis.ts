@@ -81,6 +81,7 @@ export function votingGanOptions(h: SynthesisHyper, maxSteps: number, maxMinutes
     smoothDirection: h.smoothDirection,
     teacherKind: h.teacherKind,
     kernelBandwidth: h.kernelBandwidth,
+    kernelAssign: h.kernelAssign,
     generatorLr: h.generatorLr,
     generatorBeta1: h.generatorBeta1 ?? h.beta1,
     dStep: h.dStep,
@@ -152,6 +153,12 @@ export async function runSynthesis(config: SynthesisConfig, hooks: SynthesisHook
     });
     await gen.save(genDir);
     const set = await gen.sample(samples);
+    // Post-processing with a public prior only (no private data, no budget): see augment.ts.
+    if (hyper.augment === 'affine') {
+      if (set.channels !== 1) throw new RangeError('--augment affine supports single-channel images');
+      const { augmentAffine } = await import('./augment.js');
+      augmentAffine(set.images, set.count, set.height, set.width, random);
+    }
     const syntheticPath = join(outDir, 'synthetic.npz');
     const samplesPng = join(outDir, 'samples.png');
     await writeSamples(set, data.numClasses, syntheticPath, samplesPng);

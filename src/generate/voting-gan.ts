@@ -47,6 +47,8 @@ export interface VotingGanOptions {
   teacherKind?: 'neural' | 'kernel';
   /** Kernel teachers' bandwidth h (Infinity = equal weights over a teacher's class-y records). */
   kernelBandwidth?: number;
+  /** Kernel teachers' query assignment ('all' | 'nearest'; see KernelTeacherConfig.assign). */
+  kernelAssign?: 'all' | 'nearest';
   /** Caps (the budget normally stops first). */
   maxSteps: number;
   maxMinutes: number;
@@ -204,7 +206,7 @@ export abstract class VotingGan implements DpGenerator {
     const kernel = this.opts.teacherKind === 'kernel';
     if (kernel && !this.kernelTeachers) {
       const shards = assignShards(data.train.count, this.numTeachers, PUBLIC_SHARD_SEED);
-      this.kernelTeachers = new KernelTeacherEnsemble({ numTeachers: this.numTeachers, bandwidth: this.opts.kernelBandwidth ?? Number.POSITIVE_INFINITY }, data, shards);
+      this.kernelTeachers = new KernelTeacherEnsemble({ numTeachers: this.numTeachers, bandwidth: this.opts.kernelBandwidth ?? Number.POSITIVE_INFINITY, assign: this.opts.kernelAssign }, data, shards);
     } else if (!kernel && !this.teachers) {
       const shards = assignShards(data.train.count, this.numTeachers, PUBLIC_SHARD_SEED);
       this.teachers = new TeacherEnsemble({ ...this.opts.teachers, batchSize: this.teacherBatch }, data, shards, rng.nextUint32());
