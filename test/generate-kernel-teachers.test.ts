@@ -110,7 +110,6 @@ test('kernel teachers: a finite bandwidth weights a teacher towards its record n
 
 test("kernel teachers, assign 'nearest': a record pulls only the nearest query of its class", () => {
   const data = tinySet(3, 2, 2, 1, 9);
-  const d = 4;
   data.train.images.set([255, 0, 0, 0, 250, 0, 0, 0, 0, 0, 0, 255]); // records A, A', B
   const kt = new KernelTeacherEnsemble({ numTeachers: 3, bandwidth: Infinity, assign: 'nearest' }, data, assignShards(3, 3));
   // Query 0 sits near A/A', query 1 near B: each gets votes only from its own records.

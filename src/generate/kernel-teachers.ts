@@ -149,8 +149,8 @@ export class KernelTeacherEnsemble {
       const rows = this.rowsByClass[c]!;
       for (let v = 0; v < voters.length; v++) {
         if (p.stochastic) ditherUniforms(key, j, voters[v]!, uniforms);
-        let a = start[v]!;
-        let b = start[v + 1]!;
+        const a = start[v]!;
+        const b = start[v + 1]!;
         if (owner) {
           // Keep only this teacher's records assigned to query j (rows stay contiguous per teacher).
           let n = 0;
