@@ -22,7 +22,7 @@ test('DataLens end-to-end on real MNIST: stops at the budget; ledger ε = privac
     // σ chosen so that only a handful of steps fit the budget: k = 50, σ = 2000 → per query 2kλ/σ².
     const epsilon = 0.35;
     const r = await runSynthesis(
-      { method: 'datalens', data: 'mnist', epsilon, delta: 1e-5, out: dir, samples: 500, seed: 7, noReport: true, hyper: { ...small, topk: 50, sigma: 2000, beta: 0.1 } },
+      { method: 'datalens', data: 'mnist', epsilon, delta: 1e-5, out: dir, samples: 500, seed: 7, noReport: true, preset: 'neural-mnist-eps1', hyper: { ...small, topk: 50, sigma: 2000, beta: 0.1 } },
       { dataOverride: mnist },
     );
     assert.equal(r.stoppedBy, 'budget');
@@ -61,7 +61,7 @@ test('a step that would exceed the budget is not applied: generator unchanged, n
   try {
     const rng = seededRandom(3);
     const ledger = PrivacyLedger.open(join(dir, 'ledger.jsonl'), { accountant: 'rdp', randomness: rng });
-    const hyper = resolveHyper('datalens', 'mnist-eps1', { ...small, topk: 50, sigma: 2000 });
+    const hyper = resolveHyper('datalens', 'neural-mnist-eps1', { ...small, topk: 50, sigma: 2000 });
     const perStep = DpEvents.selfComposed(DpEvents.topAgg({ k: 50, sigma: 2000, voters: 30 }), 15);
     // Budget just below one step's cost.
     const epsilon = new RdpAccountant().compose(perStep).getEpsilon(1e-5) * 0.999;
@@ -84,7 +84,7 @@ test('a query batch larger than the teacher batch is charged in full: Q TopAgg q
   try {
     const rng = seededRandom(4);
     const ledger = PrivacyLedger.open(join(dir, 'ledger.jsonl'), { accountant: 'rdp', randomness: rng });
-    const hyper = resolveHyper('datalens', 'mnist-eps1', { ...small, queryBatch: 40, topk: 784, sigma: 3000, beta: 0 });
+    const hyper = resolveHyper('datalens', 'neural-mnist-eps1', { ...small, queryBatch: 40, topk: 784, sigma: 3000, beta: 0 });
     const gen = makeGenerator('datalens', { data: mnist, budget: { epsilon: 50, delta: 1e-5 }, ledger, random: rng }, hyper, 2, Infinity) as DataLens;
     assert.equal(gen.B, 40);
     assert.equal(gen.teacherBatch, 15);

@@ -5,6 +5,7 @@
 export type Method = 'datalens' | 'gpate';
 
 export interface SynthesisHyper {
+  /** Number of teachers N; 0 = one per training record (kernel teachers). */
   teachers: number;
   teacherHidden: number;
   /** Teacher output head per class (D(x, y) = head_y(h(x))) — see TeacherConfig.perClassHead. */
@@ -98,6 +99,9 @@ export interface Preset {
 /** Shared by our DataLens presets (see the comment in PRESETS.datalens). */
 const TUNED_DATALENS: Partial<SynthesisHyper> = { topk: 784, clip: 0, stochastic: true, beta: 0, alpha: 1e-3, zDim: 50, queryBatch: 30, generatorLabelGain: 10, generatorOutputBias: -2, dStep: 1, pretrainSteps: 4, teacherHidden: 8, generatorLr: 2e-3, smoothDirection: 1 };
 
+/** Kernel teachers: one per record (teachers: 0), nothing to train. */
+const KERNEL_DATALENS: Partial<SynthesisHyper> = { ...TUNED_DATALENS, teacherKind: 'kernel', teachers: 0, topk: 784, clip: 0, beta: 0, queryBatch: 30, augment: 'affine' };
+
 const GPATE_COMMON: Partial<SynthesisHyper> = { dStep: 1, pretrainSteps: 0, batchSize: 64, projDim: 10, bins: 10, gpateClip: 1e-4, thresh: 0.5 };
 
 export const PRESETS: Record<Method, Record<string, Preset>> = {
@@ -116,10 +120,18 @@ export const PRESETS: Record<Method, Record<string, Preset>> = {
     //     grow as σ²), so a smaller σ with fewer, cleaner steps costs little and makes the run 2× shorter than σ = 10000; generator lr 2e-3 for the fewer steps;
     //   30 queries per generator step (half the steps, so half the teacher training, for the same
     //     number of queries); generator label gain 10 and output bias −3 (see GeneratorConfig).
-    'mnist-eps1': { description: 'dplens tuned (on MNIST) ε=1: N=4000, k=784, σ=7000, no threshold, clip 0, 30 queries/step', epsilon: 1, hyper: { ...TUNED_DATALENS, teachers: 4000, sigma: 7000 } },
-    'fashion-mnist-eps1': { description: 'dplens tuned (on MNIST) ε=1, applied to F-MNIST', epsilon: 1, hyper: { ...TUNED_DATALENS, teachers: 4000, sigma: 7000 } },
-    'mnist-eps10': { description: 'dplens tuned (on MNIST) ε=10: N=4000, k=784, σ=1000, no threshold, clip 0, 40 queries/step', epsilon: 10, hyper: { ...TUNED_DATALENS, teachers: 4000, sigma: 1000, queryBatch: 40 } },
-    'fashion-mnist-eps10': { description: 'dplens tuned (on MNIST) ε=10, applied to F-MNIST', epsilon: 10, hyper: { ...TUNED_DATALENS, teachers: 4000, sigma: 1000, queryBatch: 40 } },
+    // Kernel teachers (kernel-teachers.ts, the defaults): one teacher per record (teachers 0 = as
+    // many as records), no training, k = d, no threshold; σ fixed so that ε = 1 allows 954 queries
+    // and ε = 10 allows 2558. Affine augmentation of the written samples (post-processing).
+    'mnist-eps1': { description: 'dplens default ε=1: kernel teachers, one per record, k=784, σ=7000, no threshold, 30 queries/step, affine augmentation', epsilon: 1, hyper: { ...KERNEL_DATALENS, sigma: 7000 } },
+    'fashion-mnist-eps1': { description: 'dplens default ε=1 (as MNIST): kernel teachers, σ=7000', epsilon: 1, hyper: { ...KERNEL_DATALENS, sigma: 7000 } },
+    'mnist-eps10': { description: 'dplens default ε=10: kernel teachers, one per record, k=784, σ=1500, nearest-query assignment, 30 queries/step, affine augmentation', epsilon: 10, hyper: { ...KERNEL_DATALENS, sigma: 1500, kernelAssign: 'nearest' } },
+    'fashion-mnist-eps10': { description: 'dplens default ε=10 (as MNIST): kernel teachers, σ=1500, nearest assignment', epsilon: 10, hyper: { ...KERNEL_DATALENS, sigma: 1500, kernelAssign: 'nearest' } },
+    // Trained MLP teachers with our tuning (see the comment on TUNED_DATALENS).
+    'neural-mnist-eps1': { description: 'neural teachers, dplens tuned (on MNIST) ε=1: N=4000, k=784, σ=7000, no threshold, clip 0, 30 queries/step', epsilon: 1, hyper: { ...TUNED_DATALENS, teachers: 4000, sigma: 7000 } },
+    'neural-fashion-mnist-eps1': { description: 'neural teachers, dplens tuned (on MNIST) ε=1, applied to F-MNIST', epsilon: 1, hyper: { ...TUNED_DATALENS, teachers: 4000, sigma: 7000 } },
+    'neural-mnist-eps10': { description: 'neural teachers, dplens tuned (on MNIST) ε=10: N=4000, k=784, σ=1000, no threshold, clip 0, 40 queries/step', epsilon: 10, hyper: { ...TUNED_DATALENS, teachers: 4000, sigma: 1000, queryBatch: 40 } },
+    'neural-fashion-mnist-eps10': { description: 'neural teachers, dplens tuned (on MNIST) ε=10, applied to F-MNIST', epsilon: 10, hyper: { ...TUNED_DATALENS, teachers: 4000, sigma: 1000, queryBatch: 40 } },
     // The DataLens README runs (spec §2 table), TopAgg settings as published.
     'paper-mnist-eps1': { description: 'DataLens README MNIST ε=1: N=4000, k=200, σ=5000, β=0.7, b=1e-5, z=50', epsilon: 1, hyper: { teachers: 4000, topk: 200, sigma: 5000, beta: 0.7, clip: 1e-5, zDim: 50 } },
     'paper-fashion-mnist-eps1': { description: 'DataLens README F-MNIST ε=1: N=4000, k=200, σ=5000, β=0.9, b=1e-5, z=50', epsilon: 1, hyper: { teachers: 4000, topk: 200, sigma: 5000, beta: 0.9, clip: 1e-5, zDim: 50 } },

@@ -109,6 +109,7 @@ export async function runSynthesis(config: SynthesisConfig, hooks: SynthesisHook
   const presetName = config.preset ?? defaultPresetName(config.data, epsilon);
   const hyper = resolveHyper(method, presetName, config.hyper ?? {});
   const data = hooks.dataOverride ?? (await loadNamedDataset(config.data, config.dataPath));
+  if (hyper.teachers === 0) hyper.teachers = data.train.count; // one teacher per record (public: the record count is the dataset's size, fixed by the shard rule)
   const outDir = resolve(config.out);
   mkdirSync(outDir, { recursive: true });
   const ledgerPath = join(outDir, 'ledger.jsonl');
