@@ -251,7 +251,10 @@ export abstract class VotingGan implements DpGenerator {
         // The reference reuses the teachers' z for the generator step; with a different query
         // batch size a fresh draw is needed.
         const z = B === this.teacherBatch ? zTeach : latent(rng, B, this.opts.generator.zDim);
-        const yLab = uniformLabels(rng, B, C);
+        // Kernel teachers: balanced labels in random order (still uniform per query, P8), so that
+        // no class has more than ⌈B/C⌉ queries in a step — the joint sensitivity of the step
+        // depends on that public count (DataLens.kernelStepSensitivity).
+        const yLab = teachers ? uniformLabels(rng, B, C) : balancedLabels(rng, B, C);
         const y = tf.oneHot(tf.tensor1d(yLab, 'int32'), C) as tf.Tensor2D;
         const x = this.generator.apply(z, y);
         let agg: { direction: Float32Array; nonZero: number };
@@ -358,9 +361,38 @@ export class DataLens extends VotingGan {
     validateTopAggParams(topagg, this.dim);
   }
 
-  /** B TopAgg queries per generator step, each with L2 sensitivity 2√k (data-independent, P6). */
+  /**
+   * Neural teachers: B TopAgg queries per generator step, each with L2 sensitivity 2√k
+   * (data-independent, P6). Kernel teachers: one Gaussian release of the whole [B, d] vote block
+   * with its joint L2 sensitivity (kernelStepSensitivity), which is much smaller than √B · 2√k.
+   */
   stepEvent(): DpEvent {
+    if (this.opts.teacherKind === 'kernel') return DpEvents.gaussianWithSensitivity(this.topagg.sigma, this.kernelStepSensitivity());
     return DpEvents.selfComposed(DpEvents.topAgg({ k: this.topagg.k, sigma: this.topagg.sigma, voters: this.numTeachers }), this.B);
+  }
+
+  /**
+   * Joint L2 sensitivity of one step's vote block [B, d] under kernel teachers, from public facts
+   * only (k, B, C, the assignment mode and the shard size m = ⌊n/N⌋; per-step labels are balanced,
+   * so a class has at most c = ⌈B/C⌉ queries). Replacing one record (class a → class b) of one
+   * teacher changes only that teacher's votes, each query's vote by ≤ 2√k in L2 (≤ k entries ±1
+   * before and after), and only on these queries:
+   *  - 'all', m = 1: the old record voted on the class-a queries, the new one votes on the class-b
+   *    queries: Δ² ≤ k·(n_a + n_b) ≤ 2kc when a ≠ b, and ≤ 4k·n_a ≤ 4kc when a = b → Δ = 2√(kc);
+   *  - 'all', m > 1: the teacher's votes on class-a and class-b queries may both change:
+   *    Δ² ≤ 4k·(n_a + n_b) ≤ 4k·min(B, 2c);
+   *  - 'nearest', m = 1: the record votes on exactly one query (its nearest of its class) before and
+   *    after: Δ² ≤ max(4k, k + k) = 4k;
+   *  - 'nearest', m > 1: the queries of the old and the new record change: Δ² ≤ 8k.
+   * Property-tested in test/generate-kernel-teachers.test.ts.
+   */
+  kernelStepSensitivity(): number {
+    const k = this.topagg.k;
+    const m = Math.floor(this.ctx.data.train.count / this.numTeachers);
+    const c = Math.ceil(this.B / this.numClasses);
+    const nearest = this.opts.kernelAssign === 'nearest';
+    const d2 = nearest ? (m === 1 ? 4 * k : 8 * k) : m === 1 ? 4 * k * c : 4 * k * Math.min(this.B, 2 * c);
+    return Math.sqrt(d2);
   }
 
   protected aggregate(g: Float32Array): { direction: Float32Array; nonZero: number } {
@@ -372,7 +404,7 @@ export class DataLens extends VotingGan {
   protected override aggregateKernel(x: Float32Array, y: Int32Array): { direction: Float32Array; nonZero: number } {
     const kt = this.kernelTeachers!;
     // Recorded before the votes are even counted, exactly like the neural path.
-    this.record(this.stepEvent(), { queries: this.B, k: this.topagg.k, sigma: this.topagg.sigma, beta: this.topagg.beta, teachers: 'kernel' });
+    this.record(this.stepEvent(), { queries: this.B, k: this.topagg.k, sigma: this.topagg.sigma, beta: this.topagg.beta, teachers: 'kernel', assign: this.opts.kernelAssign ?? 'all', jointSensitivity: this.kernelStepSensitivity() });
     const votes = kt.voteSums(x, y, this.topagg, this.ctx.random);
     const r = noisyAggregate(votes, this.numTeachers, this.B, this.dim, this.topagg, this.ctx.random);
     votes.fill(0);
