@@ -124,6 +124,49 @@ test('kernel teachers: one step\'s whole vote block moves by at most its joint s
   }
 });
 
+test('G-PATE kernel teachers: one vote per voting teacher per coordinate; a changed record touches ≤ 2⌈B/C⌉ queries (all) or 2 (nearest)', () => {
+  const n = 60;
+  const d = 9;
+  const C = 3;
+  const p = 4;
+  const bins = 6;
+  for (let trial = 0; trial < 24; trial++) {
+    const data = tinySet(n, 3, 3, C, 700 + trial);
+    const N = trial % 2 === 0 ? n : 12;
+    const assign = trial % 4 < 2 ? ('all' as const) : ('nearest' as const);
+    const B = [6, 9, 12][trial % 3]!;
+    const y = Int32Array.from({ length: B }, (_, j) => j % C);
+    const x = queries(B, d, 300 + trial);
+    const proj = new Float32Array(B * d * p);
+    seededRandom(trial).normal(proj, 1 / Math.sqrt(p));
+    const other: ImageDataset = { ...data, train: { ...data.train, images: data.train.images.slice(), labels: data.train.labels.slice() } };
+    const rec = (trial * 7) % n;
+    for (let t = 0; t < d; t++) other.train.images[rec * d + t] = (t * 53 + trial * 17) % 256;
+    other.train.labels[rec] = (data.train.labels[rec]! + 1 + (trial % 2)) % C;
+    const kt = new KernelTeacherEnsemble({ numTeachers: N, bandwidth: Infinity, assign }, data, assignShards(n, N));
+    const h1 = kt.projectedHistograms(x, y, proj, p, bins, 1);
+    const h2 = new KernelTeacherEnsemble({ numTeachers: N, bandwidth: Infinity, assign }, other, assignShards(n, N)).projectedHistograms(x, y, proj, p, bins, 1);
+    let changedQueries = 0;
+    for (let j = 0; j < B; j++) {
+      let changed = false;
+      for (let l = 0; l < p; l++) {
+        let tot = 0;
+        for (let m = 0; m < bins; m++) {
+          const o = (j * p + l) * bins + m;
+          tot += h1[o]!;
+          if (h1[o] !== h2[o]) changed = true;
+        }
+        // Never more votes than teachers; with 'all', exactly the teachers holding class y_j.
+        assert.ok(tot <= N);
+        if (assign === 'all' && N === n) assert.equal(tot, [...data.train.labels].filter((c) => c === y[j]).length);
+      }
+      if (changed) changedQueries++;
+    }
+    const c = Math.ceil(B / C);
+    assert.ok(changedQueries <= (assign === 'nearest' ? 2 : 2 * c), `trial ${trial}: ${changedQueries} queries changed`);
+  }
+});
+
 test('kernel teachers: a finite bandwidth weights a teacher towards its record nearest the query', () => {
   const data = tinySet(2, 2, 2, 1, 5);
   const d = 4;

@@ -202,6 +202,63 @@ export class KernelTeacherEnsemble {
   }
 
   /**
+   * G-PATE with kernel teachers: histograms [B, p, nb] of the voting teachers' projected, clipped
+   * directions. Teacher i's direction for query j is its class-y mean-shift vector g (as in
+   * voteSums), scaled to unit L2 norm by its own norm (P5), projected on the public P_j [d, p] and
+   * binned over [−clip, clip]: one vote per voting teacher per coordinate; teachers without class-y
+   * records (or, with 'nearest', without a record assigned to query j) abstain.
+   * Private intermediate (P9).
+   */
+  projectedHistograms(x: Float32Array, y: Int32Array, proj: Float32Array, projDim: number, bins: number, clip: number): Int32Array {
+    const d = this.dim;
+    const B = y.length;
+    if (x.length !== B * d) throw new RangeError(`kernel teachers: expected ${B}×${d} query pixels, got ${x.length}`);
+    if (proj.length !== B * d * projDim) throw new RangeError(`kernel teachers: expected ${B}×${d}×${projDim} projection entries, got ${proj.length}`);
+    const hist = new Int32Array(B * projDim * bins);
+    const g = new Float64Array(d);
+    const u = new Float64Array(projDim);
+    const width = (2 * clip) / bins;
+    const owner = this.assign === 'nearest' ? this.nearestQuery(x, y) : null;
+    for (let j = 0; j < B; j++) {
+      const c = y[j]!;
+      if (!Number.isInteger(c) || c < 0 || c >= this.numClasses) throw new RangeError(`kernel teachers: label ${c} out of range`);
+      const voters = this.voters[c]!;
+      const start = this.voterStart[c]!;
+      const rows = this.rowsByClass[c]!;
+      const P = proj.subarray(j * d * projDim, (j + 1) * d * projDim);
+      for (let v = 0; v < voters.length; v++) {
+        g.fill(0);
+        let n = 0;
+        for (let s = start[v]!; s < start[v + 1]!; s++) {
+          if (owner && owner[c]![s] !== j) continue;
+          n++;
+          const o = rows[s]! * d;
+          for (let t = 0; t < d; t++) g[t]! += this.pixels[o + t]! / 255 - x[j * d + t]!;
+        }
+        if (n === 0) continue; // abstain
+        let nrm = 0;
+        for (let t = 0; t < d; t++) nrm += g[t]! * g[t]!;
+        nrm = Math.sqrt(nrm);
+        if (!(nrm > 0)) continue; // a record equal to the query has no direction: abstain
+        u.fill(0);
+        for (let t = 0; t < d; t++) {
+          const gt = g[t]! / nrm;
+          if (gt === 0) continue;
+          const po = t * projDim;
+          for (let l = 0; l < projDim; l++) u[l]! += gt * P[po + l]!;
+        }
+        for (let l = 0; l < projDim; l++) {
+          const uu = Math.min(clip, Math.max(-clip, u[l]!));
+          const m = Math.min(bins - 1, Math.floor((uu + clip) / width));
+          hist[(j * projDim + l) * bins + m]!++;
+        }
+      }
+    }
+    g.fill(0);
+    return hist;
+  }
+
+  /**
    * For 'nearest': owner[c][s] = the query (index into the batch) with label c nearest to record
    * rowsByClass[c][s], or -1 when the batch has no class-c query. Uses only the public queries and
    * each record itself.

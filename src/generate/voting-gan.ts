@@ -421,7 +421,6 @@ export class Gpate extends VotingGan {
     readonly params: GpateParams,
   ) {
     super(ctx, opts);
-    if (opts.teacherKind === 'kernel') throw new RangeError('G-PATE: kernel teachers are implemented for DataLens only');
     validateGpateParams(params);
   }
 
@@ -429,9 +428,47 @@ export class Gpate extends VotingGan {
     return this.B * this.params.projDim;
   }
 
+  /**
+   * Coordinates one record can influence in a step. Neural teachers: all B·p. Kernel teachers
+   * (balanced labels, ≤ c = ⌈B/C⌉ queries per class): a teacher's votes on a class-a query depend
+   * only on its class-a records, so replacing a record of class a by one of class b changes votes
+   * on the class-a and class-b queries only — ≤ min(B, 2c)·p coordinates ('all'), ≤ 2p ('nearest'). The other coordinates'
+   * outputs have the same distribution on both datasets (zero Rényi divergence), so the step's RDP
+   * is the sum over those coordinates only.
+   */
+  private chargedCoords(): number {
+    if (this.opts.teacherKind !== 'kernel') return this.coords();
+    // 'nearest': a teacher's vote on query j uses only its records assigned to j, and a replaced
+    // record was assigned to one query before and one after → ≤ 2 queries.
+    const queries = this.opts.kernelAssign === 'nearest' ? 2 : 2 * Math.ceil(this.B / this.numClasses);
+    return Math.min(this.B, queries) * this.params.projDim;
+  }
+
+  /** T = thresh·(voters a query can expect): N for neural teachers, N/C for kernel ones (public). */
+  private thresholdVoters(): number {
+    return this.opts.teacherKind === 'kernel' ? this.numTeachers / this.numClasses : this.numTeachers;
+  }
+
   /** Worst case of one step: every projected coordinate pays the threshold test and is answered. */
   stepEvent(): DpEvent {
-    return DpEvents.selfComposed(DpEvents.gnmax({ sigma: this.params.sigma2, thresholdSigma: this.params.sigma1, answered: true }), this.coords());
+    return DpEvents.selfComposed(DpEvents.gnmax({ sigma: this.params.sigma2, thresholdSigma: this.params.sigma1, answered: true }), this.chargedCoords());
+  }
+
+  protected override aggregateKernel(x: Float32Array, y: Int32Array): { direction: Float32Array; nonZero: number } {
+    const { B, dim } = this;
+    const p = this.params;
+    const rng = this.ctx.random;
+    const proj = drawProjections(B, dim, p.projDim, rng);
+    const hist = this.kernelTeachers!.projectedHistograms(x, y, proj, p.projDim, p.bins, p.clip);
+    // Worst case charged up front: every influenceable coordinate pays the threshold test and GNMax
+    // (whether answered or not, a record's class is private, so we cannot charge fewer).
+    this.record(this.stepEvent(), { part: 'threshold+gnmax', coordinates: this.coords(), charged: this.chargedCoords(), teachers: 'kernel' });
+    const answered = thresholdStep(hist, this.thresholdVoters(), p, rng);
+    let nAnswered = 0;
+    for (const a of answered) nAnswered += a;
+    const r = argmaxStep(hist, answered, p, rng);
+    hist.fill(0);
+    return { direction: backProject(r, proj, B, dim, p.projDim), nonZero: nAnswered / answered.length };
   }
 
   protected aggregate(grads: Float32Array): { direction: Float32Array; nonZero: number } {

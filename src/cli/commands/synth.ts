@@ -49,6 +49,8 @@ const command: Command = {
     sigma1: { type: 'string', help: 'G-PATE: threshold-test noise std' },
     sigma2: { type: 'string', help: 'G-PATE: GNMax noise std' },
     thresh: { type: 'string', help: 'G-PATE: threshold fraction of N (default 0.5)' },
+    'gpate-clip': { type: 'string', help: 'G-PATE: clip bound of a projected coordinate (bins span [-clip, clip]; preset 1e-4 for MLP teachers, 1 for kernel teachers, whose directions are unit vectors)' },
+    bins: { type: 'string', help: 'G-PATE: bins per projected coordinate (default 10)' },
     'proj-dim': { type: 'string', help: 'G-PATE: random projection dimension (default 10)' },
     'z-dim': { type: 'string', help: 'generator latent dimension' },
     generator: { type: 'string', help: 'generator architecture: mlp (default) or dcgan (spec network, slow on CPU)' },
@@ -79,7 +81,6 @@ const command: Command = {
     if (preset !== undefined && !PRESETS[method][preset]) throw new UsageError(`--preset must be one of ${Object.keys(PRESETS[method]).join('|')}, got "${preset}"`);
     const seedStr = getString(args, 'seed');
     const seed = seedStr === undefined ? undefined : getInteger(args, 'seed', undefined, 0);
-    if (method === 'gpate' && getString(args, 'teacher-kind') === 'kernel') throw new UsageError('--teacher-kind kernel is implemented for --method datalens only');
     const hyper: Partial<SynthesisHyper> = {
       teachers: getInteger(args, 'teachers', undefined, 1),
       teacherHidden: getInteger(args, 'teacher-hidden', undefined, 1),
@@ -96,6 +97,8 @@ const command: Command = {
       sigma2: getNumber(args, 'sigma2', undefined, positive),
       thresh: getNumber(args, 'thresh', undefined, unitClosed),
       projDim: getInteger(args, 'proj-dim', undefined, 1),
+      gpateClip: getNumber(args, 'gpate-clip', undefined, positive),
+      bins: getInteger(args, 'bins', undefined, 2),
       zDim: getInteger(args, 'z-dim', undefined, 1),
       generatorArch: args.flags.has('generator') ? getChoice(args, 'generator', ['mlp', 'dcgan'] as const, 'mlp') : undefined,
       batchSize: getInteger(args, 'batch', undefined, 1),
