@@ -3,7 +3,7 @@
  * (image gradients + TopAgg) / generator update, plus memory, at N teachers (default 4,000, the
  * published setting: m = 15 records each, B = 15, k = 200, σ = 5000).
  *
- * Env: DL_KIND (kernel|neural, default kernel = the DataLens presets; G-PATE is always neural),
+ * Env: DL_KIND (kernel|neural, default kernel = the default presets of both methods),
  *      DL_TEACHERS (default: 60,000 = one per record for kernel, 4000 for neural),
  *      DL_STEPS (4 timed steps after 1 warm-up), DL_HIDDEN (16),
  *      DL_GEN (mlp|dcgan, default mlp), DL_METHOD (datalens|gpate), DL_SAMPLES (sampling timing, 6000).
@@ -19,7 +19,7 @@ import { ensureEngine, makeGenerator, resolveHyper, type GeneratorProgress } fro
 const env = (k: string, d: string) => process.env[k] ?? d;
 const steps = Number(env('DL_STEPS', '4'));
 const method = env('DL_METHOD', 'datalens') as 'datalens' | 'gpate';
-const kind = method === 'gpate' ? 'neural' : (env('DL_KIND', 'kernel') as 'kernel' | 'neural');
+const kind = env('DL_KIND', 'kernel') as 'kernel' | 'neural';
 const N = Number(env('DL_TEACHERS', kind === 'kernel' ? '60000' : '4000'));
 const backend = await ensureEngine();
 const eng = (await import('../src/engine/index.js')) as { engineStats?: () => { kernelTimeMs?: Record<string, number>; fallbacks?: Record<string, number> }; resetEngineStats?: () => void };
@@ -27,7 +27,7 @@ const data = loadMnist();
 const dir = mkdtempSync(join(tmpdir(), 'dplens-bench-'));
 const rng = seededRandom(1);
 const ledger = PrivacyLedger.open(join(dir, 'ledger.jsonl'), { accountant: 'rdp', randomness: rng });
-const hyper = resolveHyper(method, kind === 'kernel' || method === 'gpate' ? 'mnist-eps1' : 'neural-mnist-eps1', { teachers: N, teacherHidden: Number(env('DL_HIDDEN', '16')), generatorArch: env('DL_GEN', 'mlp') as 'dcgan', pretrainSteps: 0 });
+const hyper = resolveHyper(method, kind === 'kernel' ? 'mnist-eps1' : method === 'gpate' ? 'paper-mnist-eps1' : 'neural-mnist-eps1', { teachers: N, teacherHidden: Number(env('DL_HIDDEN', '16')), generatorArch: env('DL_GEN', 'mlp') as 'dcgan', pretrainSteps: 0 });
 const gen = makeGenerator(method, { data, budget: { epsilon: 1e9, delta: 1e-5 }, ledger, random: rng }, hyper, steps + 1, Infinity);
 const rows: GeneratorProgress[] = [];
 let peakRss = 0;

@@ -107,7 +107,7 @@ test('G-PATE end-to-end: threshold charged for every coordinate, GNMax for answe
   try {
     const epsilon = 1.5;
     const r = await runSynthesis(
-      { method: 'gpate', data: 'mnist', epsilon, delta: 1e-5, out: dir, samples: 100, seed: 5, maxSteps: 3, noReport: true, hyper: { ...small, sigma1: 300, sigma2: 200, thresh: 0.3 } },
+      { method: 'gpate', data: 'mnist', epsilon, delta: 1e-5, out: dir, samples: 100, seed: 5, maxSteps: 3, noReport: true, preset: 'paper-mnist-eps1', hyper: { ...small, sigma1: 300, sigma2: 200, thresh: 0.3 } },
       { dataOverride: mnist },
     );
     assert.ok(r.epsilon <= epsilon);

@@ -100,7 +100,10 @@ export interface Preset {
 const TUNED_DATALENS: Partial<SynthesisHyper> = { topk: 784, clip: 0, stochastic: true, beta: 0, alpha: 1e-3, zDim: 50, queryBatch: 30, generatorLabelGain: 10, generatorOutputBias: -2, dStep: 1, pretrainSteps: 4, teacherHidden: 8, generatorLr: 2e-3, smoothDirection: 1 };
 
 /** Kernel teachers: one per record (teachers: 0), nothing to train. */
-const KERNEL_DATALENS: Partial<SynthesisHyper> = { ...TUNED_DATALENS, teacherKind: 'kernel', teachers: 0, topk: 784, clip: 0, beta: 0, queryBatch: 30, augment: 'affine' };
+const KERNEL_DATALENS: Partial<SynthesisHyper> = { ...TUNED_DATALENS, teacherKind: 'kernel', kernelAssign: 'nearest', teachers: 0, topk: 784, clip: 0, beta: 0, queryBatch: 30, augment: 'affine' };
+
+/** G-PATE on kernel teachers (one per record, class means): unit-norm directions, so clip 1; T = 0.15·N/C. */
+const KERNEL_GPATE: Partial<SynthesisHyper> = { teacherKind: 'kernel', kernelAssign: 'all', teachers: 0, queryBatch: 30, dStep: 1, pretrainSteps: 0, projDim: 10, bins: 10, gpateClip: 1, thresh: 0.15, zDim: 50, generatorLabelGain: 10, generatorOutputBias: -2, generatorLr: 2e-3 };
 
 const GPATE_COMMON: Partial<SynthesisHyper> = { dStep: 1, pretrainSteps: 0, batchSize: 64, projDim: 10, bins: 10, gpateClip: 1e-4, thresh: 0.5 };
 
@@ -121,12 +124,13 @@ export const PRESETS: Record<Method, Record<string, Preset>> = {
     //   30 queries per generator step (half the steps, so half the teacher training, for the same
     //     number of queries); generator label gain 10 and output bias −3 (see GeneratorConfig).
     // Kernel teachers (kernel-teachers.ts, the defaults): one teacher per record (teachers 0 = as
-    // many as records), no training, k = d, no threshold; σ fixed so that ε = 1 allows 954 queries
-    // and ε = 10 allows 2558. Affine augmentation of the written samples (post-processing).
-    'mnist-eps1': { description: 'dplens default ε=1: kernel teachers, one per record, k=784, σ=7000, no threshold, 30 queries/step, affine augmentation', epsilon: 1, hyper: { ...KERNEL_DATALENS, sigma: 7000 } },
-    'fashion-mnist-eps1': { description: 'dplens default ε=1 (as MNIST): kernel teachers, σ=7000', epsilon: 1, hyper: { ...KERNEL_DATALENS, sigma: 7000 } },
-    'mnist-eps10': { description: 'dplens default ε=10: kernel teachers, one per record, k=784, σ=1500, nearest-query assignment, 30 queries/step, affine augmentation', epsilon: 10, hyper: { ...KERNEL_DATALENS, sigma: 1500, kernelAssign: 'nearest' } },
-    'fashion-mnist-eps10': { description: 'dplens default ε=10 (as MNIST): kernel teachers, σ=1500, nearest assignment', epsilon: 10, hyper: { ...KERNEL_DATALENS, sigma: 1500, kernelAssign: 'nearest' } },
+    // many as records), no training, k = d, no threshold, each record pulls the nearest generated
+    // query of its class ('nearest'), one Gaussian release per step with joint sensitivity 2√k.
+    // σ is chosen for 60 steps at the preset's ε (RDP, δ = 1e-5). Tuned on MNIST (src/generate/README.md).
+    'mnist-eps1': { description: 'dplens default ε=1: kernel teachers (one per record, nearest assignment), k=784, σ=1755 (60 steps of 30 queries), no threshold, affine augmentation', epsilon: 1, hyper: { ...KERNEL_DATALENS, sigma: 1755, queryBatch: 30 } },
+    'fashion-mnist-eps1': { description: 'dplens default ε=1 (MNIST-tuned): kernel teachers, σ=1755, 30 queries/step', epsilon: 1, hyper: { ...KERNEL_DATALENS, sigma: 1755, queryBatch: 30 } },
+    'mnist-eps10': { description: 'dplens default ε=10: kernel teachers (one per record, nearest assignment), k=784, σ=230 (60 steps of 100 queries), no threshold, affine augmentation', epsilon: 10, hyper: { ...KERNEL_DATALENS, sigma: 230, queryBatch: 100 } },
+    'fashion-mnist-eps10': { description: 'dplens default ε=10 (MNIST-tuned): kernel teachers, σ=230, 100 queries/step', epsilon: 10, hyper: { ...KERNEL_DATALENS, sigma: 230, queryBatch: 100 } },
     // Trained MLP teachers with our tuning (see the comment on TUNED_DATALENS).
     'neural-mnist-eps1': { description: 'neural teachers, dplens tuned (on MNIST) ε=1: N=4000, k=784, σ=7000, no threshold, clip 0, 30 queries/step', epsilon: 1, hyper: { ...TUNED_DATALENS, teachers: 4000, sigma: 7000 } },
     'neural-fashion-mnist-eps1': { description: 'neural teachers, dplens tuned (on MNIST) ε=1, applied to F-MNIST', epsilon: 1, hyper: { ...TUNED_DATALENS, teachers: 4000, sigma: 7000 } },
@@ -139,10 +143,17 @@ export const PRESETS: Record<Method, Record<string, Preset>> = {
     'paper-fashion-mnist-eps10': { description: 'DataLens README F-MNIST ε=10: N=4000, k=350, σ=1000, β=0.27, b=1e-5, z=64', epsilon: 10, hyper: { teachers: 4000, topk: 350, sigma: 1000, beta: 0.27, clip: 1e-5, zDim: 64 } },
   },
   gpate: {
-    'mnist-eps1': { description: 'G-PATE README MNIST ε=1: N=4000, σ1=3000, σ2=1000, T=2000, p=10, z=50', epsilon: 1, hyper: { ...GPATE_COMMON, teachers: 4000, sigma1: 3000, sigma2: 1000, zDim: 50 } },
-    'fashion-mnist-eps1': { description: 'G-PATE MNIST ε=1 settings applied to F-MNIST (no separate README command)', epsilon: 1, hyper: { ...GPATE_COMMON, teachers: 4000, sigma1: 3000, sigma2: 1000, zDim: 50 } },
-    'mnist-eps10': { description: 'G-PATE README MNIST ε=10: N=2000, σ1=600, σ2=100, T=1000, p=10, z=100', epsilon: 10, hyper: { ...GPATE_COMMON, teachers: 2000, sigma1: 600, sigma2: 100, zDim: 100 } },
-    'fashion-mnist-eps10': { description: 'G-PATE MNIST ε=10 settings applied to F-MNIST', epsilon: 10, hyper: { ...GPATE_COMMON, teachers: 2000, sigma1: 600, sigma2: 100, zDim: 100 } },
+    // Our defaults: kernel teachers (see KERNEL_GPATE); σ1 = σ2 chosen for 60 steps at the preset's ε,
+    // charged over the 2⌈B/C⌉·p coordinates one record can influence per step.
+    'mnist-eps1': { description: 'dplens default ε=1: kernel teachers, σ1=σ2=421, T=0.15·N/C, p=10, 10 bins, 30 queries/step', epsilon: 1, hyper: { ...KERNEL_GPATE, sigma1: 421, sigma2: 421 } },
+    'fashion-mnist-eps1': { description: 'dplens default ε=1 (MNIST-tuned): kernel teachers, σ1=σ2=421', epsilon: 1, hyper: { ...KERNEL_GPATE, sigma1: 421, sigma2: 421 } },
+    'mnist-eps10': { description: 'dplens default ε=10: kernel teachers, σ1=σ2=56, T=0.15·N/C, p=10, 10 bins, 30 queries/step', epsilon: 10, hyper: { ...KERNEL_GPATE, sigma1: 56, sigma2: 56 } },
+    'fashion-mnist-eps10': { description: 'dplens default ε=10 (MNIST-tuned): kernel teachers, σ1=σ2=56', epsilon: 10, hyper: { ...KERNEL_GPATE, sigma1: 56, sigma2: 56 } },
+    // The G-PATE README runs with trained MLP teachers.
+    'paper-mnist-eps1': { description: 'G-PATE README MNIST ε=1: N=4000, σ1=3000, σ2=1000, T=2000, p=10, z=50', epsilon: 1, hyper: { ...GPATE_COMMON, teachers: 4000, sigma1: 3000, sigma2: 1000, zDim: 50 } },
+    'paper-fashion-mnist-eps1': { description: 'G-PATE MNIST ε=1 settings applied to F-MNIST (no separate README command)', epsilon: 1, hyper: { ...GPATE_COMMON, teachers: 4000, sigma1: 3000, sigma2: 1000, zDim: 50 } },
+    'paper-mnist-eps10': { description: 'G-PATE README MNIST ε=10: N=2000, σ1=600, σ2=100, T=1000, p=10, z=100', epsilon: 10, hyper: { ...GPATE_COMMON, teachers: 2000, sigma1: 600, sigma2: 100, zDim: 100 } },
+    'paper-fashion-mnist-eps10': { description: 'G-PATE MNIST ε=10 settings applied to F-MNIST', epsilon: 10, hyper: { ...GPATE_COMMON, teachers: 2000, sigma1: 600, sigma2: 100, zDim: 100 } },
   },
 };
 
