@@ -27,12 +27,11 @@ interface StageResult {
 
 const DELTA = 1e-5;
 /**
- * DataLens settings for a few minutes on 2 cores: the published MNIST ε=1 run uses N = 4,000 teachers
- * (tens of GB and hours here). The demo uses fewer teachers and scales the vote noise σ with N so the
- * noise-to-vote ratio of the published setting is kept (fewer teachers ⇒ fewer queries fit in ε).
+ * DataLens settings: the default preset (kernel teachers, one per record: about 60 steps of a few
+ * seconds each on 2 cores). DPLENS_DEMO_TEACHERS overrides the teacher count (fewer teachers, each
+ * holding several records; the step charge then uses the several-records sensitivity).
  */
-const DEMO_TEACHERS = Number(process.env.DPLENS_DEMO_TEACHERS ?? 2000);
-const DEMO_SYNTH_HYPER = { teachers: DEMO_TEACHERS, sigma: 5000 * (DEMO_TEACHERS / 4000) };
+const DEMO_SYNTH_HYPER = process.env.DPLENS_DEMO_TEACHERS ? { teachers: Number(process.env.DPLENS_DEMO_TEACHERS) } : {};
 /** Synthetic images written and used for the utility evaluation (kept small: evaluation time ∝ count). */
 const DEMO_SAMPLES = 5000;
 /** Planned DP-SGD epochs (σ is calibrated for them); see trainStage. */
