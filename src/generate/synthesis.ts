@@ -92,7 +92,8 @@ export function votingGanOptions(h: SynthesisHyper, maxSteps: number, maxMinutes
 }
 
 export function makeGenerator(method: Method, ctx: ConstructorParameters<typeof DataLens>[0], h: SynthesisHyper, maxSteps: number, maxMinutes: number): VotingGan {
-  const o = votingGanOptions(h, maxSteps, maxMinutes);
+  // teachers 0 = one teacher per training record (the kernel-teacher presets).
+  const o = votingGanOptions(h.teachers === 0 ? { ...h, teachers: ctx.data.train.count } : h, maxSteps, maxMinutes);
   if (method === 'datalens') return new DataLens(ctx, o, { k: h.topk, sigma: h.sigma, clip: h.clip, stochastic: h.stochastic, beta: h.beta, alpha: h.alpha });
   if (method === 'gpate') return new Gpate(ctx, o, { projDim: h.projDim, bins: h.bins, clip: h.gpateClip, sigma1: h.sigma1, sigma2: h.sigma2, thresh: h.thresh });
   throw new RangeError(`unknown method "${String(method)}" (datalens|gpate)`);
