@@ -147,9 +147,8 @@ export const PRESETS: Record<Method, Record<string, Preset>> = {
     // charged over the 2⌈B/C⌉·p coordinates one record can influence per step.
     'mnist-eps1': { description: 'dplens default ε=1: kernel teachers, σ1=σ2=421, T=0.15·N/C, p=10, 10 bins, 30 queries/step', epsilon: 1, hyper: { ...KERNEL_GPATE, sigma1: 421, sigma2: 421 } },
     'fashion-mnist-eps1': { description: 'dplens default ε=1 (MNIST-tuned): kernel teachers, σ1=σ2=421', epsilon: 1, hyper: { ...KERNEL_GPATE, sigma1: 421, sigma2: 421 } },
-    // ε = 10: nearest assignment (2p coordinates charged per step), σ1 = σ2 = 32 for 60 steps.
-    'mnist-eps10': { description: 'dplens default ε=10: kernel teachers, nearest assignment, σ1=σ2=32, T=0.15·N/C, p=10, 10 bins, 30 queries/step', epsilon: 10, hyper: { ...KERNEL_GPATE, kernelAssign: 'nearest', sigma1: 32, sigma2: 32 } },
-    'fashion-mnist-eps10': { description: 'dplens default ε=10 (MNIST-tuned): kernel teachers, nearest assignment, σ1=σ2=32', epsilon: 10, hyper: { ...KERNEL_GPATE, kernelAssign: 'nearest', sigma1: 32, sigma2: 32 } },
+    'mnist-eps10': { description: 'dplens default ε=10: kernel teachers, σ1=σ2=56, T=0.15·N/C, p=10, 10 bins, 30 queries/step', epsilon: 10, hyper: { ...KERNEL_GPATE, sigma1: 56, sigma2: 56 } },
+    'fashion-mnist-eps10': { description: 'dplens default ε=10 (MNIST-tuned): kernel teachers, σ1=σ2=56', epsilon: 10, hyper: { ...KERNEL_GPATE, sigma1: 56, sigma2: 56 } },
     // The G-PATE README runs with trained MLP teachers.
     'paper-mnist-eps1': { description: 'G-PATE README MNIST ε=1: N=4000, σ1=3000, σ2=1000, T=2000, p=10, z=50', epsilon: 1, hyper: { ...GPATE_COMMON, teachers: 4000, sigma1: 3000, sigma2: 1000, zDim: 50 } },
     'paper-fashion-mnist-eps1': { description: 'G-PATE MNIST ε=1 settings applied to F-MNIST (no separate README command)', epsilon: 1, hyper: { ...GPATE_COMMON, teachers: 4000, sigma1: 3000, sigma2: 1000, zDim: 50 } },
