@@ -22,6 +22,11 @@ export interface AffineAugmentOptions {
 
 export const DEFAULT_AFFINE: AffineAugmentOptions = { rotateDeg: 12, scale: 0.12, shear: 0.15, shiftPx: 2 };
 
+/** Pixel (y, x) of an h×w image, 0 outside. */
+function pixelAt(src: Float32Array, h: number, w: number, y: number, x: number): number {
+  return y >= 0 && y < h && x >= 0 && x < w ? src[y * w + x]! : 0;
+}
+
 /**
  * In-place random affine map of n single-channel h×w uint8 images (bilinear, zero outside).
  * Each image gets its own map about the image centre.
@@ -63,8 +68,7 @@ export function augmentAffine(images: Uint8Array, n: number, h: number, w: numbe
         const y0 = Math.floor(sy);
         const fx = sx - x0;
         const fy = sy - y0;
-        const at = (y: number, x: number): number => (y >= 0 && y < h && x >= 0 && x < w ? src[y * w + x]! : 0);
-        const v = (1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x0 + 1)) + fy * ((1 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1));
+        const v = (1 - fy) * ((1 - fx) * pixelAt(src, h, w, y0, x0) + fx * pixelAt(src, h, w, y0, x0 + 1)) + fy * ((1 - fx) * pixelAt(src, h, w, y0 + 1, x0) + fx * pixelAt(src, h, w, y0 + 1, x0 + 1));
         images[off + yy * w + xx] = Math.max(0, Math.min(255, Math.round(v)));
       }
     }

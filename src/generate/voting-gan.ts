@@ -42,7 +42,7 @@ export interface VotingGanOptions {
   pretrainSteps: number;
   /**
    * 'neural' (default): the trained MLP teachers of the spec. 'kernel': non-parametric kernel
-   * teachers (kernel-teachers.ts; DataLens only) that need no training.
+   * teachers (kernel-teachers.ts) that need no training.
    */
   teacherKind?: 'neural' | 'kernel';
   /** Kernel teachers' bandwidth h (Infinity = equal weights over a teacher's class-y records). */
@@ -173,10 +173,8 @@ export abstract class VotingGan implements DpGenerator {
    */
   protected abstract aggregate(grads: Float32Array): { direction: Float32Array; nonZero: number };
 
-  /** The private aggregate from kernel teachers' votes on queries x [B, d] (DataLens only). */
-  protected aggregateKernel(_x: Float32Array, _y: Int32Array): { direction: Float32Array; nonZero: number } {
-    throw new RangeError(`${this.method}: kernel teachers are only implemented for DataLens`);
-  }
+  /** The private aggregate from kernel teachers' votes on queries x [B, d], recorded like aggregate(). */
+  protected abstract aggregateKernel(x: Float32Array, y: Int32Array): { direction: Float32Array; nonZero: number };
 
   protected record(event: DpEvent, meta: Record<string, unknown>): void {
     this.ctx.ledger.record({ event, method: this.method, datasetFingerprint: this.ctx.data.fingerprint, meta: { step: this.stepsDone + 1, ...meta } });
@@ -401,7 +399,7 @@ export class DataLens extends VotingGan {
     return { direction: r.direction, nonZero: r.nonZeroFraction };
   }
 
-  protected override aggregateKernel(x: Float32Array, y: Int32Array): { direction: Float32Array; nonZero: number } {
+  protected aggregateKernel(x: Float32Array, y: Int32Array): { direction: Float32Array; nonZero: number } {
     const kt = this.kernelTeachers!;
     // Recorded before the votes are even counted, exactly like the neural path.
     this.record(this.stepEvent(), { queries: this.B, k: this.topagg.k, sigma: this.topagg.sigma, beta: this.topagg.beta, teachers: 'kernel', assign: this.opts.kernelAssign ?? 'all', jointSensitivity: this.kernelStepSensitivity() });
@@ -454,7 +452,7 @@ export class Gpate extends VotingGan {
     return DpEvents.selfComposed(DpEvents.gnmax({ sigma: this.params.sigma2, thresholdSigma: this.params.sigma1, answered: true }), this.chargedCoords());
   }
 
-  protected override aggregateKernel(x: Float32Array, y: Int32Array): { direction: Float32Array; nonZero: number } {
+  protected aggregateKernel(x: Float32Array, y: Int32Array): { direction: Float32Array; nonZero: number } {
     const { B, dim } = this;
     const p = this.params;
     const rng = this.ctx.random;
