@@ -124,7 +124,8 @@ test('kernel teachers: one step\'s whole vote block moves by at most its joint s
   }
 });
 
-test('G-PATE kernel teachers: one vote per voting teacher per coordinate; a changed record touches ≤ 2⌈B/C⌉ queries (all) or 2 (nearest)', () => {
+test('G-PATE kernel teachers: one vote per voting teacher per coordinate; a changed record touches ≤ 2⌈B/C⌉ queries (all) or 2 (nearest)', async () => {
+  await ensureEngine(); // the batched path multiplies through the tensor engine
   const n = 60;
   const d = 9;
   const C = 3;
@@ -164,6 +165,45 @@ test('G-PATE kernel teachers: one vote per voting teacher per coordinate; a chan
     }
     const c = Math.ceil(B / C);
     assert.ok(changedQueries <= (assign === 'nearest' ? 2 : 2 * c), `trial ${trial}: ${changedQueries} queries changed`);
+  }
+});
+
+test('G-PATE kernel teachers: the batched (matmul) histograms equal the per-teacher reference loop', async () => {
+  await ensureEngine(); // the batched path multiplies through the tensor engine
+  const C = 3;
+  const p = 5;
+  const bins = 8;
+  for (let trial = 0; trial < 8; trial++) {
+    const n = 90;
+    const data = tinySet(n, 4, 5, C, 900 + trial);
+    const d = 20;
+    const assign = trial % 2 === 0 ? ('all' as const) : ('nearest' as const);
+    const B = [6, 9, 12, 7][trial % 4]!;
+    const y = Int32Array.from({ length: B }, (_, j) => j % C);
+    const x = queries(B, d, 400 + trial);
+    const proj = new Float32Array(B * d * p);
+    seededRandom(50 + trial).normal(proj, 1 / Math.sqrt(p));
+    // One teacher per record: every class takes the batched path (bandwidth is irrelevant there).
+    const fast = new KernelTeacherEnsemble({ numTeachers: n, bandwidth: 0.3, assign }, data, assignShards(n, n)).projectedHistograms(x, y, proj, p, bins, 0.6);
+    const slow = new KernelTeacherEnsemble({ numTeachers: n, bandwidth: 0.3, assign, batched: false }, data, assignShards(n, n)).projectedHistograms(x, y, proj, p, bins, 0.6);
+    let votes = 0;
+    let moved = 0;
+    for (let o = 0; o < fast.length; o++) {
+      votes += slow[o]!;
+      moved += Math.abs(fast[o]! - slow[o]!);
+    }
+    assert.ok(votes > 0);
+    // Float rounding may move a value sitting exactly on a bin edge; nothing else may differ.
+    assert.ok(moved <= 2, `trial ${trial}: ${moved} of ${votes} votes differ`);
+    for (let r = 0; r < B * p; r++) {
+      let a = 0;
+      let b = 0;
+      for (let m = 0; m < bins; m++) {
+        a += fast[r * bins + m]!;
+        b += slow[r * bins + m]!;
+      }
+      if (assign === 'all') assert.equal(a, b);
+    }
   }
 });
 

@@ -3,13 +3,13 @@
  * random half of a candidate pool, shadow models on other random halves (offline LiRA uses only
  * the shadows that did not see an example), and the loss-threshold attack on the target.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import type { ImageDataset, ImageSplit } from '../data/index.js';
 import type { Module } from '../nn/index.js';
 import { imageData, runTraining, type TrainConfig } from '../train/index.js';
 import { auditRandom } from './dpsgd.js';
 import { liraOfflineScores, lossAndConfidence, lossThresholdAttack } from './mia.js';
 import { attackMetrics, type AttackMetrics } from './stats.js';
+import { tidyRead } from '../engine/tidy-read.js';
 
 /** Normalisation runTraining uses for a dataset (fixed, data-independent). */
 export function datasetNormalisation(ds: ImageDataset): { mean: number[]; std: number[] } {
@@ -24,7 +24,7 @@ export function modelLogits(model: Module, split: ImageSplit, ds: ImageDataset):
   const out = new Float32Array(split.count * ds.numClasses);
   for (let s = 0; s < split.count; s += 256) {
     const e = Math.min(split.count, s + 256);
-    const z = tf.tidy(() => model.forward(data.range(s, e), false).dataSync() as Float32Array);
+    const z = tidyRead(() => model.forward(data.range(s, e), false)) as Float32Array;
     out.set(z, s * ds.numClasses);
   }
   return out;

@@ -17,6 +17,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { attackMetrics, type AttackMetrics } from './stats.js';
+import { tidyRead } from '../engine/tidy-read.js';
 
 /** Per-example cross-entropy loss and logit-scaled confidence from logits [N, K]. */
 export function lossAndConfidence(logits: ArrayLike<number>, labels: ArrayLike<number>, numClasses: number): { loss: Float64Array; phi: Float64Array } {
@@ -117,10 +118,10 @@ export function distanceToClosestRecord(
     const sNorm = tf.sum(tf.square(S), 1);
     for (let c0 = 0; c0 < candidates.count; c0 += CB) {
       const c1 = Math.min(candidates.count, c0 + CB);
-      const d2 = tf.tidy(() => {
+      const d2 = tidyRead(() => {
         const A = tf.tensor2d(toFloat(candidates.images, c0, c1), [c1 - c0, dim]);
         const aNorm = tf.sum(tf.square(A), 1, true);
-        return tf.add(tf.sub(aNorm, tf.mul(2, tf.matMul(A, S, false, true))), sNorm).dataSync();
+        return tf.add(tf.sub(aNorm, tf.mul(2, tf.matMul(A, S, false, true))), sNorm);
       });
       const w = s1 - s0;
       for (let i = 0; i < c1 - c0; i++) {

@@ -10,6 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ensureAuditGradients } from './autodiff.js';
+import { tidyRead } from '../engine/tidy-read.js';
 
 export const MNIST_MEAN = 0.1307;
 export const MNIST_STD = 0.3081;
@@ -89,7 +90,7 @@ export function refCnnLogits(params: tf.Tensor[], pixels: tf.Tensor4D): tf.Tenso
 /** Mean cross-entropy against label distributions `target` [N, classes] (rows sum to 1). */
 export function softCrossEntropy(logits: tf.Tensor2D, target: tf.Tensor2D): tf.Scalar {
   // log Σ exp z, stabilised by a constant shift (its gradient contribution is zero anyway)
-  const shift = tf.tidy(() => tf.max(logits, 1, true).dataSync());
+  const shift = tidyRead(() => tf.max(logits, 1, true));
   const shifted = tf.sub(logits, tf.tensor2d(Array.from(shift), [logits.shape[0], 1]));
   const lse = tf.log(tf.sum(tf.exp(shifted), 1, true));
   const logp = tf.sub(shifted, lse);

@@ -8,6 +8,7 @@ import type { ImageDataset } from '../data/index.js';
 import { runTraining, type TrainConfig, type TrainHooks } from '../train/index.js';
 import { auditRandom, type AuditReport, makeDiracCanaries, statisticFor, summarizeAudit } from './dpsgd.js';
 import type { GuessStrategy } from './stats.js';
+import { tidyRead } from '../engine/tidy-read.js';
 
 export interface AuditOptions {
   /** Number of canaries (default 1000). */
@@ -104,11 +105,11 @@ export async function auditTrainingInput(config: TrainConfig, opts: AuditOptions
   const scores: number[] = [];
   for (let s = 0; s < m; s += 256) {
     const e = Math.min(m, s + 256);
-    const l = tf.tidy(() => {
+    const l = tidyRead(() => {
       const logits = res.model.forward(data.range(s, e), false) as import('@tensorflow/tfjs-core').Tensor2D;
       const logp = tf.logSoftmax(logits);
       const y = tf.oneHot(tf.tensor1d(canLabels.subarray(s, e), 'int32'), ds.numClasses);
-      return tf.sum(tf.mul(logp, tf.cast(y, 'float32')), 1).dataSync();
+      return tf.sum(tf.mul(logp, tf.cast(y, 'float32')), 1);
     });
     for (const v of l) scores.push(v); // log-likelihood of the wrong label = −loss
   }

@@ -98,3 +98,6 @@ export { defaultThreads };
  * benchmarks, e.g. `engineTuning.jsFastPathElems = 0` forces every call onto the native path.
  */
 export { tuning as engineTuning } from './kernels/common.js';
+
+// tf.tidy + dataSync without tidy walking a typed array (tidy-read.ts; no ORT import).
+export { tidyRead } from './tidy-read.js';

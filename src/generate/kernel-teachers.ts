@@ -24,10 +24,12 @@
  * by ≤ 2√k in L2 and the run is charged DpEvents.topAgg per query like the neural variant.
  * The vote sums are private intermediates: they go straight to the noise step (P9).
  */
+import * as tf from '@tensorflow/tfjs-core';
 import type { ImageDataset } from '../data/types.js';
 import type { RandomSource } from '../privacy/index.js';
 import type { ShardAssignment } from './shards.js';
 import { addTeacherVotes, type TopAggParams } from './topagg.js';
+import { tidyRead } from '../engine/tidy-read.js';
 
 /**
  * Uniforms in [0,1) for (key, query, teacher): a splitmix32-style hash, then the mulberry32 steps of
@@ -66,6 +68,12 @@ export interface KernelTeacherConfig {
    * ±1 per query, so the sensitivity is unchanged.
    */
   assign?: 'all' | 'nearest';
+  /**
+   * G-PATE histograms as batched matmuls (default true) where every voter of a class holds exactly
+   * one record of it (always the case with one teacher per record). false forces the per-teacher
+   * reference loop; the tests check that the two agree.
+   */
+  batched?: boolean;
 }
 
 export class KernelTeacherEnsemble {
@@ -84,6 +92,12 @@ export class KernelTeacherEnsemble {
   /** Scratch for teacherDirection: a teacher's selected record slots and their weights. */
   private readonly slots: Int32Array;
   private readonly slotWeights: Float64Array;
+  private readonly batched: boolean;
+  /** Per class: true when every voter holds exactly one record of that class (batched G-PATE path). */
+  private readonly singleRecord: boolean[];
+  /** Per class, built on first use by the batched path: records as floats [n_c, d] and their squared norms. Private. */
+  private classRecords: (tf.Tensor2D | undefined)[] = [];
+  private classSqNorms: (Float64Array | undefined)[] = [];
 
   constructor(config: KernelTeacherConfig, data: ImageDataset, shards: ShardAssignment) {
     const N = config.numTeachers;
@@ -123,6 +137,8 @@ export class KernelTeacherEnsemble {
     this.rowsByClass = rows.map((r) => Int32Array.from(r));
     this.slots = new Int32Array(Math.max(1, ...this.voterStart.map(maxGap)));
     this.slotWeights = new Float64Array(this.slots.length);
+    this.batched = config.batched ?? true;
+    this.singleRecord = this.voterStart.map((st) => maxGap(st) <= 1);
   }
 
   /**
@@ -225,9 +241,16 @@ export class KernelTeacherEnsemble {
     const g = new Float32Array(d);
     const u = new Float64Array(projDim);
     const width = (2 * clip) / bins;
+    const slowClasses = new Set<number>();
+    for (let c = 0; c < this.numClasses; c++) {
+      if (this.batched && this.singleRecord[c]) this.classHistograms(c, x, y, proj, projDim, bins, clip, hist);
+      else slowClasses.add(c);
+    }
+    if (slowClasses.size === 0) return hist;
     const owner = this.assign === 'nearest' ? this.nearestQuery(x, y) : null;
     for (let j = 0; j < B; j++) {
       const c = y[j]!;
+      if (!slowClasses.has(c)) continue;
       const P = proj.subarray(j * d * projDim, (j + 1) * d * projDim);
       for (let v = 0; v < this.voters[c]!.length; v++) {
         if (!this.teacherDirection(c, v, j, x, owner, g)) continue; // abstain
@@ -251,6 +274,95 @@ export class KernelTeacherEnsemble {
     }
     g.fill(0);
     return hist;
+  }
+
+  /**
+   * Batched projectedHistograms for class c when every voter holds one class-c record r (its
+   * direction for query j is then r − x_j for any bandwidth). One matmul R_c·[P_j… | x_j…] gives
+   * r·P_j and r·x_j for every record and class-c query; the unit direction's projection is
+   * (r·P_j − x_j·P_j)/‖r − x_j‖ with ‖r − x_j‖² = ‖r‖² − 2r·x_j + ‖x_j‖², and under 'nearest' the
+   * owner query is argmin_j(‖x_j‖² − 2r·x_j). Adds into hist. Private intermediate (P9).
+   */
+  private classHistograms(c: number, x: Float32Array, y: Int32Array, proj: Float32Array, p: number, bins: number, clip: number, hist: Int32Array): void {
+    const d = this.dim;
+    const qs: number[] = [];
+    for (let j = 0; j < y.length; j++) if (y[j] === c) qs.push(j);
+    const n = this.rowsByClass[c]!.length;
+    if (!qs.length || n === 0) return;
+    const R = this.recordMatrix(c);
+    const rr = this.classSqNorms[c]!;
+    const q = qs.length;
+    const cols = q * (p + 1);
+    const M = new Float32Array(d * cols);
+    const xP = new Float64Array(q * p);
+    const xx = new Float64Array(q);
+    for (let a = 0; a < q; a++) {
+      const j = qs[a]!;
+      const po = j * d * p;
+      for (let t = 0; t < d; t++) {
+        const xt = x[j * d + t]!;
+        M[t * cols + q * p + a] = xt;
+        xx[a]! += xt * xt;
+        for (let l = 0; l < p; l++) {
+          const v = proj[po + t * p + l]!;
+          M[t * cols + a * p + l] = v;
+          xP[a * p + l]! += xt * v;
+        }
+      }
+    }
+    const A = tidyRead(() => tf.matMul(R, tf.tensor2d(M, [d, cols]))) as Float32Array;
+    const width = (2 * clip) / bins;
+    const nearest = this.assign === 'nearest';
+    for (let s = 0; s < n; s++) {
+      const ro = s * cols;
+      let a0 = 0;
+      let a1 = q;
+      if (nearest) {
+        let bd = Infinity;
+        for (let a = 0; a < q; a++) {
+          const dist = xx[a]! - 2 * A[ro + q * p + a]!;
+          if (dist < bd) [bd, a0] = [dist, a];
+        }
+        a1 = a0 + 1;
+      }
+      for (let a = a0; a < a1; a++) {
+        const n2 = rr[s]! - 2 * A[ro + q * p + a]! + xx[a]!;
+        if (!(n2 > 1e-9)) continue; // the record equals the query: no direction, abstain
+        const inv = 1 / Math.sqrt(n2);
+        const ho = qs[a]! * p;
+        for (let l = 0; l < p; l++) {
+          const u = Math.min(clip, Math.max(-clip, (A[ro + a * p + l]! - xP[a * p + l]!) * inv));
+          const m = Math.min(bins - 1, Math.floor((u + clip) / width));
+          hist[(ho + l) * bins + m]!++;
+        }
+      }
+    }
+    A.fill(0);
+  }
+
+  /** Class c's records as a float tensor [n_c, d] in [0, 1] (built once, kept), with squared norms. */
+  private recordMatrix(c: number): tf.Tensor2D {
+    const have = this.classRecords[c];
+    if (have) return have;
+    const d = this.dim;
+    const rows = this.rowsByClass[c]!;
+    const f = new Float32Array(rows.length * d);
+    const nr = new Float64Array(rows.length);
+    for (let s = 0; s < rows.length; s++) {
+      const o = rows[s]! * d;
+      let acc = 0;
+      for (let t = 0; t < d; t++) {
+        const v = this.pixels[o + t]! / 255;
+        f[s * d + t] = v;
+        acc += v * v;
+      }
+      nr[s] = acc;
+    }
+    // tfjs keeps `f` as the tensor's storage (no copy): do not clear it here; dispose() frees it.
+    const R = tf.tensor2d(f, [rows.length, d]);
+    this.classRecords[c] = R;
+    this.classSqNorms[c] = nr;
+    return R;
   }
 
   /**
@@ -285,5 +397,13 @@ export class KernelTeacherEnsemble {
 
   dispose(): void {
     this.pixels.fill(0);
+    for (const R of this.classRecords) {
+      if (!R) continue;
+      (R.dataSync() as Float32Array).fill(0); // private pixels: clear before the memory is freed
+      R.dispose();
+    }
+    this.classRecords = [];
+    for (const nr of this.classSqNorms) nr?.fill(0);
+    this.classSqNorms = [];
   }
 }

@@ -15,6 +15,7 @@ import { assignShards, PUBLIC_SHARD_SEED } from './shards.js';
 import { noisyAggregate, topAgg, validateTopAggParams, type TopAggParams } from './topagg.js';
 import { argmaxStep, backProject, drawProjections, histograms, thresholdStep, validateGpateParams, type GpateParams } from './gpate-agg.js';
 import type { DpGenerator, FitResult, GeneratorContext, GeneratorProgress, SampleSet, StopReason } from './types.js';
+import { tidyRead } from '../engine/tidy-read.js';
 
 export interface VotingGanOptions {
   teachers: Omit<TeacherConfig, 'batchSize'>;
@@ -442,9 +443,14 @@ export class Gpate extends VotingGan {
     return Math.min(this.B, queries) * this.params.projDim;
   }
 
-  /** T = thresh·(voters a query can expect): N for neural teachers, N/C for kernel ones (public). */
+  /**
+   * T = thresh·(voters a query can expect, a public number): N for neural teachers; for kernel
+   * ones N/C under 'all' (the teachers holding the class) and N/B under 'nearest' (a class's
+   * N/C records split among its ≈ B/C queries).
+   */
   private thresholdVoters(): number {
-    return this.opts.teacherKind === 'kernel' ? this.numTeachers / this.numClasses : this.numTeachers;
+    if (this.opts.teacherKind !== 'kernel') return this.numTeachers;
+    return this.opts.kernelAssign === 'nearest' ? this.numTeachers / this.B : this.numTeachers / this.numClasses;
   }
 
   /** Worst case of one step: every projected coordinate pays the threshold test and is answered. */
@@ -475,7 +481,7 @@ export class Gpate extends VotingGan {
     const rng = this.ctx.random;
     const proj = drawProjections(B, dim, p.projDim, rng);
     // u[j, i, :] = g_i[j]ᵀ P_j for every query j and teacher i, as one batched product.
-    const projected = tf.tidy(() => tf.matMul(tf.transpose(tf.tensor3d(grads, [N, B, dim]), [1, 0, 2]), tf.tensor3d(proj, [B, dim, p.projDim])).dataSync() as Float32Array);
+    const projected = tidyRead(() => tf.matMul(tf.transpose(tf.tensor3d(grads, [N, B, dim]), [1, 0, 2]), tf.tensor3d(proj, [B, dim, p.projDim]))) as Float32Array;
     const hist = histograms(projected, B, N, p);
     projected.fill(0);
     // Threshold tests for every coordinate (charged whether answered or not, P6) ...
