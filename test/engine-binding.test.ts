@@ -141,3 +141,17 @@ test('a kernel registered for cpu after the engine loaded also runs on ort (coun
   assert.deepEqual(y, [2, 4, 6]);
   assert.equal(engineStats().fallbacks.DplensTestDouble, 1);
 });
+
+test('tidyRead: returns the values of the tensor built under tidy and leaves no tensor behind', async () => {
+  await initEngine();
+  const { tidyRead } = await import('../src/engine/index.js');
+  const a = tf.tensor2d([1, 2, 3, 4, 5, 6], [3, 2]);
+  const b = tf.tensor2d([1, 0, 2, 0, 1, 3], [2, 3]);
+  const before = tf.memory().numTensors;
+  const v = tidyRead(() => tf.matMul(a, b));
+  assert.deepEqual([...v], [1, 2, 8, 3, 4, 18, 5, 6, 28]);
+  assert.equal(tf.memory().numTensors, before);
+  assert.throws(() => tidyRead(() => tf.tensor1d([1, 2], 'int32')), /float32/);
+  assert.equal(tf.memory().numTensors, before);
+  tf.dispose([a, b]);
+});

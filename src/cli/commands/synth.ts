@@ -33,6 +33,7 @@ const command: Command = {
     'teacher-optimizer': { type: 'string', help: 'adam (default) or sgd' },
     'teacher-lr': { type: 'string', help: 'teacher learning rate (default 1e-3)' },
     'generator-lr': { type: 'string', help: 'generator Adam learning rate (default 1e-3)' },
+    'smooth-direction': { type: 'string', help: 'std (pixels) of a Gaussian blur of each released direction before the generator step; post-processing of the noised release, 0 = none (default: preset)' },
     'label-gain': { type: 'string', help: 'gain on the generator label inputs (preset: 10)' },
     teachers: { type: 'string', help: 'number of teachers N (presets: one per record for kernel teachers, 4000 for MLP teachers; G-PATE eps10: 2000)' },
     'teacher-kind': { type: 'string', help: 'teachers: neural (trained MLPs, the papers) or kernel (non-parametric kernel-density teachers, no training; see src/generate/README.md) (default: preset)' },
@@ -109,6 +110,7 @@ const command: Command = {
       teacherLr: getNumber(args, 'teacher-lr', undefined, positive),
       generatorLr: getNumber(args, 'generator-lr', undefined, positive),
       generatorLabelGain: getNumber(args, 'label-gain', undefined, positive),
+      smoothDirection: getNumber(args, 'smooth-direction', undefined, (x) => x >= 0 || 'must be >= 0'),
     };
     if (getBool(args, 'deterministic-sign')) hyper.stochastic = false;
     const threads = getInteger(args, 'threads', undefined, 1);
