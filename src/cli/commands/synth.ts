@@ -49,7 +49,7 @@ const command: Command = {
     alpha: { type: 'string', help: 'DataLens: step size of the aggregate in pixel space (default 1e-3)' },
     sigma1: { type: 'string', help: 'G-PATE: threshold-test noise std' },
     sigma2: { type: 'string', help: 'G-PATE: GNMax noise std' },
-    thresh: { type: 'string', help: 'G-PATE: threshold fraction of N (default 0.5)' },
+    thresh: { type: 'string', help: 'G-PATE: threshold fraction: T = thresh·N (neural teachers, default 0.5), thresh·N/C (kernel, all), thresh·N/B (kernel, nearest); kernel presets 0.15' },
     'gpate-clip': { type: 'string', help: 'G-PATE: clip bound of a projected coordinate (bins span [-clip, clip]; preset 1e-4 for MLP teachers, 1 for kernel teachers, whose directions are unit vectors)' },
     bins: { type: 'string', help: 'G-PATE: bins per projected coordinate (default 10)' },
     'proj-dim': { type: 'string', help: 'G-PATE: random projection dimension (default 10)' },
