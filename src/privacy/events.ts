@@ -10,6 +10,23 @@
  *    dp_accounting); replace-one for sampling without replacement (Wang, Balle & Kasiviswanathan 2019).
  */
 
+/**
+ * The neighbouring relation a privacy proof uses (dp_accounting's NeighboringRelation):
+ *  - 'add-remove': D and D' differ by adding or removing one record (n is private);
+ *  - 'replace-one': D and D' have the same size and differ in one record (n is public).
+ * An accountant is built for one relation and refuses events recorded under another.
+ */
+export type NeighbouringRelation = 'add-remove' | 'replace-one';
+
+export const NEIGHBOURING_RELATIONS: readonly NeighbouringRelation[] = ['add-remove', 'replace-one'];
+
+/** Plain-words description of a relation, for reports and `budget show`. */
+export function describeRelation(r: NeighbouringRelation): string {
+  return r === 'add-remove'
+    ? 'adding or removing one record of the training data'
+    : 'replacing one record of the training data with another (the number of records, n, is treated as public)';
+}
+
 export interface GaussianEvent {
   readonly kind: 'gaussian';
   /** std / L2-sensitivity. 0 means no noise (epsilon = infinity). */
