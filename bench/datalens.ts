@@ -14,11 +14,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadMnist } from '../src/data/index.js';
 import { PrivacyLedger, seededRandom } from '../src/privacy/index.js';
-import { ensureEngine, makeGenerator, resolveHyper, type GeneratorProgress } from '../src/generate/index.js';
+import { ensureEngine, makeGenerator, resolveHyper, type GeneratorProgress, type VotingGan } from '../src/generate/index.js';
 
 const env = (k: string, d: string) => process.env[k] ?? d;
 const steps = Number(env('DL_STEPS', '4'));
-const method = env('DL_METHOD', 'datalens') as 'datalens' | 'gpate';
+const method = env('DL_METHOD', 'datalens');
 const kind = env('DL_KIND', 'kernel') as 'kernel' | 'neural';
 const N = Number(env('DL_TEACHERS', kind === 'kernel' ? '60000' : '4000'));
 const backend = await ensureEngine();
@@ -26,9 +26,9 @@ const eng = (await import('../src/engine/index.js')) as { engineStats?: () => { 
 const data = loadMnist();
 const dir = mkdtempSync(join(tmpdir(), 'dplens-bench-'));
 const rng = seededRandom(1);
-const ledger = PrivacyLedger.open(join(dir, 'ledger.jsonl'), { accountant: 'rdp', randomness: rng });
+const ledger = PrivacyLedger.open(join(dir, 'ledger.jsonl'), { accountant: 'rdp', relation: 'replace-one', randomness: rng });
 const hyper = resolveHyper(method, kind === 'kernel' ? 'mnist-eps1' : method === 'gpate' ? 'paper-mnist-eps1' : 'neural-mnist-eps1', { teachers: N, teacherHidden: Number(env('DL_HIDDEN', '16')), generatorArch: env('DL_GEN', 'mlp') as 'dcgan', pretrainSteps: 0 });
-const gen = makeGenerator(method, { data, budget: { epsilon: 1e9, delta: 1e-5 }, ledger, random: rng }, hyper, steps + 1, Infinity);
+const gen = makeGenerator(method, { data, budget: { epsilon: 1e9, delta: 1e-5 }, ledger, random: rng }, hyper, steps + 1, Infinity) as VotingGan;
 const rows: GeneratorProgress[] = [];
 let peakRss = 0;
 const t0 = Date.now();
@@ -66,4 +66,5 @@ const result = {
 };
 console.log(JSON.stringify(result, null, 1));
 gen.dispose();
+ledger.close();
 rmSync(dir, { recursive: true, force: true });

@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
-import { engineStats, initEngine, resetEngineStats, setEngineTiming } from '../src/engine/index.js';
+import { engineCapabilities, engineStats, ensureEngine, resetEngineStats, setEngineTiming } from '../src/engine/index.js';
 import { makeCnn, makeMlp, lossAndGrads, mnistBatch, type RefNet } from '../src/engine/reference-nets.js';
 import { runGraph } from '../src/engine/ort-runtime.js';
 import { GraphBuilder } from '../src/engine/graph.js';
@@ -152,7 +152,7 @@ function runTorch(): { result: Record<string, unknown> | null; note?: string } {
 }
 
 async function main(): Promise<void> {
-  const used = await initEngine({ backend, threads });
+  const used = await ensureEngine({ backend, threads });
   log(`backend ${used}, threads ${engineStats().threads}, ${os.cpus().length} cores, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   const mnist = loadMnist();
   const x = mnistBatch(mnist.train.images, 0, 256);
@@ -175,7 +175,7 @@ async function main(): Promise<void> {
   const mb = tf.randomNormal([1024, 1024], 0, 1, 'float32', 2);
   // tf.matMul and the raw ORT MatMul are timed interleaved (see timeInterleaved).
   const mm = timeInterleaved(
-    { matmulMs: () => tf.tidy(() => void tf.matMul(ma, mb).dataSync()), ...(used === 'ort' ? { ortRawMatmulMs: rawOrtMatmul(1024) } : {}) },
+    { matmulMs: () => tf.tidy(() => void tf.matMul(ma, mb).dataSync()), ...(engineCapabilities().onnxRuntime ? { ortRawMatmulMs: rawOrtMatmul(1024) } : {}) },
     3,
     reps,
   );

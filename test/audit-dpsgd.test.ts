@@ -11,7 +11,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadMnist, type ImageDataset } from '../src/data/index.js';
-import { auditTraining, auditRandom, makeDiracCanaries, statisticFor, summarizeAudit } from '../src/audit/index.js';
+import { auditRandom, makeDiracCanaries, statisticFor, summarizeAudit } from '../src/audit/index.js';
+import { auditTraining } from '../src/runs/audit.js';
 import { buildModel, referenceCnnSpec, setInitSeed } from '../src/nn/index.js';
 import { ensureEngine, GaussianPrivatizer, gaussianNoise, imageData, makePrivate, SGD } from '../src/train/index.js';
 import { seededRandom, type RandomSource } from '../src/privacy/index.js';
@@ -22,7 +23,7 @@ function subset(n: number, offset = 0): ImageDataset {
     ...mnist,
     train: { images: mnist.train.images.slice(offset * 784, (offset + n) * 784), labels: mnist.train.labels.slice(offset, offset + n), count: n },
     test: { images: mnist.test.images.slice(0, 100 * 784), labels: mnist.test.labels.slice(0, 100), count: 100 },
-    fingerprint: `mnist-subset-${offset}-${n}`,
+    rawFingerprint: `mnist-subset-${offset}-${n}`,
   };
 }
 

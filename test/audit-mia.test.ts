@@ -78,7 +78,7 @@ test('membership inference on a small non-private MNIST model: loss and LiRA bea
   await ensureEngine();
   const mnist = loadMnist();
   const n = 256;
-  const pool: ImageDataset = { ...mnist, train: { images: mnist.train.images.slice(0, n * 784), labels: mnist.train.labels.slice(0, n), count: n }, fingerprint: 'mia-pool' };
+  const pool: ImageDataset = { ...mnist, train: { images: mnist.train.images.slice(0, n * 784), labels: mnist.train.labels.slice(0, n), count: n }, rawFingerprint: 'mia-pool' };
   // σ = 0, ~60 epochs of 128 examples: the model memorises its half of the pool
   const res = await membershipInferenceTraining({ model: 'cnn', batch: 64, epochs: 60, noise: 0, clip: 10, lr: 0.2, delta: 1e-5, seed: 3 }, pool, { shadows: 4, seed: 4 });
   t.diagnostic(`loss AUC ${res.loss.auc.toFixed(3)}, LiRA AUC ${res.lira.auc.toFixed(3)}, TPR@1% ${res.lira.tprAt1.toFixed(3)}, ${res.seconds.toFixed(1)} s`);

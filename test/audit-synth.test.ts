@@ -8,7 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadMnist } from '../src/data/index.js';
-import { auditSynthesis, distanceToClosestRecord, insertInputCanaries, summarizeAudit } from '../src/audit/index.js';
+import { distanceToClosestRecord, insertInputCanaries, summarizeAudit } from '../src/audit/index.js';
+import { auditSynthesis } from '../src/runs/audit.js';
 import { seededRandom } from '../src/privacy/index.js';
 import { ensureEngine } from '../src/generate/index.js';
 

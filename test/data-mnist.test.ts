@@ -10,8 +10,8 @@ test('MNIST loads 60k/10k with valid labels and a stable fingerprint', () => {
   const counts = new Array(10).fill(0);
   for (const l of d.train.labels) counts[l]++;
   assert.deepEqual(counts, [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]);
-  assert.match(d.fingerprint, /^[0-9a-f]{64}$/);
-  assert.equal(loadMnist().fingerprint, d.fingerprint);
+  assert.match(d.rawFingerprint, /^[0-9a-f]{64}$/);
+  assert.equal(loadMnist().rawFingerprint, d.rawFingerprint);
 });
 
 test('IDX parser rejects wrong magic and truncated files with a message naming the file', () => {

@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DpEvents, PrivacyLedger, RdpAccountant, seededRandom } from '../src/privacy/index.js';
 import { loadMnist, readNpz, type ImageDataset } from '../src/data/index.js';
-import { ensureEngine, runSynthesis } from '../src/generate/index.js';
+import { ensureEngine } from '../src/generate/index.js';
+import { runSynthesis } from '../src/runs/synth.js';
 import { KernelTeacherEnsemble } from '../src/generate/kernel-teachers.js';
 import { assignShards } from '../src/generate/shards.js';
 
@@ -17,7 +18,7 @@ function tinySet(n: number, h: number, w: number, C: number, seed: number): Imag
   const images = Uint8Array.from(u, (v) => Math.floor(v * 256));
   const labels = Int32Array.from({ length: n }, (_, i) => (i * 7 + 3) % C);
   const split = { images, labels, count: n };
-  return { kind: 'image', name: 'tiny', height: h, width: w, channels: 1, numClasses: C, train: split, test: split, fingerprint: 'tiny', source: 'test' };
+  return { kind: 'image', name: 'tiny', height: h, width: w, channels: 1, numClasses: C, train: split, test: split, rawFingerprint: 'tiny', source: 'test' };
 }
 
 function queries(B: number, d: number, seed: number): Float32Array {

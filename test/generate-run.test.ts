@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DpEvents, PrivacyLedger, RdpAccountant, seededRandom } from '../src/privacy/index.js';
 import { loadMnist, readNpz, type ImageDataset } from '../src/data/index.js';
-import { DataLens, ensureEngine, makeGenerator, resolveHyper, runSynthesis } from '../src/generate/index.js';
+import { DataLens, ensureEngine, makeGenerator, resolveHyper } from '../src/generate/index.js';
+import { runSynthesis } from '../src/runs/synth.js';
 
 let mnist: ImageDataset;
 before(async () => {

@@ -15,7 +15,7 @@ function tinyDataset(count: number, side: number, C: number, seed: number): Imag
   const images = Uint8Array.from(u, (v) => Math.floor(v * 256));
   const labels = Int32Array.from({ length: count }, (_, i) => i % C);
   const split = { images, labels, count };
-  return { kind: 'image', name: 'tiny', height: side, width: side, channels: 1, numClasses: C, train: split, test: split, fingerprint: 'tiny' + seed, source: 'test' };
+  return { kind: 'image', name: 'tiny', height: side, width: side, channels: 1, numClasses: C, train: split, test: split, rawFingerprint: 'tiny' + seed, source: 'test' };
 }
 
 const cfg = (N: number, arch: { perClassHead?: boolean; classLinear?: boolean; hidden?: number } = {}) => ({ numTeachers: N, hidden: 6, lr: 1e-2, beta1: 0.5, initStd: 0.5, batchSize: 4, ...arch });

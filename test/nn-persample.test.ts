@@ -1,7 +1,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { ensureEngine } from '../src/train/backend.js';
+import { ensureEngine } from '../src/engine/index.js';
 import { buildModel, clippedSum, forwardBackward, perSampleFlat, softmaxCrossEntropy, referenceCnnSpec, setInitSeed, type LayerSpec, type Module, BatchNorm, saveModel, loadModel } from '../src/nn/index.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -193,7 +193,7 @@ test('a tfjs-layers Sequential (model.json + shard) imports with identical outpu
 });
 
 test('host max pooling (relu-fused 2×2 and generic windows, plain) equals tfjs maxPool and routes gradients to the first maximum', async () => {
-  const { maxPoolForward, maxPoolBackward } = await import('../src/nn/im2col.js');
+  const { maxPoolForward, maxPoolBackward } = await import('../src/engine/host/im2col.js');
   const cases: [number, number, number, number, number, number, boolean][] = [
     // kh, kw, sh, sw, h, w, relu
     [2, 2, 1, 1, 6, 5, true],
@@ -246,8 +246,8 @@ test('host max pooling (relu-fused 2×2 and generic windows, plain) equals tfjs 
 });
 
 test('WebAssembly SIMD im2col/col2im (run tables over a padded frame) equal the JS loops on odd geometries', async () => {
-  const { im2col, col2im, runLayout, padInto, cropFrom } = await import('../src/nn/im2col.js');
-  const { HostArena, simdAvailable } = await import('../src/nn/simd.js');
+  const { im2col, col2im, runLayout, padInto, cropFrom } = await import('../src/engine/host/im2col.js');
+  const { HostArena, simdAvailable } = await import('../src/engine/host/simd.js');
   if (!simdAvailable()) return; // JS loops only on this platform
   const geos = [
     // reference CNN conv1 / conv2, then padding + crop, vertical dilation, odd channels, 1×1
@@ -288,8 +288,8 @@ test('WebAssembly SIMD im2col/col2im (run tables over a padded frame) equal the 
 });
 
 test('WebAssembly SIMD relu∘maxpool equals the JS host loop (values, first-max window codes, backward)', async () => {
-  const { maxPoolForward, maxPoolBackward } = await import('../src/nn/im2col.js');
-  const { HostArena, simdAvailable } = await import('../src/nn/simd.js');
+  const { maxPoolForward, maxPoolBackward } = await import('../src/engine/host/im2col.js');
+  const { HostArena, simdAvailable } = await import('../src/engine/host/simd.js');
   if (!simdAvailable()) return;
   for (const [kh, kw, sh, sw, h, w, c] of [
     [2, 2, 1, 1, 14, 14, 16],

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BudgetError, DpEvents, LedgerTamperError, PrivacyLedger, RdpAccountant, PldAccountant, sealLedgerLine, seededRandom, AccountingError } from '../src/privacy/index.js';
+import { BudgetError, DpEvents, LedgerTamperError, PrivacyLedger, RdpAccountant, PldAccountant, sealLedgerLine, sealLedgerTip, seededRandom, AccountingError } from '../src/privacy/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dplens-ledger-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
@@ -92,9 +92,9 @@ test('a crash between the fsync of a line and the tip update is tolerated (tip o
   writeSome(p, 0).record({ event: sgm, method: 'dpsgd', datasetFingerprint: 'x' });
   writeFileSync(p + '.tip', tip);
   assert.equal(PrivacyLedger.read(p).entries.length, 3);
+  // issue 12 #6 (deliberate change): a missing tip while the ledger has entries is an error, not "ok"
   rmSync(p + '.tip');
-  const l = PrivacyLedger.read(p);
-  assert.match(l.verification.tip, /no tip file/);
+  assert.throws(() => PrivacyLedger.read(p), (e: Error) => e instanceof LedgerTamperError && /tip file .* is missing but the ledger has 3 entries/.test(e.message));
 });
 
 test('budget: a release that would exceed it is refused (BudgetError) and not written', () => {
@@ -150,7 +150,8 @@ test('a 10,000-entry ledger opens and verifies in well under a second (RDP and P
       prev = hash;
     }
     writeFileSync(p, lines.join('\n') + '\n' + out.join('\n') + '\n');
-    writeFileSync(p + '.tip', JSON.stringify({ entries: 10000, hash: prev }));
+    sealLedgerTip(p); // the tip is MAC'd with the owner key (issue 12 #6); this test holds the key
+    assert.match(readFileSync(p + '.tip', 'utf8'), new RegExp(`"entries":10000,"hash":"${prev}"`));
     const t0 = performance.now();
     const back = PrivacyLedger.open(p, { accountant });
     // opening = parse + verify 10,000 hashes + compose into the incremental accountant; with RDP

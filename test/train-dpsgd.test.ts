@@ -31,7 +31,7 @@ function toyDataset(n: number, seed: number): ImageDataset {
     }
     return { images, labels, count };
   };
-  return { kind: 'image', name: 'toy', height: 8, width: 8, channels: 1, numClasses: 4, train: mk(n), test: mk(200), fingerprint: 'toy-' + seed, source: 'test' };
+  return { kind: 'image', name: 'toy', height: 8, width: 8, channels: 1, numClasses: 4, train: mk(n), test: mk(200), rawFingerprint: 'toy-' + seed, source: 'test' };
 }
 
 function vecData(x: Float32Array, labels: Int32Array, d: number): TrainData {

@@ -127,7 +127,7 @@ function toyDataset(n: number, seed: number): ImageDataset {
     }
     return { images, labels, count };
   };
-  return { kind: 'image', name: 'toy', height: 8, width: 8, channels: 1, numClasses: 4, train: mk(n), test: mk(100), fingerprint: 'toy-' + seed, source: 'test' };
+  return { kind: 'image', name: 'toy', height: 8, width: 8, channels: 1, numClasses: 4, train: mk(n), test: mk(100), rawFingerprint: 'toy-' + seed, source: 'test' };
 }
 
 test('run folder: model.json holds the EMA weights, train-state keeps momentum/live weights, resume restores them and reports the stored clip/batch', async () => {

@@ -29,6 +29,7 @@
  */
 import { MNIST_MEAN, MNIST_STD } from './refcnn.js';
 import { conv2dBackFilter, conv2dBackInput, conv2dForward, hostParams, refCnnDims, reluMaxPool, type HostParams, type RefCnnDims } from './refcnn-host.js';
+import { xorshift32 } from '../util/prng.js';
 
 export interface LayerwiseOptions {
   /** Adam iterations of the pixel stage per restart (default 1500). */
@@ -469,16 +470,8 @@ export function invertGradientLayerwise(paramArrays: ArrayLike<number>[], gradAr
     }
     return loss;
   };
-  let s = ((opts.seed ?? 1) >>> 0) || 1;
-  const rnd = (): number => {
-    // xorshift32: attack initialisation only (not DP noise)
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296;
-  };
+  // xorshift32: attack initialisation only (not DP noise)
+  const rnd = xorshift32((opts.seed ?? 1) >>> 0);
   let best: { x: Float64Array; loss: number } | null = null;
   const m = new Float64Array(N);
   const v = new Float64Array(N);

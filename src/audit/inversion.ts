@@ -20,6 +20,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { ensureAuditGradients } from './autodiff.js';
 import { invertGradientLayerwise } from './inversion-layerwise.js';
 import { refCnnFeatures, refCnnGradient, refCnnLogits, softCrossEntropy } from './refcnn.js';
+import { xorshift32 } from '../util/prng.js';
 
 /** Anything with the privacy core's `normal(out, std)` (secureRandom() / seededRandom(seed)). */
 export interface NormalSource {
@@ -123,16 +124,9 @@ function invertGradientMatching(params: tf.Tensor[], sharedGrad: tf.Tensor[], sh
   const lastBias = sharedGrad[sharedGrad.length - 1]!.dataSync();
   let guess = 0;
   for (let k = 1; k < K; k++) if (lastBias[k]! < lastBias[guess]!) guess = k;
-  let s = ((opts.seed ?? 1) >>> 0) || 1;
+  const rnd = xorshift32((opts.seed ?? 1) >>> 0);
   const init = new Float32Array(H * W * C);
-  for (let i = 0; i < init.length; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    init[i] = s / 4294967296;
-  }
+  for (let i = 0; i < init.length; i++) init[i] = rnd();
   const x = tf.variable(tf.tensor4d(init, [1, H, W, C]), true, 'inversion_x');
   const labelInit = new Float32Array(K);
   labelInit[guess] = 4;

@@ -63,7 +63,7 @@ export async function membershipInferenceTraining(config: TrainConfig, pool: Ima
   const cfg: TrainConfig = { ...config, out: undefined, outDir: undefined, report: false, evaluate: false };
   const trainOn = async (inSet: boolean[]): Promise<Float32Array> => {
     const idx = inSet.flatMap((b, i) => (b ? [i] : []));
-    const ds: ImageDataset = { ...pool, train: pick(pool.train, idx, per), fingerprint: `${pool.fingerprint}/subset` };
+    const ds: ImageDataset = { ...pool, train: pick(pool.train, idx, per), rawFingerprint: `${pool.rawFingerprint}/subset` };
     const res = await runTraining(cfg, { dataOverride: ds });
     const z = modelLogits(res.model, pool.train, pool);
     res.model.parameters().forEach((p) => p.value.dispose());

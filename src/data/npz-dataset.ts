@@ -1,10 +1,10 @@
-import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { statOrUndefined } from './fs.js';
 import { fingerprintSplit } from './mnist.js';
 import { readNpz, requireArray, toInt32Array, type NpyArray } from './npy.js';
-import { DataError, type ImageDataset, type ImageSplit } from './types.js';
-import { imageArrayToBytes, validateImageDataset } from './validate.js';
+import { DataError, type ImageBatch, type ImageDataset, type ImageSplit } from './types.js';
+import { builtinDisclosure, imageArrayToBytes, resolveClasses, validateImageDataset, type DeclaredClasses } from './validate.js';
 
 /**
  * Image datasets stored as .npz. Recognised key layouts, first match wins:
@@ -52,11 +52,8 @@ function splitFromArrays(file: string, im: NpyArray, lb: NpyArray, imName: strin
   return { images: imageArrayToBytes(im, where), labels, count: s[0]!, height: s[1]!, width: s[2]!, channels };
 }
 
-export interface NpzDatasetOptions {
+export interface NpzDatasetOptions extends DeclaredClasses {
   name?: string;
-  /** Number of classes; default max training label + 1. */
-  numClasses?: number;
-  classNames?: string[];
 }
 
 /** Loads a MedMNIST/Keras/dplens-style .npz of images and labels. */
@@ -75,9 +72,12 @@ export function loadNpzDataset(file: string, opts: NpzDatasetOptions = {}): Imag
       throw new DataError(`${file}: shape mismatch: train images are ${train.height}×${train.width}×${train.channels} but ${nm} images are ${sp.height}×${sp.width}×${sp.channels}`);
     }
   }
-  let maxLabel = -1;
-  for (const y of train.labels) if (y > maxLabel) maxLabel = y;
-  const numClasses = opts.numClasses ?? Math.max(2, maxLabel + 1);
+  const classes = resolveClasses(file, opts, () => {
+    let maxLabel = -1;
+    for (const y of train.labels) if (y > maxLabel) maxLabel = y;
+    return Math.max(2, maxLabel + 1);
+  });
+  const numClasses = classes.numClasses;
   const asSplit = (r: RawSplit): ImageSplit => ({ images: r.images, labels: r.labels, count: r.count });
   const trainSplit = asSplit(train);
   const empty: ImageSplit = { images: new Uint8Array(0), labels: new Int32Array(0), count: 0 };
@@ -88,12 +88,13 @@ export function loadNpzDataset(file: string, opts: NpzDatasetOptions = {}): Imag
     width: train.width,
     channels: train.channels,
     numClasses,
-    ...(opts.classNames ? { classNames: opts.classNames } : {}),
+    ...(classes.classNames ? { classNames: classes.classNames } : {}),
     train: trainSplit,
     test: test ? asSplit(test) : empty,
     ...(val ? { val: asSplit(val) } : {}),
-    fingerprint: fingerprintSplit(trainSplit, [train.height, train.width, train.channels]),
+    rawFingerprint: fingerprintSplit(trainSplit, [train.height, train.width, train.channels]),
     source: file,
+    disclosure: classes.disclosure,
   });
 }
 
@@ -111,8 +112,10 @@ export function pneumoniaCandidates(): string[] {
 
 /** The pneumonia npz path if present, else undefined. */
 export function findPneumoniaNpz(): string | undefined {
-  return pneumoniaCandidates().find((p) => existsSync(p));
+  return pneumoniaCandidates().find((p) => statOrUndefined(p) !== undefined);
 }
+
+export const PNEUMONIA_CLASSES = ['normal', 'pneumonia'] as const;
 
 /**
  * PneumoniaMNIST subset (2,428 train / 270 val / 468 test chest X-rays, 28×28 grey, 0 = normal,
@@ -123,15 +126,11 @@ export function loadPneumonia(path?: string): ImageDataset {
   if (!file) {
     throw new DataError(`pneumonia: pneumoniamnist.npz not found (looked in ${pneumoniaCandidates().join(', ')}); pass --data-path <file.npz>`);
   }
-  return loadNpzDataset(file, { name: 'pneumonia', numClasses: 2, classNames: ['normal', 'pneumonia'] });
+  return { ...loadNpzDataset(file, { name: 'pneumonia', classNames: [...PNEUMONIA_CLASSES] }), disclosure: builtinDisclosure() };
 }
 
-/** Images and labels from one npz, with their geometry (e.g. a synthetic-data output). */
-export interface ImageArrays extends ImageSplit {
-  height: number;
-  width: number;
-  channels: number;
-}
+/** @deprecated The same type as `ImageBatch` (types.ts), the one image-batch type; use that name. */
+export type ImageArrays = ImageBatch;
 
 /**
  * Reads one images/labels pair from an .npz (default keys `images`/`labels`, as written by
@@ -142,7 +141,7 @@ export interface ImageArrays extends ImageSplit {
 export function readImageNpz(
   file: string,
   opts: { imagesKey?: string; labelsKey?: string; numClasses?: number; expect?: { height?: number; width?: number; channels?: number } } = {},
-): ImageArrays {
+): ImageBatch {
   const arrays = readNpz(file);
   const ik = opts.imagesKey ?? 'images';
   const lk = opts.labelsKey ?? 'labels';

@@ -1,5 +1,5 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { isFolder, listFolder } from './fs.js';
 import { fingerprintSplit } from './mnist.js';
 import { readPng, type RawImage } from './png.js';
 import { DataError, type ImageDataset, type ImageSplit } from './types.js';
@@ -19,13 +19,7 @@ import { validateImageDataset } from './validate.js';
 const EXT = /\.png$/i;
 
 function listDirs(dir: string): string[] {
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch (e) {
-    throw new DataError(`${dir}: cannot read folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  return names.filter((n) => !n.startsWith('.') && statSync(join(dir, n)).isDirectory());
+  return listFolder(dir).filter((n) => !n.startsWith('.') && isFolder(join(dir, n)));
 }
 
 function sortClassNames(names: string[]): string[] {
@@ -34,7 +28,7 @@ function sortClassNames(names: string[]): string[] {
 }
 
 function listPngs(dir: string): string[] {
-  return readdirSync(dir)
+  return listFolder(dir)
     .filter((n) => EXT.test(n))
     .sort()
     .map((n) => join(dir, n));
@@ -42,17 +36,35 @@ function listPngs(dir: string): string[] {
 
 /** True if `dir` looks like a PNG class folder (subfolders containing .png files). */
 export function isPngFolder(dir: string): boolean {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) return false;
+  if (!isFolder(dir)) return false;
   const sub = listDirs(dir);
   const root = sub.includes('train') ? join(dir, 'train') : dir;
-  return listDirs(root).some((c) => readdirSync(join(root, c)).some((n) => EXT.test(n)));
+  return listDirs(root).some((c) => listFolder(join(root, c)).some((n) => EXT.test(n)));
 }
 
-export function loadPngFolder(dir: string, opts: { name?: string } = {}): ImageDataset {
+export interface PngFolderOptions {
+  name?: string;
+  /**
+   * Public class list: the class subfolders must be exactly these names, and class k is
+   * classNames[k] (default: the folder names, sorted as above).
+   */
+  classNames?: string[];
+}
+
+export function loadPngFolder(dir: string, opts: PngFolderOptions = {}): ImageDataset {
   const top = listDirs(dir);
   const given = top.includes('train') && top.includes('test');
   const trainRoot = given ? join(dir, 'train') : dir;
-  const classNames = sortClassNames(listDirs(trainRoot));
+  const folders = sortClassNames(listDirs(trainRoot));
+  if (opts.classNames) {
+    const declared = opts.classNames;
+    const missing = declared.filter((c) => !folders.includes(c));
+    const extra = folders.filter((c) => !declared.includes(c));
+    if (missing.length || extra.length) {
+      throw new DataError(`${trainRoot}: class subfolders (${folders.join(', ')}) differ from the declared class names (${declared.join(', ')})${missing.length ? `; missing: ${missing.join(', ')}` : ''}${extra.length ? `; not declared: ${extra.join(', ')}` : ''}`);
+    }
+  }
+  const classNames = opts.classNames ? [...opts.classNames] : folders;
   if (classNames.length < 2) throw new DataError(`${trainRoot}: need at least 2 class subfolders, found ${classNames.length}${classNames.length ? ` (${classNames.join(', ')})` : ''}`);
   if (given) {
     const extra = listDirs(join(dir, 'test')).filter((c) => !classNames.includes(c));
@@ -66,7 +78,7 @@ export function loadPngFolder(dir: string, opts: { name?: string } = {}): ImageD
     if (given) {
       trainFiles.push(...files.map((f): [string, number] => [f, k]));
       const t = join(dir, 'test', c);
-      if (existsSync(t)) testFiles.push(...listPngs(t).map((f): [string, number] => [f, k]));
+      if (isFolder(t)) testFiles.push(...listPngs(t).map((f): [string, number] => [f, k]));
     } else {
       files.forEach((f, j) => (j % 5 === 4 ? testFiles : trainFiles).push([f, k]));
     }
@@ -113,7 +125,8 @@ export function loadPngFolder(dir: string, opts: { name?: string } = {}): ImageD
     classNames,
     train,
     test,
-    fingerprint: fingerprintSplit(train, [height, width, channels]),
+    rawFingerprint: fingerprintSplit(train, [height, width, channels]),
     source: dir,
+    disclosure: { numClasses: opts.classNames ? 'declared' : 'folder-names', classNames: opts.classNames ? 'declared' : 'folder-names' },
   });
 }

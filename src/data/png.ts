@@ -1,6 +1,5 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { PNG } from 'pngjs';
+import { readFileBytes, writeFileBytes } from './fs.js';
 import { DataError } from './types.js';
 
 /** A decoded 8-bit image, row-major H×W×C. */
@@ -42,7 +41,7 @@ export function decodePng(bytes: Uint8Array, file = 'png', channels: 1 | 3 | 'au
   try {
     png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   } catch (e) {
-    throw new DataError(`${file}: cannot decode PNG (${(e as Error).message})`);
+    throw new DataError(`${file}: ${pngProblem(bytes, e)}`);
   }
   const { width, height } = png;
   const rgba = png.data;
@@ -73,14 +72,22 @@ export function decodePng(bytes: Uint8Array, file = 'png', channels: 1 | 3 | 'au
   return { width, height, channels: c, data };
 }
 
-export function readPng(file: string, channels: 1 | 3 | 'auto' = 'auto'): RawImage {
-  let b: Buffer;
-  try {
-    b = readFileSync(file);
-  } catch (e) {
-    throw new DataError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/** Says in words why pngjs refused `bytes` (its own messages, e.g. on truncation, are cryptic). */
+function pngProblem(bytes: Uint8Array, e: unknown): string {
+  if (bytes.length === 0) return 'cannot decode PNG (empty file)';
+  if (!PNG_SIGNATURE.every((v, k) => bytes[k] === v)) {
+    return `cannot decode PNG: wrong magic number 0x${Buffer.from(bytes.subarray(0, 8)).toString('hex')} (expected 0x${Buffer.from(PNG_SIGNATURE).toString('hex')}): not a PNG file`;
   }
-  return decodePng(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), file, channels);
+  // A complete PNG ends with the IEND chunk: 'IEND' + CRC.
+  const tail = Buffer.from(bytes.subarray(Math.max(0, bytes.length - 8), bytes.length - 4)).toString('latin1');
+  if (tail !== 'IEND') return `cannot decode PNG: truncated file (${bytes.length} bytes, no IEND chunk at the end)`;
+  return `cannot decode PNG: corrupt file (${e instanceof Error ? e.message : String(e)})`;
+}
+
+export function readPng(file: string, channels: 1 | 3 | 'auto' = 'auto'): RawImage {
+  return decodePng(readFileBytes(file), file, channels);
 }
 
 export interface PngGridOptions {
@@ -154,8 +161,7 @@ export function encodePngGrid(images: Uint8Array, labels: ArrayLike<number>, opt
 /** Writes a per-class sample grid PNG (one row per class) and returns its geometry. */
 export function writePngGrid(file: string, images: Uint8Array, labels: ArrayLike<number>, opts: PngGridOptions): PngGrid {
   const grid = encodePngGrid(images, labels, opts);
-  mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, grid.png);
+  writeFileBytes(file, grid.png);
   return grid;
 }
 

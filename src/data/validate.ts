@@ -1,5 +1,5 @@
 import type { NpyArray } from './npy.js';
-import { DataError, type ImageDataset, type ImageSplit } from './types.js';
+import { DataError, type DataDisclosure, type DataFactSource, type ImageDataset, type ImageSplit } from './types.js';
 
 /**
  * Checks an image split's internal consistency: byte count = count·H·W·C, label count = count,
@@ -16,6 +16,40 @@ export function validateImageSplit(split: ImageSplit, shape: { height: number; w
     const y = split.labels[i]!;
     if (y < 0 || y >= numClasses) throw new DataError(`${where}: label ${y} at index ${i} out of range [0, ${numClasses})`);
   }
+}
+
+/** Public class facts a caller may declare (DatasetSpec `numClasses` / `classNames`). */
+export interface DeclaredClasses {
+  numClasses?: number;
+  classNames?: readonly string[];
+}
+
+/**
+ * The class count and names of a labelled image set: the declared ones when given (public input),
+ * else `derive()` (e.g. max training label + 1), marked 'derived-from-data' because a run that
+ * writes it releases a fact about the private labels outside the DP guarantee.
+ */
+export function resolveClasses(where: string, declared: DeclaredClasses, derive: () => number): { numClasses: number; classNames?: string[]; disclosure: DataDisclosure } {
+  const { numClasses, classNames } = declared;
+  if (numClasses !== undefined && !(Number.isInteger(numClasses) && numClasses >= 2)) throw new DataError(`${where}: numClasses must be an integer ≥ 2, got ${numClasses}`);
+  if (classNames !== undefined) {
+    if (classNames.length < 2) throw new DataError(`${where}: need at least 2 class names, got ${classNames.length}`);
+    if (new Set(classNames).size !== classNames.length) throw new DataError(`${where}: duplicate class names in ${classNames.join(', ')}`);
+    if (numClasses !== undefined && numClasses !== classNames.length) throw new DataError(`${where}: numClasses ${numClasses} but ${classNames.length} class names given`);
+  }
+  if (numClasses !== undefined || classNames !== undefined) {
+    return {
+      numClasses: numClasses ?? classNames!.length,
+      ...(classNames ? { classNames: [...classNames] } : {}),
+      disclosure: { numClasses: 'declared', ...(classNames ? { classNames: 'declared' as const } : {}) },
+    };
+  }
+  return { numClasses: derive(), disclosure: { numClasses: 'derived-from-data' } };
+}
+
+/** Disclosure of a built-in set: the class list is fixed by the set, public. */
+export function builtinDisclosure(withNames = true): DataDisclosure {
+  return { numClasses: 'builtin', ...(withNames ? { classNames: 'builtin' as DataFactSource } : {}) };
 }
 
 /** Per-class example counts. */
@@ -86,24 +120,29 @@ export function imageArrayToBytes(a: NpyArray, where: string): Uint8Array {
 export interface DatasetSummary {
   name: string;
   source: string;
-  fingerprint: string;
   shape: [number, number, number];
   numClasses: number;
   classNames?: string[];
+  disclosure?: DataDisclosure;
   train: { count: number; classCounts: number[] };
   test: { count: number; classCounts: number[] };
   val?: { count: number; classCounts: number[] };
 }
 
+/**
+ * JSON-ready summary. It holds NO fingerprint (the dataset's is a plain hash: a runner adds the
+ * keyed one), and the per-class training counts are facts about the private data: a released
+ * summary is outside the DP guarantee unless the proof treats them as public.
+ */
 export function summarizeDataset(d: ImageDataset): DatasetSummary {
   const split = (s: ImageSplit) => ({ count: s.count, classCounts: classCounts(s.labels, d.numClasses) });
   return {
     name: d.name,
     source: d.source,
-    fingerprint: d.fingerprint,
     shape: [d.height, d.width, d.channels],
     numClasses: d.numClasses,
     ...(d.classNames ? { classNames: d.classNames } : {}),
+    ...(d.disclosure ? { disclosure: d.disclosure } : {}),
     train: split(d.train),
     test: split(d.test),
     ...(d.val ? { val: split(d.val) } : {}),

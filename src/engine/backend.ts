@@ -11,6 +11,7 @@ import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensor
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { Values } from './graph.js';
 import { SessionBuildError } from './ort-runtime.js';
+import { declareBackendCapabilities } from './capabilities.js';
 
 export const ORT_BACKEND_NAME = 'ort';
 
@@ -143,6 +144,7 @@ export function registerOrtBackend(): void {
       disposeFunc: c?.disposeFunc,
     });
   }
+  declareBackendCapabilities(ORT_BACKEND_NAME, { hostMemory: true, nativeConvBackpropInput: true, fusedReluBackprop: true, onnxRuntime: true });
   // Priority above 'cpu' (1) so that a bare `tf.ready()` in Node picks 'ort'.
   tf.registerBackend(ORT_BACKEND_NAME, () => new OrtBackend(), 3);
 }

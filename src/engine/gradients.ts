@@ -3,7 +3,8 @@
 // results never depend on which backend is active.
 import * as tf from '@tensorflow/tfjs-core';
 import type { GradConfig, NamedAttrMap, Tensor } from '@tensorflow/tfjs-core';
-import { defineKernel, ORT_BACKEND_NAME, stats } from './backend.js';
+import { defineKernel, stats } from './backend.js';
+import { engineCapabilities } from './capabilities.js';
 import { GraphBuilder, sizeOf } from './graph.js';
 import { runOnTensors, tuning } from './kernels/common.js';
 
@@ -57,7 +58,7 @@ export function registerFusedGradients(): void {
     kernelName: 'Relu',
     inputsToSave: ['x'],
     gradFunc: (dy: Tensor | Tensor[], saved: Tensor[], attrs: NamedAttrMap) => {
-      if (tf.getBackend() !== ORT_BACKEND_NAME) return original.gradFunc(dy, saved, attrs);
+      if (!engineCapabilities().fusedReluBackprop) return original.gradFunc(dy, saved, attrs);
       const [x] = saved;
       return { x: () => tf.engine().runKernel(RELU_BACKPROP, { dy: dy as Tensor, x }) as Tensor };
     },

@@ -62,6 +62,31 @@ export async function initEngine(opts: InitEngineOptions = {}): Promise<string> 
   return tf.getBackend();
 }
 
+let started: Promise<string> | undefined;
+
+/**
+ * The one engine starter for entry points (CLI commands, runners, benches, tests): starts the
+ * engine once per process with `opts` ('ort' by default, 'cpu' for tfjs' reference backend, any
+ * registered name; `threads` for ONNX Runtime). Later calls return the running engine and only act
+ * on what they ask for explicitly: another backend switches to it, a thread count is applied.
+ */
+export function ensureEngine(opts: InitEngineOptions = {}): Promise<string> {
+  if (!started) {
+    started = initEngine(opts);
+    started.catch(() => (started = undefined));
+    return started;
+  }
+  const prev = started;
+  const next = prev.then(() => {
+    const active = tf.getBackend();
+    const backend = opts.backend ?? active;
+    if (backend === active && (opts.threads === undefined || opts.threads === getThreads()) && opts.timing === undefined) return active;
+    return initEngine({ ...opts, backend });
+  });
+  started = next.catch(() => prev);
+  return next;
+}
+
 export function engineStats(): EngineStats {
   return {
     backend: tf.getBackend(),
@@ -92,6 +117,9 @@ export function setEngineTiming(on: boolean): void {
 }
 
 export { defaultThreads };
+
+// Capability queries (use these instead of comparing backend names).
+export { declareBackendCapabilities, type EngineCapabilities, engineCapabilities } from './capabilities.js';
 
 /**
  * Size thresholds for the deliberate JS paths (see kernels/common.ts). Exposed for tests and

@@ -10,16 +10,11 @@
  * instead of plain SGD (lr 2e-3, batch 512) for 600 epochs.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { ImageBatch } from '../data/types.js';
+import { mulberry32 } from '../util/prng.js';
 
-export interface LabelledImages {
-  /** count × H × W × C bytes (0..255). */
-  images: Uint8Array;
-  labels: Int32Array | Uint8Array;
-  count: number;
-  height: number;
-  width: number;
-  channels: number;
-}
+/** Labelled images with their geometry: the one image-batch type of data/ (`ImageBatch`). */
+export type LabelledImages = ImageBatch;
 
 export interface EvaluateOptions {
   synthetic: LabelledImages;
@@ -55,17 +50,6 @@ export interface EvaluateResult {
   testCount: number;
   seconds: number;
   protocol: string;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function checkSet(s: LabelledImages, what: string, numClasses: number): void {

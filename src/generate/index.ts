@@ -1,13 +1,17 @@
-/** Private synthetic data from teacher votes: DataLens and G-PATE behind one DpGenerator interface. */
+/** Private synthetic data: generator plugins (DataLens, G-PATE, class-mean) behind one registry. */
 export * from './types.js';
+export * from './plugin.js';
+export * from './registry.js';
 export * from './shards.js';
 export * from './topagg.js';
 export * from './gpate-agg.js';
 export * from './teachers.js';
 export * from './generator.js';
 export * from './voting-gan.js';
+export * from './voting-plugins.js';
+export * from './class-mean.js';
 export * from './presets.js';
 export * from './synthesis.js';
 export * from './kernel-teachers.js';
 export * from './augment.js';
-export { ensureEngine } from './engine-init.js';
+export { ensureEngine } from '../engine/index.js';

@@ -30,24 +30,18 @@ import type { RandomSource } from '../privacy/index.js';
 import type { ShardAssignment } from './shards.js';
 import { addTeacherVotes, type TopAggParams } from './topagg.js';
 import { tidyRead } from '../engine/tidy-read.js';
+import { fillMulberry32 } from '../util/prng.js';
 
 /**
- * Uniforms in [0,1) for (key, query, teacher): a splitmix32-style hash, then the mulberry32 steps of
- * shards.ts inlined — calling `mulberry32()` (a closure per teacher and query) measured 33 % slower
+ * Uniforms in [0,1) for (key, query, teacher): a splitmix32-style hash, then the mulberry32 stream
+ * without a closure (util/prng.ts fillMulberry32) — calling `mulberry32()` (a closure per teacher and query) measured 33 % slower
  * on the 'all' vote path (3.27 vs 2.45 s per 30-query step, 60,000 teachers).
  */
 export function ditherUniforms(key: number, query: number, teacher: number, out: Float64Array): void {
   let h = (key ^ Math.imul(query + 1, 0x9e3779b1) ^ Math.imul(teacher + 1, 0x85ebca77)) >>> 0;
   h = Math.imul(h ^ (h >>> 16), 0x7feb352d) >>> 0;
   h = Math.imul(h ^ (h >>> 15), 0x846ca68b) >>> 0;
-  let a = (h ^ (h >>> 16)) >>> 0;
-  for (let s = 0; s < out.length; s++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[s] = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
+  fillMulberry32((h ^ (h >>> 16)) >>> 0, out);
 }
 
 function maxGap(starts: Int32Array): number {
@@ -93,8 +87,8 @@ export class KernelTeacherEnsemble {
   private readonly slots: Int32Array;
   private readonly slotWeights: Float64Array;
   private readonly batched: boolean;
-  /** Per class: true when every voter holds exactly one record of that class (batched G-PATE path). */
-  private readonly singleRecord: boolean[];
+  /** Records per shard m = ⌊n/N⌋: a public fact (n and N are public). */
+  readonly shardSize: number;
   /** Per class, built on first use by the batched path: records as floats [n_c, d] and their squared norms. Private. */
   private classRecords: (tf.Tensor2D | undefined)[] = [];
   private classSqNorms: (Float64Array | undefined)[] = [];
@@ -138,7 +132,7 @@ export class KernelTeacherEnsemble {
     this.slots = new Int32Array(Math.max(1, ...this.voterStart.map(maxGap)));
     this.slotWeights = new Float64Array(this.slots.length);
     this.batched = config.batched ?? true;
-    this.singleRecord = this.voterStart.map((st) => maxGap(st) <= 1);
+    this.shardSize = m;
   }
 
   /**
@@ -241,9 +235,13 @@ export class KernelTeacherEnsemble {
     const g = new Float32Array(d);
     const u = new Float64Array(projDim);
     const width = (2 * clip) / bins;
+    // The path is chosen from public facts only (issue 12 #10): with one record per teacher
+    // (m = 1) every voter of every class holds exactly one record of it. Choosing per class from
+    // the data ("does every voter hold a single class-c record?") made the timing of a step, and
+    // so the run's wall time, depend on the private class layout of the shards.
     const slowClasses = new Set<number>();
     for (let c = 0; c < this.numClasses; c++) {
-      if (this.batched && this.singleRecord[c]) this.classHistograms(c, x, y, proj, projDim, bins, clip, hist);
+      if (this.batched && this.shardSize === 1) this.classHistograms(c, x, y, proj, projDim, bins, clip, hist);
       else slowClasses.add(c);
     }
     if (slowClasses.size === 0) return hist;

@@ -2,7 +2,10 @@
  * Hyper-parameters of the published runs (spec §2 table, §6 table) as presets, plus the defaults
  * that fill in everything a preset does not say.
  */
-export type Method = 'datalens' | 'gpate';
+import type { GpateCharge } from './voting-gan.js';
+
+/** A generator's registry name (registry.ts lists them); the voting presets below exist for 'datalens' and 'gpate'. */
+export type Method = string;
 
 export interface SynthesisHyper {
   /** Number of teachers N; 0 = one per training record (kernel teachers). */
@@ -58,6 +61,8 @@ export interface SynthesisHyper {
   sigma1: number;
   sigma2: number;
   thresh: number;
+  /** G-PATE GNMax charge: 'worst-case' (default, data-independent) or 'answered-data-dependent' (opt-in, neural teachers). */
+  gpateCharge?: GpateCharge;
 }
 
 export const BASE_HYPER: SynthesisHyper = {
@@ -110,7 +115,8 @@ const KERNEL_GPATE_NEAREST: Partial<SynthesisHyper> = { ...KERNEL_GPATE, kernelA
 
 const GPATE_COMMON: Partial<SynthesisHyper> = { dStep: 1, pretrainSteps: 0, batchSize: 64, projDim: 10, bins: 10, gpateClip: 1e-4, thresh: 0.5 };
 
-export const PRESETS: Record<Method, Record<string, Preset>> = {
+/** Presets of the voting generators, by method (read through the registry's plugins). */
+export const PRESETS: Record<string, Record<string, Preset>> = {
   datalens: {
     // Our presets (the defaults), tuned on MNIST itself — a "public setting" choice, stated as
     // such in src/generate/README.md. Why each differs from the paper's run:
@@ -175,8 +181,10 @@ export function defaultPresetName(data: string, epsilon: number): string {
 }
 
 export function resolveHyper(method: Method, presetName: string, overrides: Partial<SynthesisHyper>): SynthesisHyper {
-  const p = PRESETS[method][presetName];
-  if (!p) throw new RangeError(`unknown preset "${presetName}" for ${method}; choose one of ${Object.keys(PRESETS[method]).join(', ')}`);
+  const byName = PRESETS[method];
+  if (!byName) throw new RangeError(`unknown method "${method}" for the voting presets (${Object.keys(PRESETS).join('|')})`);
+  const p = byName[presetName];
+  if (!p) throw new RangeError(`unknown preset "${presetName}" for ${method}; choose one of ${Object.keys(byName).join(', ')}`);
   const h: SynthesisHyper = { ...BASE_HYPER, ...p.hyper };
   for (const [k, v] of Object.entries(overrides)) if (v !== undefined) (h as unknown as Record<string, unknown>)[k] = v;
   return h;

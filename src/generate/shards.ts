@@ -7,6 +7,7 @@
  * changes the contents of exactly one shard and moves nobody else, so one changed record can alter
  * at most one teacher — the fact every sensitivity bound in DataLens and G-PATE rests on.
  */
+import { mulberry32 } from '../util/prng.js';
 
 /** Public seed of the shard permutation (the reference code shuffles with seed 307 too). */
 export const PUBLIC_SHARD_SEED = 307;
@@ -22,16 +23,7 @@ export interface ShardAssignment {
 }
 
 /** mulberry32: small deterministic PRNG for the public permutation (not for DP noise). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 export function assignShards(count: number, numTeachers: number, seed = PUBLIC_SHARD_SEED): ShardAssignment {
   if (!Number.isInteger(count) || count <= 0) throw new RangeError(`assignShards: record count must be a positive integer, got ${count}`);

@@ -22,7 +22,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { ImageDataset } from '../data/types.js';
 import type { ShardAssignment } from './shards.js';
-import { mulberry32 } from './shards.js';
+import { mulberry32 } from '../util/prng.js';
 
 export interface TeacherConfig {
   numTeachers: number;

@@ -86,6 +86,12 @@ export function addTeacherVotes(
   const k = p.k;
   let maxAbs = 0;
   for (let t = 0; t < d; t++) {
+    // A non-finite gradient (NaN from a diverged teacher, ±Inf) votes as 0: NaN compares false
+    // with everything, so quickselect and the pick loops below would select fewer than k
+    // coordinates and leave the previous teacher's picks in `picked` (issue 12 #10). The row is
+    // a private scratch copy of one teacher's gradient, overwritten in place.
+    const v = row[t]!;
+    if (!Number.isFinite(v)) row[t] = 0;
     const a = Math.abs(row[t]!);
     if (a > maxAbs) maxAbs = a;
   }
@@ -98,6 +104,8 @@ export function addTeacherVotes(
     let n = 0;
     for (let t = 0; t < d && n < k; t++) if (Math.abs(row[t]!) > tau) picked[n++] = t;
     for (let t = 0; t < d && n < k; t++) if (Math.abs(row[t]!) === tau) picked[n++] = t;
+    // Exactly k distinct picks (the two loops select disjoint sets): the sensitivity 2√k assumes it.
+    if (n !== k) throw new Error(`TopAgg: selected ${n} coordinates instead of k = ${k} (non-finite gradient?)`);
   }
   const b = p.clip > 0 ? Math.min(p.clip, maxAbs) : maxAbs;
   for (let s = 0; s < k; s++) {

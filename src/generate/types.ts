@@ -6,8 +6,8 @@
  * before its result is used, and stops (without applying) at the first step that would exceed it.
  * After fit, the generator is post-processing: `sample`, `save` and `load` touch no private data.
  */
-import type { ImageDataset } from '../data/types.js';
-import type { PrivacyLedger, RandomSource } from '../privacy/index.js';
+import type { ImageBatch, ImageDataset } from '../data/types.js';
+import type { DpEvent, PrivacyLedger, RandomSource } from '../privacy/index.js';
 
 export interface PrivacyBudget {
   epsilon: number;
@@ -47,20 +47,18 @@ export interface FitResult {
 
 export interface GeneratorContext {
   data: ImageDataset;
+  /**
+   * The keyed dataset fingerprint written into ledger entries (privacy/owner-key); default:
+   * keyedFingerprint(data.rawFingerprint). Never the plain SHA-256 (issue 12 #2).
+   */
+  datasetFingerprint?: string;
   budget: PrivacyBudget;
   ledger: PrivacyLedger;
   random: RandomSource;
 }
 
-export interface SampleSet {
-  /** n × H × W × C bytes. */
-  images: Uint8Array;
-  labels: Int32Array;
-  count: number;
-  height: number;
-  width: number;
-  channels: number;
-}
+/** A batch of generated images: the one image-batch type of data/ (`ImageBatch`). */
+export type SampleSet = ImageBatch;
 
 export interface DpGenerator {
   readonly method: string;
@@ -71,5 +69,10 @@ export interface DpGenerator {
   save(dir: string): Promise<void>;
   /** Restores generator parameters written by save(). */
   load(dir: string): Promise<void>;
+  /** Generator steps (releases) done so far. */
+  readonly steps: number;
+  /** The data-independent worst-case DP event of one step (the runner's "can even one step fit?" check). */
+  stepEvent?(): DpEvent;
   dispose(): void;
 }
+

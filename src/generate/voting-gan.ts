@@ -3,19 +3,22 @@
  * shards against generated images; per generated sample, every teacher's image gradient is reduced
  * to a private aggregate (TopAgg or G-PATE's Confident-GNMax); the generator regresses onto
  * x + aggregate. Only the aggregate crosses the privacy boundary.
+ *
+ * One loop (VotingGan) for every pair of a teacher ensemble (VotingTeachers: neural MLPs or kernel
+ * teachers) and an aggregator (VoteAggregator: TopAgg or G-PATE); the ledger is the only budget gate.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { DpEvents, type DpEvent } from '../privacy/index.js';
+import { keyedFingerprint } from '../privacy/owner-key.js';
 import { ConditionalGenerator, type GeneratorConfig } from './generator.js';
 import { TeacherEnsemble, type TeacherConfig } from './teachers.js';
 import { KernelTeacherEnsemble } from './kernel-teachers.js';
 import { assignShards, PUBLIC_SHARD_SEED } from './shards.js';
-import { noisyAggregate, topAgg, validateTopAggParams, type TopAggParams } from './topagg.js';
+import { noisyAggregate, validateTopAggParams, voteSums, type TopAggParams } from './topagg.js';
 import { argmaxStep, backProject, drawProjections, histograms, thresholdStep, validateGpateParams, type GpateParams } from './gpate-agg.js';
 import type { DpGenerator, FitResult, GeneratorContext, GeneratorProgress, SampleSet, StopReason } from './types.js';
 import { tidyRead } from '../engine/tidy-read.js';
+import { type CheckpointLayout, readCheckpoint, readCheckpointHeader, writeCheckpoint } from '../nn/checkpoint.js';
 
 export interface VotingGanOptions {
   teachers: Omit<TeacherConfig, 'batchSize'>;
@@ -122,8 +125,248 @@ export function balancedLabels(rng: GeneratorContext['random'], n: number, C: nu
   return out;
 }
 
-export abstract class VotingGan implements DpGenerator {
-  abstract readonly method: string;
+/** Public facts about a step's teachers and queries: the only inputs a sensitivity may use. */
+export interface VotingFacts {
+  kind: 'neural' | 'kernel';
+  numTeachers: number;
+  /** Records per shard m = ⌊n/N⌋ (n and N are public under replace-one). */
+  shardSize: number;
+  /** Kernel teachers' query assignment. */
+  assign: 'all' | 'nearest';
+  /** Queries per generator step. */
+  queries: number;
+  numClasses: number;
+  dim: number;
+}
+
+/**
+ * A teacher ensemble as the voting loop sees it: optional training against generated images and
+ * the two vote primitives the aggregators need. Vote sums and histograms are private
+ * intermediates: the aggregator noises them and drops them.
+ */
+export interface VotingTeachers {
+  readonly itersPerEpoch: number;
+  /** Query labels of a step: uniform (neural) or balanced (kernel: the joint sensitivity needs ≤ ⌈B/C⌉ per class). */
+  queryLabels(rng: GeneratorContext['random'], B: number, C: number): Int32Array;
+  /** One generator step's teacher training (no-op for non-parametric teachers). */
+  train(iter: number, fakeTable: () => Float32Array, first: boolean): void;
+  /** Un-noised TopAgg vote sums [B, d]. */
+  topAggVotes(x: Float32Array, y: Int32Array, p: TopAggParams, rng: GeneratorContext['random']): Int32Array;
+  /** Un-noised G-PATE histograms [B, p, bins] under projections proj [B, d, p]. */
+  projectedHistograms(x: Float32Array, y: Int32Array, proj: Float32Array, p: GpateParams): Int32Array;
+  dispose(): void;
+}
+
+class NeuralVoters implements VotingTeachers {
+  constructor(
+    private readonly t: TeacherEnsemble,
+    private readonly opts: VotingGanOptions,
+  ) {}
+  get itersPerEpoch(): number {
+    return this.t.itersPerEpoch;
+  }
+  queryLabels(rng: GeneratorContext['random'], B: number, C: number): Int32Array {
+    return uniformLabels(rng, B, C);
+  }
+  train(iter: number, fakeTable: () => Float32Array, first: boolean): void {
+    const nD = first && this.opts.pretrainSteps > 0 ? this.opts.pretrainSteps : this.opts.dStep;
+    const fakes = this.t.fakeBatch(iter, fakeTable());
+    for (let s = 0; s < nD; s++) this.t.trainStep(iter, fakes);
+  }
+  topAggVotes(x: Float32Array, y: Int32Array, p: TopAggParams, rng: GeneratorContext['random']): Int32Array {
+    const g = this.t.imageGradients(x, y);
+    const v = voteSums(g, this.t.numTeachers, y.length, this.t.dim, p, rng);
+    g.fill(0);
+    return v;
+  }
+  projectedHistograms(x: Float32Array, y: Int32Array, proj: Float32Array, p: GpateParams): Int32Array {
+    const g = this.t.imageGradients(x, y);
+    const N = this.t.numTeachers;
+    const B = y.length;
+    const dim = this.t.dim;
+    // u[j, i, :] = g_i[j]ᵀ P_j for every query j and teacher i, as one batched product.
+    const projected = tidyRead(() => tf.matMul(tf.transpose(tf.tensor3d(g, [N, B, dim]), [1, 0, 2]), tf.tensor3d(proj, [B, dim, p.projDim]))) as Float32Array;
+    g.fill(0);
+    const h = histograms(projected, B, N, p);
+    projected.fill(0);
+    return h;
+  }
+  dispose(): void {
+    this.t.dispose();
+  }
+}
+
+class KernelVoters implements VotingTeachers {
+  readonly itersPerEpoch = 1;
+  constructor(private readonly t: KernelTeacherEnsemble) {}
+  queryLabels(rng: GeneratorContext['random'], B: number, C: number): Int32Array {
+    return balancedLabels(rng, B, C);
+  }
+  train(): void {
+    // Non-parametric: nothing to train.
+  }
+  topAggVotes(x: Float32Array, y: Int32Array, p: TopAggParams, rng: GeneratorContext['random']): Int32Array {
+    return this.t.voteSums(x, y, p, rng);
+  }
+  projectedHistograms(x: Float32Array, y: Int32Array, proj: Float32Array, p: GpateParams): Int32Array {
+    return this.t.projectedHistograms(x, y, proj, p.projDim, p.bins, p.clip);
+  }
+  dispose(): void {
+    this.t.dispose();
+  }
+}
+
+/**
+ * Records a release through the ledger, the only budget gate: true when recorded, false when the
+ * ledger refuses it (the step then stops unapplied).
+ */
+export type ChargeFn = (event: DpEvent, meta: Record<string, unknown>) => boolean;
+
+/**
+ * A private aggregator: turns one step's teacher votes on queries (x, y) into the noised
+ * direction [B, d]. `stepEvent` is the step's data-independent worst case, from public facts.
+ * `aggregate` charges through `charge` before any noised value exists and returns undefined when
+ * the ledger refused (nothing was released).
+ */
+export interface VoteAggregator {
+  readonly method: string;
+  stepEvent(f: VotingFacts): DpEvent;
+  aggregate(t: VotingTeachers, x: Float32Array, y: Int32Array, f: VotingFacts, rng: GeneratorContext['random'], charge: ChargeFn): { direction: Float32Array; nonZero: number } | undefined;
+}
+
+/**
+ * Joint L2 sensitivity of one step's TopAgg vote block [B, d] under kernel teachers, from public
+ * facts only (k, B, C, the assignment mode and the shard size m = ⌊n/N⌋; per-step labels are
+ * balanced, so a class has at most c = ⌈B/C⌉ queries). Replacing one record (class a → class b) of
+ * one teacher changes only that teacher's votes, each query's vote by ≤ 2√k in L2 (≤ k entries ±1
+ * before and after), and only on these queries:
+ *  - 'all', m = 1: the old record voted on the class-a queries, the new one votes on the class-b
+ *    queries: Δ² ≤ k·(n_a + n_b) ≤ 2kc when a ≠ b, and ≤ 4k·n_a ≤ 4kc when a = b → Δ = 2√(kc);
+ *  - 'all', m > 1: the teacher's votes on class-a and class-b queries may both change:
+ *    Δ² ≤ 4k·(n_a + n_b) ≤ 4k·min(B, 2c);
+ *  - 'nearest', m = 1: the record votes on exactly one query (its nearest of its class) before and
+ *    after: Δ² ≤ max(4k, k + k) = 4k;
+ *  - 'nearest', m > 1: the queries of the old and the new record change: Δ² ≤ 8k.
+ * Property-tested in test/generate-kernel-teachers.test.ts.
+ */
+export function kernelTopAggSensitivity(k: number, f: VotingFacts): number {
+  const m = f.shardSize;
+  const c = Math.ceil(f.queries / f.numClasses);
+  const nearest = f.assign === 'nearest';
+  const d2 = nearest ? (m === 1 ? 4 * k : 8 * k) : m === 1 ? 4 * k * c : 4 * k * Math.min(f.queries, 2 * c);
+  return Math.sqrt(d2);
+}
+
+/** DataLens TopAgg (spec §2–3). */
+export class TopAggAggregator implements VoteAggregator {
+  readonly method = 'datalens';
+  constructor(readonly params: TopAggParams) {}
+  /**
+   * Neural teachers: B TopAgg queries per generator step, each with L2 sensitivity 2√k
+   * (data-independent, P6). Kernel teachers: one Gaussian release of the whole [B, d] vote block
+   * with its joint L2 sensitivity (kernelTopAggSensitivity), much smaller than √B · 2√k.
+   */
+  stepEvent(f: VotingFacts): DpEvent {
+    if (f.kind === 'kernel') return DpEvents.gaussianWithSensitivity(this.params.sigma, kernelTopAggSensitivity(this.params.k, f));
+    return DpEvents.selfComposed(DpEvents.topAgg({ k: this.params.k, sigma: this.params.sigma, voters: f.numTeachers }), f.queries);
+  }
+  aggregate(t: VotingTeachers, x: Float32Array, y: Int32Array, f: VotingFacts, rng: GeneratorContext['random'], charge: ChargeFn): { direction: Float32Array; nonZero: number } | undefined {
+    const p = this.params;
+    const meta: Record<string, unknown> = { queries: f.queries, k: p.k, sigma: p.sigma, beta: p.beta };
+    if (f.kind === 'kernel') Object.assign(meta, { teachers: 'kernel', assign: f.assign, jointSensitivity: kernelTopAggSensitivity(p.k, f) });
+    // Recorded before the votes are even counted.
+    if (!charge(this.stepEvent(f), meta)) return undefined;
+    const votes = t.topAggVotes(x, y, p, rng);
+    const r = noisyAggregate(votes, f.numTeachers, f.queries, f.dim, p, rng);
+    votes.fill(0);
+    return { direction: r.direction, nonZero: r.nonZeroFraction };
+  }
+}
+
+/** G-PATE's charging rule for GNMax. */
+export type GpateCharge = 'worst-case' | 'answered-data-dependent';
+
+/** G-PATE: random projection + Confident-GNMax per projected coordinate (spec §6). */
+export class GpateAggregator implements VoteAggregator {
+  readonly method = 'gpate';
+  constructor(
+    readonly params: GpateParams,
+    /**
+     * 'worst-case' (default): every coordinate pays the threshold test and GNMax, answered or
+     * not — data-independent. 'answered-data-dependent' (neural teachers only; explicit opt-in):
+     * GNMax only for the coordinates whose noisy threshold test passed — the number of answered
+     * coordinates depends on the data, so the stopping point is a data-dependent odometer; the
+     * ledger entries and the report label it so (issue 12 #9).
+     */
+    readonly charge: GpateCharge = 'worst-case',
+  ) {}
+
+  /**
+   * Coordinates one record can influence in a step. Neural teachers: all B·p. Kernel teachers
+   * (balanced labels, ≤ c = ⌈B/C⌉ queries per class): a teacher's votes on a class-a query depend
+   * only on its class-a records, so replacing a record of class a by one of class b changes votes
+   * on the class-a and class-b queries only — ≤ min(B, 2c)·p coordinates ('all'), ≤ 2p ('nearest').
+   * The other coordinates' outputs have the same distribution on both datasets (zero Rényi
+   * divergence), so the step's RDP is the sum over those coordinates only.
+   */
+  chargedCoords(f: VotingFacts): number {
+    const coords = f.queries * this.params.projDim;
+    if (f.kind !== 'kernel') return coords;
+    const queries = f.assign === 'nearest' ? 2 : 2 * Math.ceil(f.queries / f.numClasses);
+    return Math.min(f.queries, queries) * this.params.projDim;
+  }
+
+  /**
+   * T = thresh·(voters a query can expect, a public number): N for neural teachers; for kernel
+   * ones N/C under 'all' (the teachers holding the class) and N/B under 'nearest'.
+   */
+  thresholdVoters(f: VotingFacts): number {
+    if (f.kind !== 'kernel') return f.numTeachers;
+    return f.assign === 'nearest' ? f.numTeachers / f.queries : f.numTeachers / f.numClasses;
+  }
+
+  /** Worst case of one step: every influenceable coordinate pays the threshold test and is answered. */
+  stepEvent(f: VotingFacts): DpEvent {
+    return DpEvents.selfComposed(DpEvents.gnmax({ sigma: this.params.sigma2, thresholdSigma: this.params.sigma1, answered: true }), this.chargedCoords(f));
+  }
+
+  aggregate(t: VotingTeachers, x: Float32Array, y: Int32Array, f: VotingFacts, rng: GeneratorContext['random'], charge: ChargeFn): { direction: Float32Array; nonZero: number } | undefined {
+    const p = this.params;
+    const coords = f.queries * p.projDim;
+    if (f.kind === 'kernel') {
+      if (!charge(this.stepEvent(f), { part: 'threshold+gnmax', coordinates: coords, charged: this.chargedCoords(f), teachers: 'kernel' })) return undefined;
+    } else {
+      // Threshold tests for every coordinate, then GNMax: for every coordinate by default (the
+      // data-independent worst case), or only the answered ones under the explicit option.
+      if (!charge(DpEvents.selfComposed(DpEvents.gnmax({ sigma: p.sigma2, thresholdSigma: p.sigma1, answered: false }), coords), { part: 'threshold', coordinates: coords })) return undefined;
+      if (this.charge === 'worst-case' && !charge(DpEvents.selfComposed(DpEvents.gnmax({ sigma: p.sigma2, answered: true }), coords), { part: 'gnmax', coordinates: coords, accounting: 'data-independent (every coordinate charged as answered)' })) return undefined;
+    }
+    const proj = drawProjections(f.queries, f.dim, p.projDim, rng);
+    const hist = t.projectedHistograms(x, y, proj, p);
+    const answered = thresholdStep(hist, this.thresholdVoters(f), p, rng);
+    let nAnswered = 0;
+    for (const a of answered) nAnswered += a;
+    if (f.kind !== 'kernel' && this.charge === 'answered-data-dependent' && nAnswered > 0) {
+      // Recorded before the argmax is drawn; a refusal stops the step with nothing applied.
+      if (!charge(DpEvents.selfComposed(DpEvents.gnmax({ sigma: p.sigma2, answered: true }), nAnswered), { part: 'gnmax', coordinates: nAnswered, accounting: 'data-dependent (answered coordinates only; opt-in)' })) {
+        hist.fill(0);
+        return undefined;
+      }
+    }
+    const r = argmaxStep(hist, answered, p, rng);
+    hist.fill(0);
+    return { direction: backProject(r, proj, f.queries, f.dim, p.projDim), nonZero: nAnswered / answered.length };
+  }
+}
+
+export const GENERATOR_CHECKPOINT_FORMAT = 'dplens-generator-1';
+
+/**
+ * The voting GAN: one loop for every (teacher ensemble, aggregator) pair. Teachers are built on
+ * the first fit() from the options (neural MLPs or kernel teachers); the aggregator is given.
+ */
+export class VotingGan implements DpGenerator {
+  readonly method: string;
   readonly generator: ConditionalGenerator;
   /** Queries (generated samples) per generator step. */
   readonly B: number;
@@ -132,16 +375,19 @@ export abstract class VotingGan implements DpGenerator {
   readonly numTeachers: number;
   readonly dim: number;
   readonly numClasses: number;
-  protected teachers?: TeacherEnsemble;
-  protected kernelTeachers?: KernelTeacherEnsemble;
+  readonly facts: VotingFacts;
+  protected teachers?: VotingTeachers;
   protected stepsDone = 0;
   private readonly genOpt: tf.Optimizer;
+  private fingerprint?: string;
 
   constructor(
     protected readonly ctx: GeneratorContext,
     readonly opts: VotingGanOptions,
+    readonly aggregator: VoteAggregator,
   ) {
     const { data, budget } = ctx;
+    this.method = aggregator.method;
     if (!(budget.epsilon > 0) || !Number.isFinite(budget.epsilon)) throw new RangeError(`epsilon must be a finite number > 0, got ${budget.epsilon}`);
     if (!(budget.delta > 0 && budget.delta < 1)) throw new RangeError(`delta must be in (0, 1), got ${budget.delta}`);
     checkPositiveInt(opts.teachers.numTeachers, 'teachers');
@@ -156,6 +402,7 @@ export abstract class VotingGan implements DpGenerator {
     this.teacherBatch = Math.min(opts.batchSize, m);
     if (opts.queryBatch !== undefined) checkPositiveInt(opts.queryBatch, 'query batch');
     this.B = opts.queryBatch ?? this.teacherBatch;
+    this.facts = { kind: opts.teacherKind === 'kernel' ? 'kernel' : 'neural', numTeachers: this.numTeachers, shardSize: m, assign: opts.kernelAssign ?? 'all', queries: this.B, numClasses: this.numClasses, dim: this.dim };
     const seed = ctx.random.nextUint32();
     this.generator = new ConditionalGenerator({ ...opts.generator, numClasses: data.numClasses, height: data.height, width: data.width, bnGroup: this.B }, seed);
     this.genOpt = tf.train.adam(opts.generatorLr, opts.generatorBeta1, 0.999, 1e-8);
@@ -165,20 +412,28 @@ export abstract class VotingGan implements DpGenerator {
     return this.stepsDone;
   }
 
-  /** The DP event of one generator step at its worst case (what the budget check uses). */
-  abstract stepEvent(): DpEvent;
+  /** The DP event of one generator step at its worst case. */
+  stepEvent(): DpEvent {
+    return this.aggregator.stepEvent(this.facts);
+  }
 
   /**
-   * Turns the per-teacher image gradients [N, B, d] into the private aggregate [B, d], recording
-   * every release in the ledger before it happens. Returns the aggregate and a loggable summary.
+   * Records one release through the ledger, the only budget gate. A ledger without a budget of its
+   * own (a library caller that passed one in ctx only) is held to ctx.budget.
    */
-  protected abstract aggregate(grads: Float32Array): { direction: Float32Array; nonZero: number };
+  protected charge(event: DpEvent, meta: Record<string, unknown>): boolean {
+    const { ledger, budget } = this.ctx;
+    this.fingerprint ??= this.ctx.datasetFingerprint ?? keyedFingerprint(this.ctx.data.rawFingerprint);
+    const input = { event, method: this.method, datasetFingerprint: this.fingerprint, meta: { step: this.stepsDone + 1, ...meta } };
+    if (!ledger.header.budget && ledger.epsilonIf(event, budget.delta) > budget.epsilon) return false;
+    return ledger.tryRecord(input).ok;
+  }
 
-  /** The private aggregate from kernel teachers' votes on queries x [B, d], recorded like aggregate(). */
-  protected abstract aggregateKernel(x: Float32Array, y: Int32Array): { direction: Float32Array; nonZero: number };
-
-  protected record(event: DpEvent, meta: Record<string, unknown>): void {
-    this.ctx.ledger.record({ event, method: this.method, datasetFingerprint: this.ctx.data.fingerprint, meta: { step: this.stepsDone + 1, ...meta } });
+  private buildTeachers(): VotingTeachers {
+    const { data, random: rng } = this.ctx;
+    const shards = assignShards(data.train.count, this.numTeachers, PUBLIC_SHARD_SEED);
+    if (this.facts.kind === 'kernel') return new KernelVoters(new KernelTeacherEnsemble({ numTeachers: this.numTeachers, bandwidth: this.opts.kernelBandwidth ?? Number.POSITIVE_INFINITY, assign: this.opts.kernelAssign }, data, shards));
+    return new NeuralVoters(new TeacherEnsemble({ ...this.opts.teachers, batchSize: this.teacherBatch }, data, shards, rng.nextUint32()), this.opts);
   }
 
   /** G(z_b, c) for every class c: [C·B, d], row c·B + b. Teachers pick their fakes from it. */
@@ -198,26 +453,17 @@ export abstract class VotingGan implements DpGenerator {
   }
 
   async fit(o: { onProgress?: (p: GeneratorProgress) => void; signal?: AbortSignal } = {}): Promise<FitResult> {
-    const { budget, ledger, random: rng, data } = this.ctx;
+    const { budget, ledger, random: rng } = this.ctx;
     const t0 = Date.now();
     const B = this.B;
     const C = this.numClasses;
-    const kernel = this.opts.teacherKind === 'kernel';
-    if (kernel && !this.kernelTeachers) {
-      const shards = assignShards(data.train.count, this.numTeachers, PUBLIC_SHARD_SEED);
-      this.kernelTeachers = new KernelTeacherEnsemble({ numTeachers: this.numTeachers, bandwidth: this.opts.kernelBandwidth ?? Number.POSITIVE_INFINITY, assign: this.opts.kernelAssign }, data, shards);
-    } else if (!kernel && !this.teachers) {
-      const shards = assignShards(data.train.count, this.numTeachers, PUBLIC_SHARD_SEED);
-      this.teachers = new TeacherEnsemble({ ...this.opts.teachers, batchSize: this.teacherBatch }, data, shards, rng.nextUint32());
-    }
+    this.teachers ??= this.buildTeachers();
     const teachers = this.teachers;
-    const itersPerEpoch = teachers?.itersPerEpoch ?? 1;
-    const event = this.stepEvent();
     let stoppedBy: StopReason = 'max-steps';
     let epoch = 0;
     let teacherSteps = 0;
     outer: for (;;) {
-      for (let it = 0; it < itersPerEpoch; it++) {
+      for (let it = 0; it < teachers.itersPerEpoch; it++) {
         if (this.stepsDone >= this.opts.maxSteps) {
           stoppedBy = 'max-steps';
           break outer;
@@ -230,39 +476,26 @@ export abstract class VotingGan implements DpGenerator {
           stoppedBy = 'aborted';
           break outer;
         }
-        // Refuse, before any work, a step whose release would exceed the budget (P4).
-        if (ledger.epsilonIf(event, budget.delta) > budget.epsilon) {
-          stoppedBy = 'budget';
-          break outer;
-        }
         const zTeach = latent(rng, this.teacherBatch, this.opts.generator.zDim);
-        // 1. Teachers: own shards vs. fakes conditioned on their own batch labels (kernel
-        //    teachers are non-parametric: nothing to train).
+        // 1. Teachers: own shards vs. fakes conditioned on their own batch labels.
         const ta = Date.now();
-        if (teachers) {
-          const nD = teacherSteps === 0 && this.opts.pretrainSteps > 0 ? this.opts.pretrainSteps : this.opts.dStep;
-          const fakes = teachers.fakeBatch(it, this.fakeTable(zTeach));
-          for (let s = 0; s < nD; s++) teachers.trainStep(it, fakes);
-          teacherSteps++;
-        }
-        // 2. Votes on a fresh generated batch with uniform labels (P8).
+        teachers.train(it, () => this.fakeTable(zTeach), teacherSteps === 0);
+        teacherSteps++;
+        // 2. Votes on a fresh generated batch (uniform labels, P8).
         const tb = Date.now();
         // The reference reuses the teachers' z for the generator step; with a different query
         // batch size a fresh draw is needed.
         const z = B === this.teacherBatch ? zTeach : latent(rng, B, this.opts.generator.zDim);
-        // Kernel teachers: balanced labels in random order (still uniform per query, P8), so that
-        // no class has more than ⌈B/C⌉ queries in a step — the joint sensitivity of the step
-        // depends on that public count (DataLens.kernelStepSensitivity).
-        const yLab = teachers ? uniformLabels(rng, B, C) : balancedLabels(rng, B, C);
+        const yLab = teachers.queryLabels(rng, B, C);
         const y = tf.oneHot(tf.tensor1d(yLab, 'int32'), C) as tf.Tensor2D;
         const x = this.generator.apply(z, y);
-        let agg: { direction: Float32Array; nonZero: number };
-        if (teachers) {
-          const grads = teachers.imageGradients(x.dataSync() as Float32Array, yLab);
-          agg = this.aggregate(grads);
-          grads.fill(0);
-        } else {
-          agg = this.aggregateKernel(x.dataSync() as Float32Array, yLab);
+        // The aggregator records the step through the ledger (the only budget gate) before any
+        // noised value exists; a refusal ends the fit with the step unapplied.
+        const agg = this.aggregator.aggregate(teachers, x.dataSync() as Float32Array, yLab, this.facts, rng, (e, m) => this.charge(e, m));
+        if (!agg) {
+          tf.dispose([x, y, z, zTeach]);
+          stoppedBy = 'budget';
+          break outer;
         }
         // 3. Generator regression onto x̂ = x + aggregate (a function of the noised release only).
         const tc = Date.now();
@@ -314,26 +547,17 @@ export abstract class VotingGan implements DpGenerator {
     return { images, labels: Int32Array.from(lab), count: n, height: d.height, width: d.width, channels: d.channels };
   }
 
+  /** Writes the generator (never the teachers, P9); each file atomically, the index last, so a kill leaves the previous checkpoint. */
   async save(dir: string): Promise<void> {
-    mkdirSync(dir, { recursive: true });
     const snap = this.generator.snapshot();
-    let off = 0;
-    const index = snap.map((p) => {
-      const e = { name: p.name, shape: p.shape, offset: off };
-      off += p.values.length;
-      return e;
-    });
-    const all = new Float32Array(off);
-    snap.forEach((p, i) => all.set(p.values, index[i]!.offset));
-    writeFileSync(join(dir, 'generator.bin'), new Uint8Array(all.buffer));
-    writeFileSync(join(dir, 'generator.json'), JSON.stringify({ format: 'dplens-generator-1', method: this.method, steps: this.stepsDone, config: this.generator.config, params: index }, null, 1));
+    const values = snap.reduce((n, p) => n + p.values.length, 0);
+    // nn/checkpoint: generator.bin then generator.json, each atomically
+    writeCheckpoint(dir, GENERATOR_CHECKPOINT, { method: this.method, steps: this.stepsDone, values, config: this.generator.config }, snap.map((p) => ({ shape: p.shape, data: p.values, labels: { name: p.name } })));
   }
 
   async load(dir: string): Promise<void> {
-    const meta = JSON.parse(readFileSync(join(dir, 'generator.json'), 'utf8')) as { format: string; steps: number; params: { name: string; shape: number[]; offset: number }[] };
-    if (meta.format !== 'dplens-generator-1') throw new Error(`${dir}/generator.json: unknown format ${meta.format}`);
-    const buf = readFileSync(join(dir, 'generator.bin'));
-    const all = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+    const meta = readCheckpointMeta(dir);
+    const all = readCheckpointWeights(dir, meta);
     this.generator.restore(meta.params.map((p) => ({ name: p.name, shape: p.shape, values: all.subarray(p.offset, p.offset + p.shape.reduce((a, b) => a * b, 1)) })));
     this.stepsDone = meta.steps;
   }
@@ -341,159 +565,56 @@ export abstract class VotingGan implements DpGenerator {
   dispose(): void {
     this.teachers?.dispose();
     this.teachers = undefined;
-    this.kernelTeachers?.dispose();
-    this.kernelTeachers = undefined;
     this.generator.dispose();
     this.genOpt.dispose();
   }
 }
 
-/** DataLens: TopAgg on top-k stochastic-sign votes (spec §2–3). */
+interface CheckpointMeta {
+  format: string;
+  method: string;
+  steps: number;
+  values?: number;
+  config: ConstructorParameters<typeof ConditionalGenerator>[0];
+  params: { name: string; shape: number[]; offset: number }[];
+}
+
+const GENERATOR_CHECKPOINT: CheckpointLayout = { header: 'generator.json', blob: 'generator.bin', format: GENERATOR_CHECKPOINT_FORMAT, entriesKey: 'params', blobKey: 'weights' };
+
+function readCheckpointMeta(dir: string): CheckpointMeta {
+  return readCheckpointHeader(dir, GENERATOR_CHECKPOINT) as unknown as CheckpointMeta;
+}
+
+function readCheckpointWeights(dir: string, _meta: CheckpointMeta): Float32Array {
+  return readCheckpoint(dir, GENERATOR_CHECKPOINT).blob;
+}
+
+/** DataLens: the voting GAN with the TopAgg aggregator (kept as a class for callers and tests). */
 export class DataLens extends VotingGan {
-  readonly method = 'datalens';
   constructor(
     ctx: GeneratorContext,
     opts: VotingGanOptions,
     readonly topagg: TopAggParams,
   ) {
-    super(ctx, opts);
+    super(ctx, opts, new TopAggAggregator(topagg));
     validateTopAggParams(topagg, this.dim);
   }
-
-  /**
-   * Neural teachers: B TopAgg queries per generator step, each with L2 sensitivity 2√k
-   * (data-independent, P6). Kernel teachers: one Gaussian release of the whole [B, d] vote block
-   * with its joint L2 sensitivity (kernelStepSensitivity), which is much smaller than √B · 2√k.
-   */
-  stepEvent(): DpEvent {
-    if (this.opts.teacherKind === 'kernel') return DpEvents.gaussianWithSensitivity(this.topagg.sigma, this.kernelStepSensitivity());
-    return DpEvents.selfComposed(DpEvents.topAgg({ k: this.topagg.k, sigma: this.topagg.sigma, voters: this.numTeachers }), this.B);
-  }
-
-  /**
-   * Joint L2 sensitivity of one step's vote block [B, d] under kernel teachers, from public facts
-   * only (k, B, C, the assignment mode and the shard size m = ⌊n/N⌋; per-step labels are balanced,
-   * so a class has at most c = ⌈B/C⌉ queries). Replacing one record (class a → class b) of one
-   * teacher changes only that teacher's votes, each query's vote by ≤ 2√k in L2 (≤ k entries ±1
-   * before and after), and only on these queries:
-   *  - 'all', m = 1: the old record voted on the class-a queries, the new one votes on the class-b
-   *    queries: Δ² ≤ k·(n_a + n_b) ≤ 2kc when a ≠ b, and ≤ 4k·n_a ≤ 4kc when a = b → Δ = 2√(kc);
-   *  - 'all', m > 1: the teacher's votes on class-a and class-b queries may both change:
-   *    Δ² ≤ 4k·(n_a + n_b) ≤ 4k·min(B, 2c);
-   *  - 'nearest', m = 1: the record votes on exactly one query (its nearest of its class) before and
-   *    after: Δ² ≤ max(4k, k + k) = 4k;
-   *  - 'nearest', m > 1: the queries of the old and the new record change: Δ² ≤ 8k.
-   * Property-tested in test/generate-kernel-teachers.test.ts.
-   */
   kernelStepSensitivity(): number {
-    const k = this.topagg.k;
-    const m = Math.floor(this.ctx.data.train.count / this.numTeachers);
-    const c = Math.ceil(this.B / this.numClasses);
-    const nearest = this.opts.kernelAssign === 'nearest';
-    const d2 = nearest ? (m === 1 ? 4 * k : 8 * k) : m === 1 ? 4 * k * c : 4 * k * Math.min(this.B, 2 * c);
-    return Math.sqrt(d2);
-  }
-
-  protected aggregate(g: Float32Array): { direction: Float32Array; nonZero: number } {
-    this.record(this.stepEvent(), { queries: this.B, k: this.topagg.k, sigma: this.topagg.sigma, beta: this.topagg.beta });
-    const r = topAgg(g, this.numTeachers, this.B, this.dim, this.topagg, this.ctx.random);
-    return { direction: r.direction, nonZero: r.nonZeroFraction };
-  }
-
-  protected aggregateKernel(x: Float32Array, y: Int32Array): { direction: Float32Array; nonZero: number } {
-    const kt = this.kernelTeachers!;
-    // Recorded before the votes are even counted, exactly like the neural path.
-    this.record(this.stepEvent(), { queries: this.B, k: this.topagg.k, sigma: this.topagg.sigma, beta: this.topagg.beta, teachers: 'kernel', assign: this.opts.kernelAssign ?? 'all', jointSensitivity: this.kernelStepSensitivity() });
-    const votes = kt.voteSums(x, y, this.topagg, this.ctx.random);
-    const r = noisyAggregate(votes, this.numTeachers, this.B, this.dim, this.topagg, this.ctx.random);
-    votes.fill(0);
-    return { direction: r.direction, nonZero: r.nonZeroFraction };
+    return kernelTopAggSensitivity(this.topagg.k, this.facts);
   }
 }
 
-/** G-PATE: random projection + Confident-GNMax per projected coordinate (spec §6). */
+/** G-PATE: the voting GAN with the Confident-GNMax aggregator. */
 export class Gpate extends VotingGan {
-  readonly method = 'gpate';
   constructor(
     ctx: GeneratorContext,
     opts: VotingGanOptions,
     readonly params: GpateParams,
+    charge: GpateCharge = 'worst-case',
   ) {
-    super(ctx, opts);
     validateGpateParams(params);
-  }
-
-  private coords(): number {
-    return this.B * this.params.projDim;
-  }
-
-  /**
-   * Coordinates one record can influence in a step. Neural teachers: all B·p. Kernel teachers
-   * (balanced labels, ≤ c = ⌈B/C⌉ queries per class): a teacher's votes on a class-a query depend
-   * only on its class-a records, so replacing a record of class a by one of class b changes votes
-   * on the class-a and class-b queries only — ≤ min(B, 2c)·p coordinates ('all'), ≤ 2p ('nearest'). The other coordinates'
-   * outputs have the same distribution on both datasets (zero Rényi divergence), so the step's RDP
-   * is the sum over those coordinates only.
-   */
-  private chargedCoords(): number {
-    if (this.opts.teacherKind !== 'kernel') return this.coords();
-    // 'nearest': a teacher's vote on query j uses only its records assigned to j, and a replaced
-    // record was assigned to one query before and one after → ≤ 2 queries.
-    const queries = this.opts.kernelAssign === 'nearest' ? 2 : 2 * Math.ceil(this.B / this.numClasses);
-    return Math.min(this.B, queries) * this.params.projDim;
-  }
-
-  /**
-   * T = thresh·(voters a query can expect, a public number): N for neural teachers; for kernel
-   * ones N/C under 'all' (the teachers holding the class) and N/B under 'nearest' (a class's
-   * N/C records split among its ≈ B/C queries).
-   */
-  private thresholdVoters(): number {
-    if (this.opts.teacherKind !== 'kernel') return this.numTeachers;
-    return this.opts.kernelAssign === 'nearest' ? this.numTeachers / this.B : this.numTeachers / this.numClasses;
-  }
-
-  /** Worst case of one step: every projected coordinate pays the threshold test and is answered. */
-  stepEvent(): DpEvent {
-    return DpEvents.selfComposed(DpEvents.gnmax({ sigma: this.params.sigma2, thresholdSigma: this.params.sigma1, answered: true }), this.chargedCoords());
-  }
-
-  protected aggregateKernel(x: Float32Array, y: Int32Array): { direction: Float32Array; nonZero: number } {
-    const { B, dim } = this;
-    const p = this.params;
-    const rng = this.ctx.random;
-    const proj = drawProjections(B, dim, p.projDim, rng);
-    const hist = this.kernelTeachers!.projectedHistograms(x, y, proj, p.projDim, p.bins, p.clip);
-    // Worst case charged up front: every influenceable coordinate pays the threshold test and GNMax
-    // (whether answered or not, a record's class is private, so we cannot charge fewer).
-    this.record(this.stepEvent(), { part: 'threshold+gnmax', coordinates: this.coords(), charged: this.chargedCoords(), teachers: 'kernel' });
-    const answered = thresholdStep(hist, this.thresholdVoters(), p, rng);
-    let nAnswered = 0;
-    for (const a of answered) nAnswered += a;
-    const r = argmaxStep(hist, answered, p, rng);
-    hist.fill(0);
-    return { direction: backProject(r, proj, B, dim, p.projDim), nonZero: nAnswered / answered.length };
-  }
-
-  protected aggregate(grads: Float32Array): { direction: Float32Array; nonZero: number } {
-    const { B, dim, numTeachers: N } = this;
-    const p = this.params;
-    const rng = this.ctx.random;
-    const proj = drawProjections(B, dim, p.projDim, rng);
-    // u[j, i, :] = g_i[j]ᵀ P_j for every query j and teacher i, as one batched product.
-    const projected = tidyRead(() => tf.matMul(tf.transpose(tf.tensor3d(grads, [N, B, dim]), [1, 0, 2]), tf.tensor3d(proj, [B, dim, p.projDim]))) as Float32Array;
-    const hist = histograms(projected, B, N, p);
-    projected.fill(0);
-    // Threshold tests for every coordinate (charged whether answered or not, P6) ...
-    this.record(DpEvents.selfComposed(DpEvents.gnmax({ sigma: p.sigma2, thresholdSigma: p.sigma1, answered: false }), this.coords()), { part: 'threshold', coordinates: this.coords() });
-    const answered = thresholdStep(hist, N, p, rng);
-    let nAnswered = 0;
-    for (const a of answered) nAnswered += a;
-    // ... then GNMax for the answered ones, recorded before the argmax is drawn.
-    if (nAnswered > 0) this.record(DpEvents.selfComposed(DpEvents.gnmax({ sigma: p.sigma2, answered: true }), nAnswered), { part: 'gnmax', coordinates: nAnswered });
-    const r = argmaxStep(hist, answered, p, rng);
-    hist.fill(0);
-    return { direction: backProject(r, proj, B, dim, p.projDim), nonZero: nAnswered / answered.length };
+    if (charge === 'answered-data-dependent' && opts.teacherKind === 'kernel') throw new RangeError('G-PATE: the data-dependent GNMax charge applies to neural teachers only (kernel teachers are charged per influenceable coordinate)');
+    super(ctx, opts, new GpateAggregator(params, charge));
   }
 }
 
@@ -509,11 +630,9 @@ export class SavedGenerator {
   ) {}
 
   static load(dir: string): SavedGenerator {
-    const meta = JSON.parse(readFileSync(join(dir, 'generator.json'), 'utf8')) as { format: string; method: string; steps: number; config: ConstructorParameters<typeof ConditionalGenerator>[0]; params: { name: string; shape: number[]; offset: number }[] };
-    if (meta.format !== 'dplens-generator-1') throw new Error(`${dir}/generator.json: unknown format ${meta.format}`);
+    const meta = readCheckpointMeta(dir);
     const g = new ConditionalGenerator(meta.config, 0);
-    const buf = readFileSync(join(dir, 'generator.bin'));
-    const all = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+    const all = readCheckpointWeights(dir, meta);
     g.restore(meta.params.map((p) => ({ name: p.name, shape: p.shape, values: all.subarray(p.offset, p.offset + p.shape.reduce((a, b) => a * b, 1)) })));
     return new SavedGenerator(g, meta.method, meta.steps);
   }

@@ -6,102 +6,21 @@
  * weights: 'weights.bin', meta?: {...} } and `weights.bin` = all parameters as little-endian
  * float32, concatenated in `params` order (offset/length in floats). Load with `loadModel(dir)`.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { AvgPool2d, BatchNorm, Conv2d, Dense, Dropout, ELU, Embedding, Flatten, GroupNorm, InstanceNorm, LayerNorm, LeakyReLU, MaxPool2d, ReLU, Residual, Sequential, Tanh, TemperedSigmoid } from './layers.js';
+import { type CheckpointLayout, CheckpointError, readCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { type Sequential } from './layers/index.js';
+import { type BuiltLayer, layerKind, registeredLayerTypes } from './layers/registry.js';
 import { type LayerSpec, ModelError, type Module } from './module.js';
 
-type Num2 = number | [number, number];
-
 /** Builds one module for an input of shape `inShape` (without batch); returns it and its output shape. */
-function buildLayer(s: LayerSpec, inShape: number[]): { module: Module; outShape: number[] } {
-  const last = inShape[inShape.length - 1]!;
-  let m: Module;
-  switch (String(s.type).toLowerCase()) {
-    case 'dense':
-    case 'linear':
-      m = new Dense({ inFeatures: last, outFeatures: Number(s.units ?? s.outFeatures), bias: s.bias !== false });
-      break;
-    case 'conv2d':
-      if (inShape.length !== 3) throw new ModelError(`conv2d needs an [H, W, C] input, got [${inShape.join(', ')}]`);
-      m = new Conv2d({
-        inChannels: last,
-        outChannels: Number(s.filters ?? s.outChannels),
-        kernel: s.kernel as Num2,
-        stride: s.stride as Num2 | undefined,
-        padding: s.padding as Num2 | 'same' | 'valid' | undefined,
-        dilation: s.dilation as Num2 | undefined,
-        groups: s.groups as number | undefined,
-        bias: s.bias !== false,
-        impl: s.impl as 'patches' | 'conv' | undefined,
-        normMode: s.normMode as 'auto' | 'materialize' | 'ghost' | undefined,
-      });
-      break;
-    case 'embedding':
-      m = new Embedding({ vocab: Number(s.vocab), dim: Number(s.dim) });
-      break;
-    case 'layernorm':
-      m = new LayerNorm({ features: last, eps: s.eps as number | undefined, affine: s.affine !== false });
-      break;
-    case 'groupnorm':
-      m = new GroupNorm({ groups: Number(s.groups), channels: last, eps: s.eps as number | undefined, affine: s.affine !== false });
-      break;
-    case 'instancenorm':
-      m = new InstanceNorm({ channels: last, eps: s.eps as number | undefined, affine: s.affine === true });
-      break;
-    case 'batchnorm':
-    case 'batchnormalization':
-      new BatchNorm();
-      throw new ModelError('unreachable');
-    case 'relu':
-      m = new ReLU();
-      break;
-    case 'leakyrelu':
-      m = new LeakyReLU((s.alpha as number | undefined) ?? 0.01);
-      break;
-    case 'tanh':
-      m = new Tanh();
-      break;
-    case 'temperedsigmoid':
-      m = new TemperedSigmoid((s.scale as number | undefined) ?? 2, (s.temperature as number | undefined) ?? 2, (s.offset as number | undefined) ?? 1);
-      break;
-    case 'elu':
-      m = new ELU((s.alpha as number | undefined) ?? 1);
-      break;
-    case 'maxpool2d':
-      m = new MaxPool2d({ kernel: s.kernel as Num2, stride: s.stride as Num2 | undefined, padding: s.padding as number | 'valid' | 'same' | undefined });
-      break;
-    case 'avgpool2d':
-      m = new AvgPool2d({ kernel: s.kernel as Num2, stride: s.stride as Num2 | undefined, padding: s.padding as number | 'valid' | 'same' | undefined });
-      break;
-    case 'flatten':
-      m = new Flatten();
-      break;
-    case 'dropout':
-      m = new Dropout(Number(s.rate));
-      break;
-    case 'sequential': {
-      const layers: Module[] = [];
-      let shape = inShape;
-      for (const l of (s.layers as LayerSpec[]) ?? []) {
-        const b = buildLayer(l, shape);
-        layers.push(b.module);
-        shape = b.outShape;
-      }
-      return { module: new Sequential(layers), outShape: shape };
-    }
-    case 'residual': {
-      const body = buildLayer(s.body as LayerSpec, inShape);
-      const sc = s.shortcut ? buildLayer(s.shortcut as LayerSpec, inShape) : undefined;
-      m = new Residual(body.module, sc?.module);
-      break;
-    }
-    default:
-      throw new ModelError(`unknown layer type "${String(s.type)}"`);
-  }
+function buildLayer(s: LayerSpec, inShape: number[]): BuiltLayer {
+  const kind = layerKind(String(s.type));
+  if (!kind) throw new ModelError(`unknown layer type "${String(s.type)}" (known: ${registeredLayerTypes().join(', ')})`);
+  const built = kind.build(s, { inShape, last: inShape[inShape.length - 1]!, build: buildLayer });
+  if ('module' in built) return built;
+  const m = built;
   // Shape inference by a one-example dry run (cheap, and exactly what forward will do).
-  const outShape = tf.tidy(() => m.forward(s.type === 'embedding' ? tf.zeros([1, ...inShape], 'int32') : tf.zeros([1, ...inShape]), false).shape.slice(1));
+  const outShape = tf.tidy(() => m.forward(tf.zeros([1, ...inShape], kind.inputDtype ?? 'float32'), false).shape.slice(1));
   return { module: m, outShape };
 }
 
@@ -197,39 +116,33 @@ export interface SavedModelMeta {
   [k: string]: unknown;
 }
 
+/** The model checkpoint: model.json (header) + weights.bin (see checkpoint.ts). */
+export const MODEL_CHECKPOINT: CheckpointLayout = { header: 'model.json', blob: 'weights.bin', format: 'dplens-model/1', entriesKey: 'params', blobKey: 'weights' };
+
 /** Writes model.json + weights.bin into `dir` (see the format at the top of this file). */
 export function saveModel(dir: string, model: Module, inputShape: number[], meta: SavedModelMeta = {}): void {
-  mkdirSync(dir, { recursive: true });
-  const params = model.parameters();
-  const arrays = params.map((p) => p.value.dataSync() as Float32Array);
-  const total = arrays.reduce((s, a) => s + a.length, 0);
-  const buf = new Float32Array(total);
-  const entries: { name: string; shape: number[]; offset: number; length: number }[] = [];
-  let off = 0;
-  params.forEach((p, i) => {
-    buf.set(arrays[i]!, off);
-    entries.push({ name: p.name, shape: p.value.shape, offset: off, length: arrays[i]!.length });
-    off += arrays[i]!.length;
-  });
-  const le = new Uint8Array(buf.buffer); // x86/ARM hosts are little-endian, as the format requires
-  writeFileSync(join(dir, 'weights.bin'), le);
-  writeFileSync(join(dir, 'model.json'), JSON.stringify({ format: 'dplens-model/1', inputShape, spec: model.spec(), params: entries, weights: 'weights.bin', meta }, null, 1) + '\n');
+  const tensors = model.parameters().map((p) => ({ shape: p.value.shape, data: p.value.dataSync() as Float32Array, labels: { name: p.name } }));
+  writeCheckpoint(dir, MODEL_CHECKPOINT, { inputShape, spec: model.spec(), meta }, tensors);
 }
 
-/** Loads a model saved by saveModel. */
+/** Loads a model saved by saveModel; a missing or corrupt file is a one-line CheckpointError/ModelError naming it. */
 export function loadModel(dir: string): { model: Sequential; inputShape: number[]; meta: SavedModelMeta } {
-  const j = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8'));
-  if (j.format !== 'dplens-model/1') throw new ModelError(`${dir}/model.json: unknown format ${JSON.stringify(j.format)}`);
-  const model = buildModel(j.spec, j.inputShape);
-  const raw = readFileSync(join(dir, j.weights ?? 'weights.bin'));
-  const all = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+  const { header: j, tensors } = readCheckpoint(dir, MODEL_CHECKPOINT);
+  const where = `${dir}/model.json`;
+  if (!Array.isArray(j.inputShape) || typeof j.spec !== 'object' || j.spec === null) throw new CheckpointError(`${where}: missing inputShape or spec`);
+  const inputShape = j.inputShape as number[];
+  let model: Sequential;
+  try {
+    model = buildModel(j.spec as LayerSpec, inputShape);
+  } catch (e) {
+    throw new CheckpointError(`${where}: ${(e as Error).message}`);
+  }
   const params = model.parameters();
-  if (params.length !== j.params.length) throw new ModelError(`${dir}: model has ${params.length} parameters, file lists ${j.params.length}`);
+  if (params.length !== tensors.length) throw new ModelError(`${dir}: model has ${params.length} parameters, file lists ${tensors.length}`);
   params.forEach((p, i) => {
-    const e = j.params[i];
-    if (e.name !== p.name || !tf.util.arraysEqual(e.shape, p.value.shape)) throw new ModelError(`${dir}: parameter ${i} is ${e.name} [${e.shape}], model expects ${p.name} [${p.value.shape}]`);
-    if (e.offset + e.length > all.length) throw new ModelError(`${dir}/weights.bin is truncated`);
-    tf.tidy(() => p.value.assign(tf.tensor(all.subarray(e.offset, e.offset + e.length), e.shape)));
+    const { entry: e, data } = tensors[i]!;
+    if (e.name !== p.name || !tf.util.arraysEqual(e.shape, p.value.shape)) throw new ModelError(`${dir}: parameter ${i} is ${String(e.name)} [${e.shape}], model expects ${p.name} [${p.value.shape}]`);
+    tf.tidy(() => p.value.assign(tf.tensor(data, e.shape)));
   });
-  return { model, inputShape: j.inputShape, meta: j.meta ?? {} };
+  return { model, inputShape, meta: (j.meta as SavedModelMeta | undefined) ?? {} };
 }

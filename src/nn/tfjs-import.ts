@@ -10,10 +10,10 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { BatchNorm } from './layers.js';
+import { BatchNorm } from './layers/index.js';
 import { type LayerSpec, ModelError } from './module.js';
 import { buildModel } from './spec.js';
-import type { Sequential } from './layers.js';
+import type { Sequential } from './layers/index.js';
 
 type Cfg = Record<string, any>;
 

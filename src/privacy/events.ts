@@ -20,11 +20,36 @@ export type NeighbouringRelation = 'add-remove' | 'replace-one';
 
 export const NEIGHBOURING_RELATIONS: readonly NeighbouringRelation[] = ['add-remove', 'replace-one'];
 
+/**
+ * The relation an accountant or ledger prices under. 'unrecorded' exists only for ledgers written
+ * before relations were recorded: they are read and priced as before (no relation check), and every
+ * output labels them as such instead of asserting a relation the run may not have.
+ */
+export type AccountingRelation = NeighbouringRelation | 'unrecorded';
+
+export function isNeighbouringRelation(x: unknown): x is NeighbouringRelation {
+  return x === 'add-remove' || x === 'replace-one';
+}
+
 /** Plain-words description of a relation, for reports and `budget show`. */
-export function describeRelation(r: NeighbouringRelation): string {
-  return r === 'add-remove'
-    ? 'adding or removing one record of the training data'
-    : 'replacing one record of the training data with another (the number of records, n, is treated as public)';
+export function describeRelation(r: AccountingRelation | undefined): string {
+  switch (r) {
+    case 'add-remove':
+      return 'adding or removing one record of the training data';
+    case 'replace-one':
+      return 'replacing one record of the training data with another (the number of records, n, is treated as public)';
+    case 'unrecorded':
+    case undefined:
+      return 'not recorded (legacy ledger): the neighbouring relation was not written when this ledger was created; priced as before, without a relation check';
+    default:
+      return assertNever(r, 'neighbouring relation');
+  }
+}
+
+/** Exhaustiveness guard for switches over closed unions: a new member is a compile error, a bad value read from disk throws. */
+export function assertNever(x: never, what: string): never {
+  const v: unknown = x !== null && typeof x === 'object' && 'kind' in x ? (x as { kind: unknown }).kind : x;
+  throw new DpEventError(`unknown ${what} ${JSON.stringify(v)}`);
 }
 
 export interface GaussianEvent {
@@ -317,5 +342,108 @@ export function describeEvent(e: DpEvent): string {
       return `Unsupported(${e.reason})`;
     case 'noOp':
       return 'NoOp';
+    default:
+      return assertNever(e, 'event kind');
+  }
+}
+
+/**
+ * Why `e` cannot be priced under `relation`, or undefined when it can. Follows dp_accounting:
+ * Poisson sampling is analysed under add/remove only, sampling without replacement (fixed batch
+ * size) under replace-one only; every other event is priced the same under both (its sensitivity
+ * is the caller's statement for the relation). 'unrecorded' (legacy ledgers) accepts everything.
+ */
+export function relationProblem(e: DpEvent, relation: AccountingRelation): string | undefined {
+  if (relation === 'unrecorded') return undefined;
+  switch (e.kind) {
+    case 'poissonSampled':
+      if (relation !== 'add-remove') return `Poisson sampling (${describeEvent(e)}) is only analysed under the add/remove relation, not ${relation}`;
+      return relationProblem(e.event, relation);
+    case 'sampledWithoutReplacement':
+      if (relation !== 'replace-one') return `sampling without replacement (${describeEvent(e)}) is only analysed under the replace-one relation, not ${relation}`;
+      return relationProblem(e.event, relation);
+    case 'selfComposed':
+      return relationProblem(e.event, relation);
+    case 'composed':
+      for (const sub of e.events) {
+        const p = relationProblem(sub, relation);
+        if (p) return p;
+      }
+      return undefined;
+    case 'gaussian':
+    case 'laplace':
+    case 'topAgg':
+    case 'gnmax':
+    case 'randomizedResponse':
+    case 'nonPrivate':
+    case 'unsupported':
+    case 'noOp':
+      return undefined;
+    default:
+      return assertNever(e, 'event kind');
+  }
+}
+
+/** True when some GNMax event inside `e` carries data-dependent statistics. */
+export function hasDataDependentStatistics(e: DpEvent): boolean {
+  switch (e.kind) {
+    case 'gnmax':
+      return e.dataDependent !== undefined;
+    case 'poissonSampled':
+    case 'sampledWithoutReplacement':
+    case 'selfComposed':
+      return hasDataDependentStatistics(e.event);
+    case 'composed':
+      return e.events.some(hasDataDependentStatistics);
+    default:
+      return false;
+  }
+}
+
+/**
+ * The ONE place composite events become primitive ones, shared by the RDP and PLD accountants:
+ *  - gaussian with (sigma, l2Sensitivity) provenance -> gaussian(noiseMultiplier);
+ *  - topAgg -> gaussian(sigma / (2 sqrt k)) (vote vector, L2 sensitivity 2 sqrt k), plus
+ *    gaussian(sigma1 / 2) for a separately noised threshold on the max count (sensitivity 2);
+ *  - gnmax -> gaussian(thresholdSigma) for the threshold test (max count, sensitivity 1; charged
+ *    always), plus, when answered, 2 x gaussian(sigma): the histogram changes by 1 in two bins,
+ *    i.e. L2 sensitivity sqrt 2 = two unit-sensitivity Gaussians (written this way so the RDP is
+ *    exactly alpha / sigma^2).
+ * Wrappers are lowered recursively; primitives are returned as they are. `keep` leaves an event
+ * untouched (the RDP accountant keeps GNMax events with data-dependent statistics when it was
+ * explicitly built to use them).
+ */
+export function lowerEvent(e: DpEvent, keep?: (e: DpEvent) => boolean): DpEvent {
+  if (keep && keep(e)) return e;
+  switch (e.kind) {
+    case 'gaussian':
+      return e.sigma === undefined && e.l2Sensitivity === undefined ? e : DpEvents.gaussian(e.noiseMultiplier);
+    case 'laplace':
+    case 'randomizedResponse':
+    case 'nonPrivate':
+    case 'unsupported':
+    case 'noOp':
+      return e;
+    case 'poissonSampled':
+      return DpEvents.poissonSampled(e.samplingProbability, lowerEvent(e.event, keep));
+    case 'sampledWithoutReplacement':
+      return DpEvents.sampledWithoutReplacement(e.sourceDatasetSize, e.sampleSize, lowerEvent(e.event, keep));
+    case 'selfComposed':
+      return DpEvents.selfComposed(lowerEvent(e.event, keep), e.count);
+    case 'composed':
+      return DpEvents.composed(e.events.map((x) => lowerEvent(x, keep)));
+    case 'topAgg': {
+      const vote = DpEvents.gaussian(e.sigma / (2 * Math.sqrt(e.k)));
+      const s1 = e.threshold?.sigma1;
+      return s1 === undefined ? vote : DpEvents.composed([vote, DpEvents.gaussian(s1 / 2)]);
+    }
+    case 'gnmax': {
+      const parts: DpEvent[] = [];
+      if (e.thresholdSigma !== undefined) parts.push(DpEvents.gaussian(e.thresholdSigma));
+      if (e.answered) parts.push(DpEvents.selfComposed(DpEvents.gaussian(e.sigma), 2));
+      return parts.length === 0 ? DpEvents.noOp() : parts.length === 1 ? parts[0] : DpEvents.composed(parts);
+    }
+    default:
+      return assertNever(e, 'event kind');
   }
 }

@@ -1,6 +1,6 @@
 /**
  * dplens privacy core: DP events, accountants (RDP, PLD, PATE data-dependent), mechanisms,
- * randomness, calibration and the privacy ledger. No tensors here.
+ * randomness, calibration, the owner key and the privacy ledger. No tensors here.
  */
 export * from './events.js';
 export * from './rdp-accountant.js';
@@ -14,3 +14,4 @@ export * from './random.js';
 export * from './ledger.js';
 export * from './calibrate.js';
 export * from './mechanisms.js';
+export { OwnerKeyError, keyedFingerprint, loadOwnerKey, ownerKeyId, ownerKeyPath } from './owner-key.js';

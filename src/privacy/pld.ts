@@ -31,14 +31,14 @@
  * (so eps is at most ~0.5% loose from discretisation) and h <= 1e-4 unless the window is very
  * wide. Against Opacus's PRV estimate the 20 reference cases agree to <= 0.002 absolute.
  */
-import type { DpEvent } from './events.js';
-import { describeEvent } from './events.js';
+import type { AccountingRelation, DpEvent } from './events.js';
+import { assertNever, describeEvent, hasDataDependentStatistics, lowerEvent } from './events.js';
 import { getFft, nextPow2 } from './fft.js';
 import { erfc, logAdd } from './special.js';
-import type { Accountant, EpsilonDetails } from './rdp-accountant.js';
-import { AccountingError } from './rdp-accountant.js';
+import type { Accountant, AccountantRelationOptions, EpsilonDetails } from './rdp-accountant.js';
+import { AccountingError, checkRelation, resolveRelation } from './rdp-accountant.js';
 
-export interface PldAccountantOptions {
+export interface PldAccountantOptions extends AccountantRelationOptions {
   /**
    * Grid interval h of the privacy loss. Default: automatic (start at 1e-4; refined while the
    * connect-the-dots variance inflation bound count*h^2/4 exceeds 1% of the composed loss
@@ -83,7 +83,10 @@ function pmfVariance(d: DiscretePld): number {
   return Math.max(0, m2 / m0 - mean * mean);
 }
 
-/** Adds the components of `e` (with multiplicity) to `out`. Throws for what PLD cannot price. */
+/**
+ * Adds the components of the LOWERED event `e` (with multiplicity) to `out`. Exhaustive: throws
+ * for what PLD cannot price (never prices an unknown kind as 0).
+ */
 function collect(e: DpEvent, mult: number, out: Map<string, { comp: Component; count: number }>, notes: Set<string>): void {
   const add = (comp: Component, c = mult): void => {
     if (c === 0) return;
@@ -126,31 +129,12 @@ function collect(e: DpEvent, mult: number, out: Map<string, { comp: Component; c
       if (e.sampleSize === 0 || e.event.kind === 'noOp') return;
       if (e.sampleSize === e.sourceDatasetSize) return collect(e.event, mult, out, notes);
       throw new AccountingError('PLD accountant does not support sampling without replacement; use the RDP accountant');
-    case 'topAgg': {
-      // vote vector: L2 sensitivity 2 sqrt(k)  =>  Gaussian with noise multiplier sigma / (2 sqrt k)
-      if (e.sigma === 0) add({ type: 'inf', reason: 'TopAgg with zero noise' });
-      else add({ type: 'sg', q: 1, z: e.sigma / (2 * Math.sqrt(e.k)) });
-      const s1 = e.threshold?.sigma1;
-      if (s1 !== undefined) {
-        if (s1 === 0) add({ type: 'inf', reason: 'TopAgg threshold with zero noise' });
-        else add({ type: 'sg', q: 1, z: s1 / 2 });
-      }
-      return;
-    }
-    case 'gnmax': {
-      if (e.dataDependent) notes.add('GNMax data-dependent statistics were ignored (data-independent bounds used)');
-      if (e.thresholdSigma !== undefined) {
-        // max count has sensitivity 1
-        if (e.thresholdSigma === 0) add({ type: 'inf', reason: 'GNMax threshold with zero noise' });
-        else add({ type: 'sg', q: 1, z: e.thresholdSigma });
-      }
-      if (e.answered) {
-        // noisy argmax is post-processing of the noised histogram (L2 sensitivity sqrt 2)
-        if (e.sigma === 0) add({ type: 'inf', reason: 'GNMax with zero noise' });
-        else add({ type: 'sg', q: 1, z: e.sigma / Math.SQRT2 });
-      }
-      return;
-    }
+    case 'topAgg':
+    case 'gnmax':
+      // composite events are lowered once, in lowerEvent (events.ts), before collect is called
+      throw new AccountingError(`internal: composite event ${describeEvent(e)} reached the PLD pricer without lowering`);
+    default:
+      return assertNever(e, 'event kind');
   }
 }
 
@@ -607,6 +591,7 @@ function composeAll(entries: { comp: Component; count: number }[], h0: number, t
 
 export class PldAccountant implements Accountant {
   readonly kind = 'pld' as const;
+  readonly relation: AccountingRelation;
   readonly valueDiscretizationInterval: number;
   /** Default grid: h = 1e-4, coarsened for very wide windows while keeping the variance inflation <= 0.1%. */
   private readonly autoGrid: boolean;
@@ -616,16 +601,35 @@ export class PldAccountant implements Accountant {
   private version = 0;
 
   constructor(opts: PldAccountantOptions = {}) {
+    this.relation = resolveRelation(opts.relation);
     this.autoGrid = opts.valueDiscretizationInterval === undefined;
     const h = opts.valueDiscretizationInterval ?? 1e-4;
     if (!(h > 0 && h < 1)) throw new RangeError(`valueDiscretizationInterval must be in (0, 1), got ${h}`);
     this.valueDiscretizationInterval = h;
   }
 
+  /** Relation check + lowering + collection of one event's components (validates before anything is mutated). */
+  private components(event: DpEvent, count: number, notes: Set<string>): Map<string, { comp: Component; count: number }> {
+    checkRelation('pld', this.relation, event);
+    if (hasDataDependentStatistics(event)) notes.add('GNMax data-dependent statistics were ignored (data-independent bounds used)');
+    const tmp = new Map<string, { comp: Component; count: number }>();
+    collect(lowerEvent(event), count, tmp, notes);
+    return tmp;
+  }
+
+  supports(event: DpEvent): boolean {
+    try {
+      this.components(event, 1, new Set());
+      return true;
+    } catch (e) {
+      if (e instanceof AccountingError || (e as Error).name === 'DpEventError') return false;
+      throw e;
+    }
+  }
+
   compose(event: DpEvent, count = 1): this {
     if (!Number.isInteger(count) || count < 0) throw new RangeError(`count must be a non-negative integer, got ${count}`);
-    const tmp = new Map<string, { comp: Component; count: number }>();
-    collect(event, count, tmp, this.notes); // validates before mutating
+    const tmp = this.components(event, count, this.notes);
     for (const [k, v] of tmp) {
       const cur = this.comps.get(k);
       if (cur) cur.count += v.count;
@@ -649,7 +653,11 @@ export class PldAccountant implements Accountant {
   epsilonIf(event: DpEvent, delta: number, count = 1): number {
     const m = new Map<string, { comp: Component; count: number }>();
     for (const [k, v] of this.comps) m.set(k, { ...v });
-    collect(event, count, m, new Set());
+    for (const [k, v] of this.components(event, count, new Set())) {
+      const cur = m.get(k);
+      if (cur) cur.count += v.count;
+      else m.set(k, v);
+    }
     return this.evaluate([...m.values()], delta).epsilon;
   }
 

@@ -3,8 +3,8 @@
  * per-order sums, so compose and getEpsilon are O(#orders) after an event's first appearance; each
  * distinct event's RDP vector is computed once and cached (keyed by its canonical JSON).
  */
-import type { DpEvent } from './events.js';
-import { describeEvent, eventKey } from './events.js';
+import type { AccountingRelation, DpEvent } from './events.js';
+import { assertNever, describeEvent, hasDataDependentStatistics, describeRelation, eventKey, isNeighbouringRelation, lowerEvent, relationProblem } from './events.js';
 import { computeRdpThreshold, rdpGaussianDataDependent } from './pate.js';
 import { DEFAULT_ORDERS, rdpGaussian, rdpLaplace, rdpRandomizedResponse, rdpSampledWithoutReplacement, rdpSubsampledGaussian, rdpToEpsilon } from './rdp.js';
 
@@ -19,8 +19,17 @@ export interface EpsilonDetails {
   delta: number;
 }
 
+/**
+ * What every accountant implements (dp_accounting's PrivacyAccountant): it is built for ONE
+ * neighbouring relation, says whether it can price an event under it (`supports`), and `compose`
+ * throws (AccountingError / RelationError) on anything it cannot price — never prices it as 0.
+ */
 export interface Accountant {
   readonly kind: AccountantKind;
+  /** The neighbouring relation this accountant prices under ('unrecorded': legacy ledgers only). */
+  readonly relation: AccountingRelation;
+  /** True when `compose(event)` would succeed (relation accepted and the event priceable). */
+  supports(event: DpEvent): boolean;
   compose(event: DpEvent, count?: number): this;
   getEpsilon(delta: number): number;
   getEpsilonDetails(delta: number): EpsilonDetails;
@@ -38,7 +47,34 @@ export class AccountingError extends Error {
   }
 }
 
-export interface RdpAccountantOptions {
+/** Thrown when an event (or ledger entry) is recorded under another neighbouring relation than the accountant's. */
+export class RelationError extends AccountingError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RelationError';
+  }
+}
+
+/** Options shared by every accountant. */
+export interface AccountantRelationOptions {
+  /** Neighbouring relation to price under (default 'add-remove', as dp_accounting). */
+  relation?: AccountingRelation;
+}
+
+/** Validates a relation option (default add-remove). */
+export function resolveRelation(r: AccountingRelation | undefined): AccountingRelation {
+  if (r === undefined) return 'add-remove';
+  if (r === 'unrecorded' || isNeighbouringRelation(r)) return r;
+  throw new RangeError(`neighbouring relation must be add-remove or replace-one, got ${JSON.stringify(r)}`);
+}
+
+/** Throws RelationError when `event` cannot be priced under `relation`. */
+export function checkRelation(kind: AccountantKind, relation: AccountingRelation, event: DpEvent): void {
+  const p = relationProblem(event, relation);
+  if (p) throw new RelationError(`${kind.toUpperCase()} accountant built for ${relation} (${describeRelation(relation)}) refuses this event: ${p}`);
+}
+
+export interface RdpAccountantOptions extends AccountantRelationOptions {
   /**
    * Use PATE data-dependent bounds for GNMax events that carry `dataDependent` (pate.ts).
    * Off by default: such epsilons depend on private data. When on, every result carries a warning.
@@ -54,11 +90,12 @@ function checkCount(count: number): void {
 
 export class RdpAccountant implements Accountant {
   readonly kind = 'rdp' as const;
+  readonly relation: AccountingRelation;
   readonly orders: Float64Array;
   private readonly sums: Float64Array;
   private readonly cache = new Map<string, Float64Array>();
   private readonly notes = new Set<string>();
-  private readonly opts: Required<RdpAccountantOptions>;
+  private readonly opts: Required<Omit<RdpAccountantOptions, 'relation'>>;
   /** Number of compose calls (for diagnostics). */
   composedCount = 0;
 
@@ -67,6 +104,7 @@ export class RdpAccountant implements Accountant {
     for (const a of orders) if (!(a > 1)) throw new RangeError(`RDP orders must be > 1, got ${a}`);
     this.orders = Float64Array.from(orders);
     this.sums = new Float64Array(this.orders.length);
+    this.relation = resolveRelation(opts.relation);
     this.opts = { dataDependent: opts.dataDependent ?? false, conversion: opts.conversion ?? 'balle2020' };
     if (this.opts.dataDependent) this.notes.add('data-dependent PATE bounds in use: this epsilon is a function of private data and is not itself differentially private');
   }
@@ -81,6 +119,16 @@ export class RdpAccountant implements Accountant {
     for (let i = 0; i < v.length; i++) this.sums[i] += v[i] * count;
     this.composedCount++;
     return this;
+  }
+
+  supports(event: DpEvent): boolean {
+    try {
+      this.rdpOf(event);
+      return true;
+    } catch (e) {
+      if (e instanceof AccountingError || (e as Error).name === 'DpEventError') return false;
+      throw e;
+    }
   }
 
   /** Per-order RDP of the whole composition so far (a copy). */
@@ -124,16 +172,21 @@ export class RdpAccountant implements Accountant {
     return best;
   }
 
-  /** Per-order RDP vector of one event (cached). */
+  /** Per-order RDP vector of one event (cached; relation checked and event lowered on a miss). */
   rdpOf(event: DpEvent): Float64Array {
     const key = eventKey(event);
     let v = this.cache.get(key);
     if (!v) {
-      v = this.compute(event);
+      checkRelation('rdp', this.relation, event);
+      if (!this.opts.dataDependent && hasDataDependentStatistics(event)) this.notes.add('GNMax data-dependent statistics were ignored (data-independent bounds used)');
+      v = this.compute(lowerEvent(event, this.keepDataDependent));
       this.cache.set(key, v);
     }
     return v;
   }
+
+  /** GNMax events with data-dependent statistics stay composite only when explicitly opted in. */
+  private readonly keepDataDependent = (e: DpEvent): boolean => this.opts.dataDependent && e.kind === 'gnmax' && e.dataDependent !== undefined;
 
   private map(f: (a: number) => number): Float64Array {
     const out = new Float64Array(this.orders.length);
@@ -203,15 +256,13 @@ export class RdpAccountant implements Accountant {
         }
         return this.map((a) => rdpSampledWithoutReplacement(gamma, f, inf, a));
       }
-      case 'topAgg': {
-        const { k, sigma } = e;
-        const s1 = e.threshold?.sigma1;
-        return this.map((a) => (sigma === 0 ? Infinity : (2 * k * a) / (sigma * sigma)) + (s1 === undefined ? 0 : s1 === 0 ? Infinity : (2 * a) / (s1 * s1)));
-      }
+      case 'topAgg':
+        throw new AccountingError(`internal: composite event ${describeEvent(e)} reached the RDP pricer without lowering`);
       case 'gnmax': {
+        // only reached for data-dependent GNMax when opted in (see keepDataDependent)
+        if (!this.keepDataDependent(e)) throw new AccountingError(`internal: composite event ${describeEvent(e)} reached the RDP pricer without lowering`);
         const out = new Float64Array(this.orders.length);
-        const dd = this.opts.dataDependent ? e.dataDependent : undefined;
-        if (e.dataDependent && !this.opts.dataDependent) this.notes.add('GNMax data-dependent statistics were ignored (data-independent bounds used)');
+        const dd = e.dataDependent;
         if (e.thresholdSigma !== undefined) {
           const t = dd?.logPrAnswered !== undefined ? computeRdpThreshold(dd.logPrAnswered, e.thresholdSigma, this.orders) : this.map((a) => (e.thresholdSigma === 0 ? Infinity : a / (2 * e.thresholdSigma! * e.thresholdSigma!)));
           for (let i = 0; i < out.length; i++) out[i] += t[i];
@@ -222,6 +273,8 @@ export class RdpAccountant implements Accountant {
         }
         return out;
       }
+      default:
+        return assertNever(e, 'event kind');
     }
   }
 }

@@ -5,7 +5,8 @@
  */
 import { basename } from 'node:path';
 import { lineChart, metricSeries, rocChart } from './charts.js';
-import type { PrivacySummary } from './privacy-summary.js';
+import { describeRelation } from '../privacy/index.js';
+import { looksLikePlainHash, type FingerprintShown, type PrivacySummary } from './privacy-summary.js';
 import type { Json, JsonObject, MetricRow, RunFolder } from './run-folder.js';
 
 export function escapeHtml(s: string): string {
@@ -24,40 +25,31 @@ export function formatNumber(x: number | undefined, digits = 4): string {
 }
 
 const NA = (what: string): string => `<p class="na">${h(what)}</p>`;
+/** A file that exists but could not be read: never "not available". */
+const DAMAGED = (file: string, why: string): string => `<p class="bad"><strong>Damaged:</strong> <code>${h(file)}</code> exists but could not be read (${h(why)}); see Problems below.</p>`;
 
-/** Plain-language descriptions of the methods dplens records in its ledgers. */
-const METHOD_TEXT: [RegExp, string][] = [
-  [
-    /dp-?sgd|train/i,
-    'DP-SGD: each training example’s gradient is clipped to a fixed L2 norm, the clipped gradients of a randomly sampled batch are summed and Gaussian noise is added before the model is updated. Only the noisy updates touch the model, so the trained model (and everything derived from it) carries the guarantee.',
-  ],
-  [
-    /datalens/i,
-    'DataLens: an ensemble of teacher discriminators, each trained on a disjoint part of the private data, votes on the top-k directions of a compressed gradient for the generator; the votes are aggregated with Gaussian noise (TopAgg). Only the noisy aggregate reaches the generator, so the synthetic data carries the guarantee.',
-  ],
-  [
-    /g-?pate/i,
-    'G-PATE: teacher discriminators on disjoint partitions of the private data vote on discretised generator gradients; votes are aggregated with noise (GNMax / confident aggregation) and only the noisy aggregate trains the generator.',
-  ],
-  [/pate/i, 'PATE: teachers trained on disjoint partitions label public queries; only noisy vote counts are released.'],
-  [/audit/i, 'Privacy audit: canary or membership-inference experiments that measure an empirical lower bound on ε.'],
-];
-
-function describeMethod(method: string): string | undefined {
-  for (const [re, text] of METHOD_TEXT) if (re.test(method)) return text;
-  return undefined;
+/**
+ * The method's plain-words description comes from the run manifest (written by the runner, which
+ * takes it from the method's registry entry); the report knows no method names of its own.
+ */
+function describeMethod(run: RunFolder): string | undefined {
+  const d = run.manifest?.description;
+  return typeof d === 'string' && d.trim() ? d : undefined;
 }
 
-/** The dataset's name, wherever the runner put it (flat `data`, train's `config.data` / `dataset.name`). */
-function datasetName(config: JsonObject | undefined): string | undefined {
+/** The dataset's name: run.json, else wherever an older runner put it (flat `data`, train's `config.data` / `dataset.name`). */
+function datasetName(run: RunFolder): string | undefined {
+  if (run.manifest?.dataset?.name) return run.manifest.dataset.name;
+  const config = run.config;
   const c = config?.config as JsonObject | undefined;
   const d = config?.dataset as JsonObject | string | undefined;
   for (const v of [config?.data, typeof d === 'object' && d ? d.name : d, c && typeof c === 'object' ? c.data : undefined]) if (typeof v === 'string' && v) return v;
   return undefined;
 }
 
-/** The run's method: config.method, else the ledger's method names, else the run kind. */
+/** The run's method: run.json, else config.method, else the ledger's method names, else the run kind. */
 function methodName(run: RunFolder, p?: PrivacySummary): string | undefined {
+  if (run.manifest?.method) return run.manifest.method;
   const m = run.config?.method;
   if (typeof m === 'string' && m) return m;
   if (p?.methods.length) return p.methods.join(', ');
@@ -67,6 +59,11 @@ function methodName(run: RunFolder, p?: PrivacySummary): string | undefined {
 
 function quoteArg(a: string): string {
   return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A recorded argv as a shell line; run.json records argv after the program name. */
+function argvLine(argv: readonly string[]): string {
+  return (argv[0] === 'dplens' ? argv : ['dplens', ...argv]).map(quoteArg).join(' ');
 }
 
 function commandString(config: JsonObject | undefined): string | undefined {
@@ -114,27 +111,91 @@ function figure(svg: string, caption: string): string {
 
 // ---------------------------------------------------------------- sections
 
+function fingerprintHtml(f: FingerprintShown): string {
+  if (f.kind === 'keyed') return `<code class="fp">${h(f.value ?? '')}</code> <span class="muted">(keyed; only the data owner can recompute it — ${h(f.where)})</span>`;
+  if (f.kind === 'plain')
+    return `<span class="bad">plain hash (released: allows membership tests)</span> <span class="muted">in ${h(f.where)}${f.note ? ` (${h(f.note)})` : ''}; the value is not repeated here. Anyone who holds a candidate data set can hash it and compare — do not publish that file.</span>`;
+  return `<code class="fp">${h(f.value ?? '')}</code> <span class="muted">(kind not recorded — ${h(f.where)})</span>`;
+}
+
+function list(items: string[]): string {
+  return `<ul>${items.map((i) => `<li>${i}</li>`).join('')}</ul>`;
+}
+
+/** What the proof treats as public, what the folder releases outside the guarantee, and what is private. */
+function releaseHtml(p: PrivacySummary): string {
+  const old = 'not recorded: this run folder has no run.json (written before dplens recorded what a run releases)';
+  const pub = p.treatedAsPublic.length ? list(p.treatedAsPublic.map((x) => h(x))) : NA(p.manifestKnown ? 'Nothing is treated as public beyond the method’s configuration.' : `Not available: ${old}.`);
+  const outside = p.releasedOutside.length
+    ? `<p class="warn">These are in the run folder but <strong>not covered</strong> by the guarantee above:</p>${list(
+        p.releasedOutside.map((r) => `${h(r.what)} <span class="muted">— in ${r.where.map((w) => `<code>${h(w)}</code>`).join(', ')}${r.why ? `; ${h(r.why)}` : ''}</span>`),
+      )}`
+    : NA(p.manifestKnown ? 'Nothing: every released file is covered by the guarantee or public.' : `Not available: ${old}; config.json and metrics.jsonl of such folders may hold facts about the data that ε does not cover.`);
+  const priv = p.privateFiles.length
+    ? `<h3>Private files — do not publish</h3><p class="bad"><strong>Do not publish ${p.privateFiles.map((f) => `<code>${h(f)}</code>`).join(', ')}.</strong> ${
+        p.privateFiles.length === 1 ? 'It holds' : 'They hold'
+      } private diagnostics (e.g. training-batch loss and accuracy, data-dependent timings) computed on the private data without noise; this report never shows ${p.privateFiles.length === 1 ? 'its' : 'their'} content. Remove ${p.privateFiles.length === 1 ? 'it' : 'them'} before sharing the folder.</p>`
+    : '';
+  return `<h3>Treated as public by the proof</h3>${pub}<h3>Released outside the guarantee</h3>${outside}${priv}`;
+}
+
+function attemptsHtml(p: PrivacySummary): string {
+  if (p.attempts.length <= 1) return '';
+  return `<h3>Attempts</h3><p class="warn">This run was resumed: it ran in ${p.attempts.length} attempts (${h(p.attemptsSource ?? '')}). The ledger covers all of them; ε above is their total.</p>${table(
+    ['attempt', 'started', 'resumed from step', 'ledger entries at start', 'ended by'],
+    p.attempts.map((a, i) => [
+      String(i + 1),
+      h(a.startedAt ?? '—'),
+      a.resumedFromStep === undefined ? (i === 0 ? 'start' : '—') : formatNumber(a.resumedFromStep),
+      formatNumber(a.ledgerEntriesAtStart),
+      h(a.stoppedBy ?? '—'),
+    ]),
+    'num',
+  )}`;
+}
+
+function linkedHtml(p: PrivacySummary): string {
+  if (!p.linked.length) return '';
+  const total =
+    p.totalEpsilon !== undefined
+      ? `<p>Total spent on this private data (this run plus linked ledgers, basic composition): <strong>ε = ${formatNumber(p.totalEpsilon)}</strong>, δ = ${formatNumber(p.totalDelta)}.</p>`
+      : `<p class="bad">The total spent on this private data cannot be computed: a linked ledger could not be priced.</p>`;
+  return `<h3>Linked ledgers (other spending on the same private data)</h3>${table(
+    ['ledger', 'purpose', 'integrity', 'entries', 'ε'],
+    p.linked.map((l) => [
+      `<code>${h(l.name)}</code>`,
+      h(l.purpose),
+      `<span class="${l.integrity.status === 'verified' ? 'ok' : 'bad'}">${h(l.integrity.status)}</span> <span class="muted">— ${h(l.integrity.detail)}</span>`,
+      formatNumber(l.entryCount),
+      `${formatNumber(l.epsilon)}${l.epsilonSource ? ` <span class="muted">(${h(l.epsilonSource)})</span>` : ''}`,
+    ]),
+  )}${total}`;
+}
+
 function privacySection(run: RunFolder, p: PrivacySummary): string {
-  if (!run.ledgerPath) {
+  if (!run.ledgerPath && !run.ledgerMissing) {
     return `<section id="privacy"><h2>1. What was protected and how</h2>${NA(
       'Not available: this run folder has no ledger.jsonl, so no privacy claim can be made for it.',
-    )}</section>`;
+    )}${run.manifest ? releaseHtml(p) : p.privateFiles.length ? releaseHtml(p) : ''}</section>`;
   }
   const eps = p.epsilon;
   const delta = p.delta;
-  const dataset = datasetName(run.config);
-  const guarantee =
-    eps === undefined
+  const dataset = datasetName(run);
+  const relationText = p.relation ? describeRelation(p.relation) : 'the neighbouring relation of the method’s proof (not recorded in this run folder)';
+  const statement = `(ε = ${formatNumber(eps)}, δ = ${formatNumber(delta)})-differential privacy with respect to ${h(relationText)}${dataset ? ` (<code>${h(dataset)}</code>)` : ''}`;
+  const guarantee = !p.established
+    ? `<strong>NOT established:</strong> ${h(p.notEstablished.join('; ') || `ledger integrity ${p.integrity.status}`)}. This report does not state a privacy guarantee for the run; the figures below are what the files claim${
+        eps !== undefined ? ` (they would read as ${statement})` : ''
+      } and must not be relied on.`
+    : eps === undefined
       ? 'The privacy loss could not be computed (see the notes below).'
       : eps === Infinity || p.nonPrivate
         ? 'This run made a <strong>non-private</strong> release: it offers no differential-privacy guarantee (ε = ∞).'
-        : `(ε = ${formatNumber(eps)}, δ = ${formatNumber(delta)})-differential privacy with respect to adding or removing any one record of the training data${
-            dataset ? ` (<code>${h(dataset)}</code>)` : ''
-          }. Informally: whether or not any single person’s record was used changes the probability of any outcome of this run by a factor of at most e<sup>ε</sup> ≈ ${formatNumber(
+        : `${statement}. Informally: changing the training data in this way changes the probability of any outcome of this run by a factor of at most e<sup>ε</sup> ≈ ${formatNumber(
             Math.exp(eps),
             3,
-          )}, except with probability δ.`;
-  const methodText = p.methods.map((m) => describeMethod(m)).filter((t): t is string => !!t);
+          )}, except with probability δ.${p.totalEpsilon !== undefined ? ` Together with the linked ledgers below, ε = ${formatNumber(p.totalEpsilon)} has been spent on this data.` : ''}`;
+  const methodText = describeMethod(run);
   const mech = p.mechanisms.length
     ? table(
         ['mechanism', 'applications', 'parameters'],
@@ -156,19 +217,24 @@ function privacySection(run: RunFolder, p: PrivacySummary): string {
         ? `seeded${p.randomness.seed !== undefined ? ` (seed ${h(String(p.randomness.seed))})` : ''} — reproducible for research, but the noise is predictable from the seed: do not publish results of a seeded run as private`
         : 'not recorded';
   return `<section id="privacy"><h2>1. What was protected and how</h2>
-<p class="guarantee">${guarantee}</p>
-${methodText.map((t) => `<p>${h(t)}</p>`).join('\n')}
+<p class="guarantee${p.established ? '' : ' not-established'}">${guarantee}</p>
+${methodText ? `<p>${h(methodText)}</p>` : ''}
 ${kv([
   ['ε spent', `<strong>${formatNumber(eps)}</strong>${p.epsilonSource ? ` <span class="muted">(${h(p.epsilonSource)})</span>` : ''}${p.epsilonNote ? `<br><span class="warn">${h(p.epsilonNote)}</span>` : ''}`],
   ['δ', formatNumber(delta)],
   ['ε budget', budget],
+  ...(p.totalEpsilon !== undefined || p.linked.length ? ([['ε spent on this data in total', p.totalEpsilon !== undefined ? `<strong>${formatNumber(p.totalEpsilon)}</strong> at δ = ${formatNumber(p.totalDelta)} <span class="muted">(this run + ${p.linked.length} linked ledger${p.linked.length === 1 ? '' : 's'})</span>` : '<span class="bad">cannot be computed</span>']] as [string, string][]) : []),
+  ['neighbouring relation', `${p.relation ? `<code>${h(p.relation)}</code>: ${h(describeRelation(p.relation))}` : '<span class="warn">not recorded</span>'} <span class="muted">(${h(p.relationSource)})</span>`],
   ['accountant', p.accountant ? h(p.accountant === 'rdp' ? 'rdp (Rényi DP, converted to (ε, δ))' : p.accountant === 'pld' ? 'pld (privacy loss distributions)' : p.accountant) : '—'],
   ['method(s)', p.methods.length ? p.methods.map((m) => `<code>${h(m)}</code>`).join(', ') : '—'],
-  ['dataset fingerprint', p.fingerprints.length ? p.fingerprints.map((f) => `<code class="fp">${h(f)}</code>`).join('<br>') : '—'],
+  ['dataset fingerprint', p.fingerprints.length ? p.fingerprints.map(fingerprintHtml).join('<br>') : '—'],
   ['randomness', `<span class="${randClass}">${randText}</span> <span class="muted">(${h(p.randomness.detail)})</span>`],
   ['ledger integrity', `<span class="${integrityClass}">${h(p.integrity.status)}</span> <span class="muted">— ${h(p.integrity.detail)}</span>`],
-  ['ledger entries', `${formatNumber(p.entryCount)} in <code>${h(basename(run.ledgerPath))}</code>`],
+  ['ledger entries', `${formatNumber(p.entryCount)} in <code>${h(basename(run.ledgerPath ?? run.ledgerName))}</code>`],
 ])}
+${linkedHtml(p)}
+${attemptsHtml(p)}
+${releaseHtml(p)}
 <h3>Mechanisms recorded in the ledger</h3>
 ${mech}
 </section>`;
@@ -182,14 +248,25 @@ function samplesSection(run: RunFolder): string {
         const scale = Math.max(1, Math.min(4, Math.floor(720 / s.width), Math.floor(560 / s.height)));
         return `<figure class="samples"><img alt="sample grid: one row per class" src="data:image/png;base64,${s.bytes.toString('base64')}" width="${s.width * scale}" height="${s.height * scale}"><figcaption>${h(s.name)} — ${s.width}×${s.height} px, one row per class.</figcaption></figure>`;
       })()
-    : NA('Not available: no samples.png in this run folder.');
+    : run.damaged['samples.png']
+      ? DAMAGED('samples.png', run.damaged['samples.png'])
+      : NA('Not available: no samples.png in this run folder.');
   return `<section id="samples"><h2>2. Samples</h2>${body}</section>`;
 }
 
-/** Metric keys grouped into the report's charts. */
+/**
+ * Metric columns the report never shows: figures on private training batches (loss, accuracy,
+ * the realised Poisson batch size) and data-dependent timings (voteMs, ...). Current runners write
+ * them to private-diagnostics.jsonl; older run folders hold them in metrics.jsonl.
+ */
+export function isPrivateMetric(key: string): boolean {
+  return /^(loss|accuracy|train_?loss|train_?accuracy|batch_?(loss|accuracy|size)|batchSize)$/i.test(key) || /(Ms|Seconds|Secs)$/.test(key) || /^(seconds|elapsed|time)$/i.test(key);
+}
+
+/** Metric keys grouped into the report's charts (private columns excluded). */
 function groupMetricKeys(metrics: readonly MetricRow[]): { loss: string[]; acc: string[]; eps: string[]; other: string[] } {
   const keys = new Set<string>();
-  for (const r of metrics) for (const [k, v] of Object.entries(r)) if (typeof v === 'number' && Number.isFinite(v) && k !== 'step') keys.add(k);
+  for (const r of metrics) for (const [k, v] of Object.entries(r)) if (typeof v === 'number' && Number.isFinite(v) && k !== 'step' && !isPrivateMetric(k)) keys.add(k);
   const loss: string[] = [];
   const acc: string[] = [];
   const eps: string[] = [];
@@ -207,7 +284,12 @@ function groupMetricKeys(metrics: readonly MetricRow[]): { loss: string[]; acc: 
 
 async function curvesSection(run: RunFolder): Promise<string> {
   const m = run.metrics;
-  if (m.length === 0) return `<section id="curves"><h2>3. Training curves</h2>${NA('Not available: no metrics.jsonl in this run folder.')}</section>`;
+  if (m.length === 0) {
+    const file = run.metricsFile ?? run.manifest?.metrics ?? 'metrics.jsonl';
+    const body = run.damaged[file] ? DAMAGED(file, run.damaged[file]) : run.metricsFile ? NA(`${file} holds no metric rows yet.`) : NA(`Not available: no ${file} in this run folder.`);
+    return `<section id="curves"><h2>3. Training curves</h2>${body}</section>`;
+  }
+  const withheld = [...new Set(m.flatMap((r) => Object.keys(r).filter(isPrivateMetric)))].sort();
   const g = groupMetricKeys(m);
   const parts: string[] = [];
   if (g.loss.length) parts.push(figure(await lineChart(metricSeries(m, g.loss), { xTitle: 'step', yTitle: 'loss' }), 'Loss vs step.'));
@@ -218,10 +300,15 @@ async function curvesSection(run: RunFolder): Promise<string> {
   if (g.other.length) parts.push(figure(await lineChart(metricSeries(m, g.other), { xTitle: 'step', yTitle: 'value' }), `Other metrics: ${g.other.join(', ')}.`));
   const last = m[m.length - 1]!;
   const lastRow = Object.entries(last)
-    .filter(([, v]) => v !== undefined && v !== null)
+    .filter(([k, v]) => v !== undefined && v !== null && !isPrivateMetric(k))
     .map(([k, v]) => `<code>${h(k)}</code> ${h(typeof v === 'number' ? formatNumber(v) : String(v))}`)
     .join(' · ');
-  return `<section id="curves"><h2>3. Training curves</h2><p class="muted">${formatNumber(m.length)} metric rows; last: ${lastRow}</p><div class="charts">${parts.join('\n')}</div></section>`;
+  const withheldNote = withheld.length
+    ? `<p class="warn">Not shown: ${withheld.map((k) => `<code>${h(k)}</code>`).join(', ')} — figures on private training batches and data-dependent timings are private diagnostics, not covered by ε${
+        run.metricsFile ? ` (this older folder keeps them in <code>${h(run.metricsFile)}</code>: do not publish it as it is)` : ''
+      }.</p>`
+    : '';
+  return `<section id="curves"><h2>3. Training curves</h2><p class="muted">${formatNumber(m.length)} metric rows; last: ${lastRow}</p>${withheldNote}<div class="charts">${parts.join('\n')}</div></section>`;
 }
 
 const REFERENCE_KEY = /^(reference|nonPrivate|non_private|nonprivate|baseline|real|realData|real_data)$/i;
@@ -244,12 +331,10 @@ function utilitySection(run: RunFolder): string {
   }
   const last = [...run.metrics].reverse();
   const finals = new Map<string, Json>();
-  // metrics.jsonl accuracy/loss are of the last logged training batch; say so in the row name.
+  // Test-set figures only: training-batch loss/accuracy are private diagnostics (not covered by ε).
   const finalKeys: [string, string][] = [
     ['testAccuracy', 'testAccuracy'],
     ['testLoss', 'testLoss'],
-    ['accuracy', 'accuracy (last training batch)'],
-    ['loss', 'loss (last training batch)'],
   ];
   for (const [key, label] of finalKeys) {
     const row = last.find((r) => typeof r[key] === 'number');
@@ -258,10 +343,11 @@ function utilitySection(run: RunFolder): string {
   if (finals.size) columns.unshift({ name: 'this run, final (metrics.jsonl)', values: finals });
   const ref = run.config?.reference;
   if (ref && typeof ref === 'object' && !Array.isArray(ref)) columns.push({ name: 'non-private reference (config.json)', values: new Map(flatten(ref)) });
-  if (!columns.length) return `<section id="utility"><h2>4. Utility</h2>${NA('Not available: no eval.json and no accuracy in metrics.jsonl.')}</section>`;
+  const evalDamaged = run.damaged['eval.json'] ? DAMAGED('eval.json', run.damaged['eval.json']) : '';
+  if (!columns.length) return `<section id="utility"><h2>4. Utility</h2>${evalDamaged || NA('Not available: no eval.json and no test accuracy in metrics.jsonl.')}</section>`;
   const rows = [...new Set(columns.flatMap((c) => [...c.values.keys()]))];
   const hasRef = columns.some((c) => /reference/.test(c.name));
-  return `<section id="utility"><h2>4. Utility</h2>${table(
+  return `<section id="utility"><h2>4. Utility</h2>${evalDamaged}${table(
     ['metric', ...columns.map((c) => h(c.name))],
     rows.map((r) => [`<code>${h(r)}</code>`, ...columns.map((c) => (c.values.has(r) ? h(jsonInline(c.values.get(r))) : '—'))]),
     'num',
@@ -270,7 +356,10 @@ function utilitySection(run: RunFolder): string {
 
 async function auditSection(run: RunFolder): Promise<string> {
   const a = run.audit;
-  if (!a) return `<section id="audit"><h2>5. Privacy audit</h2>${NA('Not available: no audit.json in this run folder (run an audit to measure an empirical lower bound on ε).')}</section>`;
+  if (!a)
+    return `<section id="audit"><h2>5. Privacy audit</h2>${
+      run.damaged['audit.json'] ? DAMAGED('audit.json', run.damaged['audit.json']) : NA('Not available: no audit.json in this run folder (run an audit to measure an empirical lower bound on ε).')
+    }</section>`;
   // null claimed ε = an explicitly non-private run (ε = ∞): the audit then calibrates the attack.
   const claimed = typeof a.claimedEpsilon === 'number' ? a.claimedEpsilon : a.claimedEpsilon === null ? Infinity : undefined;
   const lower = typeof a.empiricalEpsilonLowerBound === 'number' ? a.empiricalEpsilonLowerBound : undefined;
@@ -297,24 +386,43 @@ async function auditSection(run: RunFolder): Promise<string> {
   return `<section id="audit"><h2>5. Privacy audit</h2>${verdict}<div class="split">${kv(rows)}${roc}</div></section>`;
 }
 
+/** Config values that are plain dataset hashes are flagged, never repeated (they allow membership tests). */
+function configValue(key: string, v: Json, keyed: string | undefined): string {
+  if (typeof v === 'string' && /fingerprint|sha256|hash/i.test(key) && v !== keyed && !(keyed && v.startsWith(keyed)) && looksLikePlainHash(v))
+    return '<span class="bad">plain hash (released: allows membership tests)</span> <span class="muted">— value not repeated here</span>';
+  return h(jsonInline(v));
+}
+
 function reproduceSection(run: RunFolder): string {
-  const cmd = commandString(run.config);
-  const cfg = run.config
+  const m = run.manifest;
+  const keyed = m?.dataset?.fingerprint;
+  const config = m ? (m.config as JsonObject) : run.config;
+  const source = m ? 'run.json' : 'config.json';
+  const cfg = config
     ? table(
         ['setting', 'value'],
-        flatten(run.config)
+        flatten(config)
           .filter(([k]) => k !== 'command')
-          .map(([k, v]) => [`<code>${h(k)}</code>`, h(jsonInline(v))]),
+          .map(([k, v]) => [`<code>${h(k)}</code>`, configValue(k, v, keyed)]),
       )
-    : NA('Not available: no config.json in this run folder.');
-  // A bare sub-command name ("synth") is not a reproducible command line: say so rather than pretend.
-  const full = cmd !== undefined && /\s/.test(cmd.trim());
-  const cmdHtml = full
-    ? `<p>The exact command of this run:</p><pre class="cmd">${h(cmd)}</pre>`
-    : cmd
-      ? `<p>Command: <code>${h(cmd)}</code> <span class="na">(the full command line was not recorded; the configuration below holds every setting)</span></p>`
-      : NA('The run’s command is not recorded (config.json has no command field).');
-  return `<section id="reproduce"><h2>6. Reproduce</h2>${cmdHtml}<h3>Configuration</h3>${cfg}</section>`;
+    : run.damaged['config.json']
+      ? DAMAGED('config.json', run.damaged['config.json'])
+      : NA('Not available: no config.json in this run folder.');
+  const commands = (m?.attempts ?? []).filter((a) => Array.isArray(a.command) && a.command.length).map((a) => argvLine(a.command!));
+  let cmdHtml: string;
+  if (commands.length > 1) {
+    cmdHtml = `<p>The exact commands of this run’s ${commands.length} attempts:</p>${commands.map((c) => `<pre class="cmd">${h(c)}</pre>`).join('')}`;
+  } else {
+    const cmd = commands[0] ?? commandString(run.config);
+    // A bare sub-command name ("synth") is not a reproducible command line: say so rather than pretend.
+    const full = cmd !== undefined && /\s/.test(cmd.trim());
+    cmdHtml = full
+      ? `<p>The exact command of this run:</p><pre class="cmd">${h(cmd)}</pre>`
+      : cmd
+        ? `<p>Command: <code>${h(cmd)}</code> <span class="na">(the full command line was not recorded; the configuration below holds every setting)</span></p>`
+        : NA(`The run’s command is not recorded (${source} has no command field).`);
+  }
+  return `<section id="reproduce"><h2>6. Reproduce</h2>${cmdHtml}<h3>Configuration <span class="muted">(${source})</span></h3>${cfg}</section>`;
 }
 
 function problemsSection(run: RunFolder): string {
@@ -336,6 +444,7 @@ h3{font-size:16px;margin:20px 0 8px}
 .card .label{font-size:12px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted)}
 .card .value{font-size:20px;font-weight:600;word-break:break-word}
 .guarantee{font-size:16px;padding:12px 16px;border-left:4px solid var(--accent);background:#f1f5fc}
+.guarantee.not-established{border-left-color:var(--bad);background:#fcf1f0;color:var(--bad)}
 table{border-collapse:collapse;margin:8px 0 12px;font-size:14px}
 th,td{border-bottom:1px solid var(--line);padding:6px 10px;text-align:left;vertical-align:top}
 thead th{background:var(--bg);font-weight:600}
@@ -366,6 +475,8 @@ function cards(run: RunFolder, p: PrivacySummary): string {
     ['δ', formatNumber(p.delta)],
     ['accountant', p.accountant ?? '—'],
     ['method', method ?? '—'],
+    ['guarantee', !run.ledgerPath && !run.ledgerMissing ? 'none (no ledger)' : p.established ? 'established' : 'NOT established'],
+    ['relation', p.relation ?? 'not recorded'],
     ['ledger check', p.integrity.status],
     ['randomness', p.randomness.kind],
   ];

@@ -1,10 +1,15 @@
 /**
- * "What was protected and how": a summary of a run's privacy ledger for the report.
+ * "What was protected and how": a summary of a run's privacy ledger(s) and manifest for the report.
  * The ε figure is recomputed from the ledger's events by the privacy layer's accountant
- * (never copied from a number the run printed), and the ledger's integrity check is run.
+ * (never copied from a number the run printed), and the ledger's integrity check is run — for the
+ * run's own ledger and for every linked ledger (e.g. an audit's re-runs on the same private data).
+ * What the proof treats as public, what the folder releases outside the guarantee and which files
+ * are private come from the typed manifest (run.json); older folders say that they do not record it.
  */
+import type { NeighbouringRelation } from '../privacy/index.js';
+import type { ReleasedFact } from '../runs/manifest.js';
 import type { Json, JsonObject, RunFolder } from './run-folder.js';
-import { ledgerFacts } from './ledger-adapter.js';
+import { asRelation, ledgerFacts, type IntegrityFacts, type RandomnessFacts } from './ledger-adapter.js';
 
 export interface MechanismCount {
   kind: string;
@@ -12,6 +17,35 @@ export interface MechanismCount {
   count: number;
   /** A short parameter description, e.g. "σ=1.1, q=0.004". */
   params: string;
+}
+
+/** A dataset fingerprint as the report may show it: plain hashes are flagged, never displayed. */
+export interface FingerprintShown {
+  kind: 'keyed' | 'plain' | 'unrecognised';
+  /** The value, for keyed/unrecognised fingerprints only (a plain hash is never repeated). */
+  value?: string;
+  /** Where it was found (run.json, ledger.jsonl, config.json). */
+  where: string;
+  /** Why a fingerprint of a current run folder is treated as a possible plain hash. */
+  note?: string;
+}
+
+export interface LinkedLedgerSummary {
+  name: string;
+  purpose: string;
+  integrity: IntegrityFacts;
+  entryCount?: number;
+  epsilon?: number;
+  epsilonSource?: string;
+  epsilonNote?: string;
+}
+
+export interface AttemptSummary {
+  startedAt?: string;
+  resumedFromStep?: number;
+  ledgerEntriesAtStart?: number;
+  stoppedBy?: string;
+  command?: string[];
 }
 
 export interface PrivacySummary {
@@ -25,11 +59,35 @@ export interface PrivacySummary {
   budgetEpsilon?: number;
   mechanisms: MechanismCount[];
   methods: string[];
-  fingerprints: string[];
-  randomness: { kind: 'secure' | 'seeded' | 'unknown'; seed?: number | string; detail: string };
-  integrity: { status: 'verified' | 'failed' | 'not checked'; detail: string };
+  fingerprints: FingerprintShown[];
+  randomness: RandomnessFacts;
+  integrity: IntegrityFacts;
   /** True when some event is non-private (ε = ∞) — shown prominently. */
   nonPrivate: boolean;
+  /** The neighbouring relation the guarantee is stated for (undefined: not recorded). */
+  relation?: NeighbouringRelation;
+  /** Where the relation came from, or why it is unknown. */
+  relationSource: string;
+  /** What the proof treats as public (run.json `privacy.treatedAsPublic` and public-by-assumption facts). */
+  treatedAsPublic: string[];
+  /** Everything the folder releases outside the guarantee (facts and files). */
+  releasedOutside: { what: string; where: string[]; why?: string }[];
+  /** Files that must not be published (content never read). */
+  privateFiles: string[];
+  /** False when the folder predates run.json: release facts are then not recorded. */
+  manifestKnown: boolean;
+  linked: LinkedLedgerSummary[];
+  /** ε of this run plus every linked ledger (basic composition), at `totalDelta`. */
+  totalEpsilon?: number;
+  totalDelta?: number;
+  /** The guarantee may be stated as fact only when this is true. */
+  established: boolean;
+  /** Why it is not established (ledger failed verification, missing, relations disagree, ...). */
+  notEstablished: string[];
+  /** Attempts of a resumed run (empty or one element for a run that ran once). */
+  attempts: AttemptSummary[];
+  /** Where the attempts list came from. */
+  attemptsSource?: string;
 }
 
 function num(v: Json | undefined): number | undefined {
@@ -96,54 +154,119 @@ function containsKind(event: Json | undefined, re: RegExp): boolean {
   return Object.values(event).some((v) => typeof v === 'object' && containsKind(v, re));
 }
 
-function findRandomness(objs: (JsonObject | undefined)[]): PrivacySummary['randomness'] | undefined {
-  for (const o of objs) {
-    if (!o) continue;
-    const candidates: (Json | undefined)[] = [o.randomness, o.rng, o.random, (o.meta as JsonObject | undefined)?.randomness, (o.meta as JsonObject | undefined)?.rng];
-    for (const c of candidates) {
-      if (typeof c === 'string' && /secure|seeded/.test(c)) {
-        const seed = pick([o, o.meta as JsonObject | undefined], ['seed']);
-        return { kind: c.includes('seeded') ? 'seeded' : 'secure', seed: typeof seed === 'number' || typeof seed === 'string' ? seed : undefined, detail: 'recorded in the ledger' };
-      }
-      if (c && typeof c === 'object' && !Array.isArray(c) && typeof c.kind === 'string') {
-        const seed = c.seed;
-        return { kind: c.kind === 'seeded' ? 'seeded' : c.kind === 'secure' ? 'secure' : 'unknown', seed: typeof seed === 'number' || typeof seed === 'string' ? seed : undefined, detail: 'recorded in the ledger' };
-      }
-    }
-  }
-  return undefined;
+/** A plain SHA-256 hex digest, possibly with a provenance suffix (`+input-canaries`, `/subset`). */
+export function looksLikePlainHash(fp: string): boolean {
+  return /^[0-9a-f]{64}([+/].*)?$/i.test(fp);
+}
+
+/**
+ * Fingerprints as the report may show them. Keyed fingerprints (HMAC under the data owner's key,
+ * privacy/owner-key) are shown; plain SHA-256 digests of the data — which older run folders hold —
+ * are flagged and never repeated. Both are 64 hex digits, so the era decides: run.json's dataset
+ * fingerprint is keyed by contract, and so is every fingerprint of a ledger whose header records a
+ * relation or a keyed tip (written since fingerprints were keyed). In such a folder a 64-hex
+ * fingerprint that matches neither is not repeated either: it may be a plain hash.
+ */
+function fingerprintsOf(run: RunFolder, entryFps: string[]): FingerprintShown[] {
+  const out: FingerprintShown[] = [];
+  const keyed = run.manifest?.dataset?.fingerprint;
+  const header = run.ledgerLines.find((l) => l.type === 'header');
+  const keyedLedger = !!header && (header.relation !== undefined || header.tipKey !== undefined);
+  const legacy = !run.manifest && !keyedLedger;
+  if (keyed) out.push({ kind: 'keyed', value: keyed, where: 'run.json' });
+  const dataset = run.config?.dataset;
+  const configFps = dataset && typeof dataset === 'object' && !Array.isArray(dataset) ? [dataset.fingerprint, dataset.sha256].filter((v): v is string => typeof v === 'string' && !!v) : [];
+  const seen = new Set<string>(keyed ? [keyed] : []);
+  const add = (fp: string, where: string, fromKeyedLedger: boolean): void => {
+    if (seen.has(fp)) return;
+    seen.add(fp);
+    // Derived fingerprints (an audit's "+input-canaries") of the keyed one are keyed too.
+    if ((keyed && fp.startsWith(keyed)) || (fromKeyedLedger && !keyed)) out.push({ kind: 'keyed', value: fp, where });
+    else if (looksLikePlainHash(fp)) out.push({ kind: 'plain', where, ...(legacy ? {} : { note: `does not match the keyed fingerprint${keyed ? ' of run.json' : ''}` }) });
+    else out.push({ kind: 'unrecognised', value: fp, where });
+  };
+  for (const fp of entryFps) add(fp, run.ledgerName, keyedLedger);
+  for (const fp of configFps) add(fp, 'config.json', false);
+  return out;
+}
+
+/** Step number an entry starts at (meta.step / meta.firstStep), when recorded. */
+function entryStep(e: JsonObject): number | undefined {
+  const meta = e.meta && typeof e.meta === 'object' && !Array.isArray(e.meta) ? e.meta : undefined;
+  const s = meta?.firstStep ?? meta?.step;
+  return typeof s === 'number' && Number.isFinite(s) ? s : undefined;
+}
+
+/**
+ * Attempts of a resumed run: run.json `attempts` when it lists several; otherwise what the ledger
+ * shows — entries tagged with different `meta.attempt`, or step numbers that start again.
+ */
+function attemptsOf(run: RunFolder, entries: JsonObject[]): { attempts: AttemptSummary[]; source?: string } {
+  const m = run.manifest?.attempts ?? [];
+  if (m.length > 1) return { attempts: m.map((a) => ({ startedAt: a.startedAt, resumedFromStep: a.resumedFromStep, ledgerEntriesAtStart: a.ledgerEntriesAtStart, stoppedBy: a.stoppedBy, command: a.command })), source: 'run.json' };
+  const starts: number[] = [];
+  let prevTag: Json | undefined;
+  let prevStep: number | undefined;
+  entries.forEach((e, i) => {
+    const meta = e.meta && typeof e.meta === 'object' && !Array.isArray(e.meta) ? e.meta : undefined;
+    const tag = meta?.attempt;
+    const step = entryStep(e);
+    const newTag = i > 0 && tag !== undefined && tag !== prevTag;
+    const restart = i > 0 && step !== undefined && prevStep !== undefined && step <= prevStep;
+    if (i === 0 || newTag || restart) starts.push(i);
+    prevTag = tag;
+    if (step !== undefined) prevStep = step;
+  });
+  if (starts.length <= 1) return { attempts: [] };
+  return {
+    attempts: starts.map((s) => ({
+      startedAt: typeof entries[s]!.time === 'string' ? (entries[s]!.time as string) : undefined,
+      resumedFromStep: s === 0 ? undefined : (entryStep(entries[s]!) ?? 1) - 1,
+      ledgerEntriesAtStart: s,
+    })),
+    source: `${run.ledgerName} (entries from several attempts)`,
+  };
+}
+
+function worstRandomness(a: RandomnessFacts | undefined, b: RandomnessFacts | undefined): RandomnessFacts | undefined {
+  if (!a) return b;
+  if (!b) return a;
+  const rank = { seeded: 2, unknown: 1, secure: 0 } as const;
+  return rank[b.kind] > rank[a.kind] ? b : a;
 }
 
 export function summarizePrivacy(run: RunFolder): PrivacySummary {
   const lines = run.ledgerLines;
   const entries = lines.filter((l) => l.event && typeof l.event === 'object');
   const headers = lines.filter((l) => !(l.event && typeof l.event === 'object'));
+  const manifest = run.manifest;
+  const mp = manifest?.privacy;
   const config = run.config;
   const sub = (k: string): JsonObject | undefined => {
     const v = config?.[k];
     return v && typeof v === 'object' && !Array.isArray(v) ? v : undefined;
   };
-  // Runners nest settings differently (train: {config: {...}, dataset: {...}}; synth: flat).
+  // Older folders (no run.json): runners nested settings differently (train: {config, dataset}; synth: flat).
   const nested = [sub('privacy'), sub('config'), sub('dataset')];
 
   const mechanisms = new Map<string, MechanismCount>();
   for (const e of entries) countMechanisms(e.event, 1, '', mechanisms);
-  const methods = [...new Set(entries.map((e) => str(e.method)).filter((m): m is string => !!m))];
-  const fingerprints = [...new Set(entries.map((e) => str(e.datasetFingerprint)).filter((m): m is string => !!m))];
+  const methods = [...new Set([...entries.map((e) => str(e.method)), manifest?.method].filter((m): m is string => !!m))];
+  const entryFps = [...new Set(entries.map((e) => str(e.datasetFingerprint)).filter((m): m is string => !!m))];
   const nonPrivate = entries.some((e) => containsKind(e.event, /non-?private/i));
 
   const header = headers.find((l) => l.type === 'header') ?? headers[0];
   const headerBudget = (header?.budget && typeof header.budget === 'object' && !Array.isArray(header.budget) ? header.budget : undefined) as JsonObject | undefined;
-  const configDelta = num(pick([config, ...nested], ['delta', 'targetDelta']));
-  const accountantName = str(pick([config, ...nested, header], ['accountant']));
+  const configDelta = mp?.delta ?? num(pick([config, ...nested], ['delta', 'targetDelta']));
+  const accountantName = mp?.accountant ?? str(pick([config, ...nested, header], ['accountant']));
 
   const fromLedger = run.ledgerPath ? ledgerFacts(run.ledgerPath, run.ledgerLines, configDelta, accountantName) : undefined;
   const delta = fromLedger?.delta ?? configDelta ?? num(headerBudget?.delta);
-  const budgetEpsilon = fromLedger?.budget?.epsilon ?? num(headerBudget?.epsilon) ?? num(pick([config, ...nested], ['budget', 'epsilonBudget', 'targetEpsilon', 'epsilon']));
+  const budgetEpsilon = mp?.budget?.epsilon ?? fromLedger?.budget?.epsilon ?? num(headerBudget?.epsilon) ?? num(pick([config, ...nested], ['budget', 'epsilonBudget', 'targetEpsilon', 'epsilon']));
 
+  const manifestRandomness: RandomnessFacts | undefined = mp?.randomness ? { kind: mp.randomness.kind, seed: mp.randomness.seed, detail: 'recorded in run.json' } : undefined;
   const randomness =
-    fromLedger?.randomness ??
-    findRandomness([...headers, ...entries]) ??
+    worstRandomness(fromLedger?.randomness, manifestRandomness) ??
     (config && config.seed !== undefined && config.seed !== null
       ? { kind: 'seeded' as const, seed: config.seed as number | string, detail: 'from config.json seed (the ledger does not record it)' }
       : { kind: 'unknown' as const, detail: 'not recorded' });
@@ -151,14 +274,66 @@ export function summarizePrivacy(run: RunFolder): PrivacySummary {
   let epsilon = fromLedger?.epsilon;
   let epsilonSource = fromLedger?.epsilonSource;
   let epsilonNote = fromLedger?.epsilonNote;
-  if (epsilon === undefined) {
+  if (epsilon === undefined && !run.ledgerPath && !run.ledgerMissing) {
     const lastEps = [...run.metrics].reverse().find((r) => typeof r.epsilon === 'number');
     if (lastEps) {
       epsilon = lastEps.epsilon as number;
-      epsilonSource = 'last value logged in metrics.jsonl (not recomputed from the ledger)';
+      epsilonSource = 'last value logged in metrics.jsonl (not recomputed from a ledger)';
     }
   }
   if (nonPrivate) epsilonNote = [epsilonNote, 'the ledger holds a non-private release: the guarantee is ε = ∞'].filter(Boolean).join('; ');
+
+  // ---- the neighbouring relation, from every place that records it; disagreement is an error.
+  const notEstablished: string[] = [];
+  const entryRelations = [...new Set(entries.map((e) => asRelation(e.relation)).filter((r): r is NeighbouringRelation => !!r))];
+  const recorded: [string, NeighbouringRelation][] = [];
+  if (mp?.relation) recorded.push(['run.json', mp.relation]);
+  if (fromLedger?.relation) recorded.push([`${run.ledgerName} header`, fromLedger.relation]);
+  for (const r of entryRelations) recorded.push([`${run.ledgerName} entries`, r]);
+  const relations = [...new Set(recorded.map(([, r]) => r))];
+  let relation: NeighbouringRelation | undefined;
+  let relationSource: string;
+  if (relations.length > 1) {
+    relationSource = `conflicting: ${recorded.map(([w, r]) => `${w} says ${r}`).join(', ')}`;
+    notEstablished.push(`the neighbouring relation is recorded inconsistently (${recorded.map(([w, r]) => `${w}: ${r}`).join('; ')})`);
+  } else if (relations.length === 1) {
+    relation = relations[0];
+    relationSource = `recorded in ${[...new Set(recorded.map(([w]) => w))].join(' and ')}`;
+  } else {
+    relationSource = 'not recorded (run folder written before relations were recorded): the statement holds for the relation the method’s proof uses, which this folder does not name';
+  }
+
+  // ---- linked ledgers: other spending on the same private data.
+  const linked: LinkedLedgerSummary[] = run.linkedLedgers.map((l) => {
+    if (!l.exists) return { name: l.name, purpose: l.purpose, integrity: { status: 'failed', detail: 'file missing' } };
+    const f = ledgerFacts(l.path, l.lines, delta, accountantName);
+    if (f.relation && relation && f.relation !== relation) notEstablished.push(`linked ledger ${l.name} records the ${f.relation} relation, this run ${relation}`);
+    return { name: l.name, purpose: l.purpose, integrity: f.integrity, entryCount: f.entryCount, epsilon: f.epsilon, epsilonSource: f.epsilonSource, epsilonNote: f.epsilonNote };
+  });
+  let totalEpsilon: number | undefined;
+  let totalDelta: number | undefined;
+  if (linked.length) {
+    const parts = [epsilon, ...linked.map((l) => l.epsilon)];
+    totalEpsilon = parts.every((x): x is number => x !== undefined) ? parts.reduce((a, b) => a + b, 0) : undefined;
+    totalDelta = delta !== undefined ? delta * parts.length : undefined;
+  }
+
+  if (run.ledgerMissing) notEstablished.push(`the ledger named in run.json (${run.ledgerName}) is missing, so the budget this run spent cannot be verified`);
+  else if (fromLedger?.integrity.status === 'failed') notEstablished.push(`ledger failed verification (${fromLedger.integrity.detail})`);
+  for (const l of linked) if (l.integrity.status === 'failed') notEstablished.push(`linked ledger ${l.name} (${l.purpose}) failed verification (${l.integrity.detail})`);
+  if (run.damaged['run.json']) notEstablished.push(`run.json is damaged (${run.damaged['run.json']}), so what the run released cannot be listed`);
+
+  // ---- what is public by assumption, released outside the guarantee, or private.
+  const released: ReleasedFact[] = mp?.released ?? [];
+  const treatedAsPublic = [...(mp?.treatedAsPublic ?? [])];
+  for (const f of released) if (f.status === 'public-by-assumption' && !treatedAsPublic.includes(f.what)) treatedAsPublic.push(f.what);
+  const releasedOutside: PrivacySummary['releasedOutside'] = released.filter((f) => f.status === 'outside-guarantee').map((f) => ({ what: f.what, where: f.where, why: f.why }));
+  for (const a of manifest?.artifacts ?? []) if (a.status === 'outside-guarantee') releasedOutside.push({ what: a.what, where: [a.path], why: a.why });
+
+  const { attempts, source: attemptsSource } = attemptsOf(run, entries);
+  const integrity: IntegrityFacts = run.ledgerMissing
+    ? { status: 'failed', detail: `${run.ledgerName} is named in run.json but missing` }
+    : (fromLedger?.integrity ?? { status: 'not checked', detail: 'no ledger.jsonl' });
 
   return {
     entryCount: fromLedger?.entryCount ?? entries.length,
@@ -170,9 +345,22 @@ export function summarizePrivacy(run: RunFolder): PrivacySummary {
     budgetEpsilon,
     mechanisms: [...mechanisms.values()],
     methods,
-    fingerprints,
+    fingerprints: fingerprintsOf(run, entryFps),
     randomness,
-    integrity: fromLedger?.integrity ?? { status: 'not checked', detail: 'no ledger.jsonl' },
+    integrity,
     nonPrivate,
+    relation,
+    relationSource,
+    treatedAsPublic,
+    releasedOutside,
+    privateFiles: run.privateFiles,
+    manifestKnown: !!manifest,
+    linked,
+    totalEpsilon,
+    totalDelta,
+    established: integrity.status === 'verified' && notEstablished.length === 0,
+    notEstablished,
+    attempts,
+    attemptsSource,
   };
 }

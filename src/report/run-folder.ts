@@ -1,11 +1,16 @@
 /**
  * Reads a run folder defensively: every piece is optional, and a broken piece becomes a
- * `problems` entry (shown in the report) instead of an exception, so a report can always be
- * built — even for a crashed or half-written run.
+ * `problems` entry and a `damaged` mark (shown in the report) instead of an exception, so a report
+ * can always be built — even for a crashed or half-written run. "Absent" and "damaged" are kept
+ * apart: a file that exists but cannot be read is never reported as "not available".
+ *
+ * The typed manifest (run.json, runs/manifest.ts) is the primary description of the folder; older
+ * folders without it are read from config.json and the default file names as before.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { PNG } from 'pngjs';
+import { MANIFEST_FILE, readManifest, type RunManifest } from '../runs/manifest.js';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 export type JsonObject = { [k: string]: Json };
@@ -34,30 +39,58 @@ export interface PngImage {
   height: number;
 }
 
+/** A ledger whose spending concerns the same private data (run.json `privacy.linkedLedgers`). */
+export interface LinkedLedgerFile {
+  /** As written in run.json (relative to the run folder, or absolute). */
+  name: string;
+  path: string;
+  purpose: string;
+  exists: boolean;
+  lines: JsonObject[];
+}
+
 export interface RunFolder {
   dir: string;
+  /** run.json, when the folder has a readable one. */
+  manifest?: RunManifest;
   config?: JsonObject;
   metrics: MetricRow[];
+  /** Name of the metrics file when it exists (it may hold no row). */
+  metricsFile?: string;
   ledgerPath?: string;
+  /** File name of the ledger (relative to the folder) as run.json names it, or ledger.jsonl. */
+  ledgerName: string;
+  /** run.json names a ledger that is not there: spent budget is unaccounted for. */
+  ledgerMissing?: boolean;
   ledgerLines: JsonObject[];
+  linkedLedgers: LinkedLedgerFile[];
   samples?: PngImage;
   audit?: AuditResult;
   evaluation?: JsonObject;
+  /** Files with status 'private' (run.json) or named private-diagnostics.jsonl: never read, never shown. */
+  privateFiles: string[];
+  /** Files that exist but could not be read, by file name, with the reason. */
+  damaged: Record<string, string>;
   /** Non-fatal problems met while reading (shown in the report). */
   problems: string[];
 }
 
-function readJsonObject(path: string, problems: string[]): JsonObject | undefined {
+/** The private-diagnostics file every runner writes; its content must never reach a report. */
+export const PRIVATE_DIAGNOSTICS_FILE = 'private-diagnostics.jsonl';
+
+function readJsonObject(path: string, problems: string[], damaged: Record<string, string>, name: string): JsonObject | undefined {
   if (!existsSync(path)) return undefined;
   try {
     const v = JSON.parse(readFileSync(path, 'utf8')) as Json;
     if (v === null || typeof v !== 'object' || Array.isArray(v)) {
       problems.push(`${path}: expected a JSON object`);
+      damaged[name] = 'not a JSON object';
       return undefined;
     }
     return v;
   } catch (e) {
     problems.push(`${path}: ${(e as Error).message}`);
+    damaged[name] = `not valid JSON (${(e as Error).message})`;
     return undefined;
   }
 }
@@ -98,7 +131,7 @@ function toMetricRows(rows: JsonObject[]): MetricRow[] {
   return out;
 }
 
-function readPng(dir: string, name: string, problems: string[]): PngImage | undefined {
+function readPng(dir: string, name: string, problems: string[], damaged: Record<string, string>): PngImage | undefined {
   const path = join(dir, name);
   if (!existsSync(path)) return undefined;
   try {
@@ -108,6 +141,7 @@ function readPng(dir: string, name: string, problems: string[]): PngImage | unde
     return { name, bytes, width: png.width, height: png.height };
   } catch (e) {
     problems.push(`${path}: not a readable PNG (${(e as Error).message})`);
+    damaged[name] = `not a readable PNG (${(e as Error).message})`;
     return undefined;
   }
 }
@@ -133,18 +167,55 @@ function asAudit(o: JsonObject | undefined, problems: string[], path: string): A
   return a;
 }
 
+/** Reads a JSON Lines file; a file that exists but yields no readable line is marked damaged. */
+function readJsonLinesMarked(dir: string, name: string, problems: string[], damaged: Record<string, string>): JsonObject[] {
+  const path = join(dir, name);
+  if (!existsSync(path)) return [];
+  const before = problems.length;
+  const rows = readJsonLines(path, problems);
+  if (rows.length === 0 && (problems.length > before || readFileSync(path).length > 0)) damaged[name] = 'no readable line';
+  return rows;
+}
+
+const resolveIn = (dir: string, p: string): string => (isAbsolute(p) ? p : join(dir, p));
+
 export function readRunFolder(dir: string): RunFolder {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     throw Object.assign(new Error(`run folder ${dir} does not exist or is not a folder`), { name: 'UsageError' });
   }
   const problems: string[] = [];
-  const config = readJsonObject(join(dir, 'config.json'), problems);
-  const metrics = toMetricRows(readJsonLines(join(dir, 'metrics.jsonl'), problems));
-  const ledgerPath = existsSync(join(dir, 'ledger.jsonl')) ? join(dir, 'ledger.jsonl') : undefined;
+  const damaged: Record<string, string> = {};
+  let manifest: RunManifest | undefined;
+  try {
+    manifest = readManifest(dir);
+  } catch (e) {
+    problems.push((e as Error).message);
+    damaged[MANIFEST_FILE] = (e as Error).message.replace(/^.*?: /, '');
+  }
+  const config = readJsonObject(join(dir, 'config.json'), problems, damaged, 'config.json');
+  const metricsName = manifest?.metrics ?? 'metrics.jsonl';
+  const metrics = toMetricRows(readJsonLinesMarked(dir, metricsName, problems, damaged));
+  const ledgerName = manifest?.privacy?.ledger ?? 'ledger.jsonl';
+  const ledgerFile = resolveIn(dir, ledgerName);
+  const ledgerPath = existsSync(ledgerFile) ? ledgerFile : undefined;
+  // A manifest that names a ledger promises one: its absence is lost budget, never "no claim".
+  const ledgerMissing = !ledgerPath && manifest?.privacy?.ledger !== undefined ? true : undefined;
+  if (ledgerMissing) problems.push(`${ledgerFile}: named in ${MANIFEST_FILE} but missing — the budget this run spent cannot be verified`);
   const ledgerLines = ledgerPath ? readJsonLines(ledgerPath, problems) : [];
-  const samples = readPng(dir, 'samples.png', problems);
+  const linkedLedgers: LinkedLedgerFile[] = (manifest?.privacy?.linkedLedgers ?? []).map((l) => {
+    const path = resolveIn(dir, l.path);
+    const exists = existsSync(path);
+    if (!exists) problems.push(`${path}: linked ledger (${l.purpose}) named in ${MANIFEST_FILE} is missing`);
+    return { name: l.path, path, purpose: l.purpose, exists, lines: exists ? readJsonLines(path, problems) : [] };
+  });
+  const samples = readPng(dir, 'samples.png', problems, damaged);
   const auditPath = join(dir, 'audit.json');
-  const audit = asAudit(readJsonObject(auditPath, problems), problems, auditPath);
-  const evaluation = readJsonObject(join(dir, 'eval.json'), problems);
-  return { dir, config, metrics, ledgerPath, ledgerLines, samples, audit, evaluation, problems };
+  const audit = asAudit(readJsonObject(auditPath, problems, damaged, 'audit.json'), problems, auditPath);
+  const evaluation = readJsonObject(join(dir, 'eval.json'), problems, damaged, 'eval.json');
+  const privateFiles = new Set<string>();
+  for (const a of manifest?.artifacts ?? []) if (a.status === 'private') privateFiles.add(a.path);
+  if (manifest?.privateDiagnostics) privateFiles.add(manifest.privateDiagnostics);
+  if (existsSync(join(dir, PRIVATE_DIAGNOSTICS_FILE))) privateFiles.add(PRIVATE_DIAGNOSTICS_FILE);
+  const metricsFile = existsSync(join(dir, metricsName)) ? metricsName : undefined;
+  return { dir, manifest, config, metrics, metricsFile, ledgerPath, ledgerName, ledgerMissing, ledgerLines, linkedLedgers, samples, audit, evaluation, privateFiles: [...privateFiles], damaged, problems };
 }

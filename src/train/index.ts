@@ -6,5 +6,6 @@ export * from './sampler.js';
 export * from './optim.js';
 export * from './privatizer.js';
 export * from './trainer.js';
+export * from './optimizers/index.js';
 export * from './run.js';
-export { ensureEngine } from './backend.js';
+export { ensureEngine } from '../engine/index.js';

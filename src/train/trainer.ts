@@ -6,14 +6,23 @@
  * Ledger records are batched: before a block of m steps runs, one entry selfComposed(stepEvent, m)
  * is recorded (m = `recordEvery`, the last block exactly the remaining steps), so the ledger never
  * lags the releases; a run cut short (error, time limit) has recorded at most one block more than
- * it used, which only over-states ε. A budget (ε cap) shrinks the last block to what still fits.
+ * it used, which only over-states ε.
+ *
+ * With a ledger, the ledger is the only budget gate: each block is offered with `tryRecord`, and
+ * when the ledger refuses it the trainer offers single steps until the ledger refuses one, then
+ * stops (stoppedBy 'budget'). Without a ledger (library use), `maxEpsilon` caps an in-memory
+ * accountant the same way.
+ *
+ * `StepInfo.loss`, `.accuracy` and `.batchSize` are computed on the private Poisson batch without
+ * noise: they are private diagnostics, never to be released (the runner writes them to
+ * private-diagnostics.jsonl).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { type AccountantKind, type Accountant, BudgetError, calibrateNoiseMultiplier, type DpEvent, DpEvents, makeAccountant, type PrivacyLedger, type RandomSource, secureRandom } from '../privacy/index.js';
 import { evaluate, forwardBackward, type Module, type Param } from '../nn/index.js';
 import type { ImageSplit } from '../data/index.js';
 import { type Optimizer, Ema } from './optim.js';
-import { GaussianPrivatizer, type Privatizer } from './privatizer.js';
+import { GaussianPrivatizer, type Privatizer } from './privatizers/index.js';
 import { permutation, physicalChunks, poissonSample } from './sampler.js';
 
 /** Training data as the trainer sees it: labels plus a way to build an input batch. */
@@ -132,12 +141,12 @@ export interface PrivateTrainerOptions {
   perLayerNorms?: number[];
   privatizer?: Privatizer;
   accountant?: AccountantKind;
-  /** Ledger to record into (else an in-memory accountant). */
+  /** Ledger to record into (else an in-memory accountant); its budget, if any, is the only budget gate. */
   ledger?: PrivacyLedger;
   datasetFingerprint?: string;
   /** Noise/sampling randomness (default: secureRandom()). */
   rng?: RandomSource;
-  /** Stop before exceeding this ε (at `delta`). */
+  /** Without a ledger: stop before exceeding this ε (at `delta`). With a ledger, give the ledger a budget instead. */
   maxEpsilon?: number;
   /** Steps per ledger entry (default 25). */
   recordEvery?: number;
@@ -184,6 +193,8 @@ export class PrivateTrainer {
   /** The weight EMA (run.ts saves/restores it on resume). */
   readonly ema?: Ema;
   private recordedSteps = 0;
+  /** Why the ledger last refused a record (budget), if it did. */
+  refusal?: string;
   private canaryMatrix?: tf.Tensor2D;
   private canaryDirs?: Float32Array[];
   constructor(readonly o: PrivateTrainerOptions) {
@@ -195,6 +206,7 @@ export class PrivateTrainer {
     this.rng = o.rng ?? secureRandom();
     this.privatizer = o.privatizer ?? new GaussianPrivatizer(o.noiseMultiplier, { maxGradNorm: o.maxGradNorm, mode: o.clipping ?? 'flat', perLayerNorms: o.perLayerNorms });
     if (!o.ledger) this.accountant = makeAccountant(o.accountant ?? 'rdp');
+    else if (o.maxEpsilon !== undefined) throw new RangeError('with a ledger, the budget is the ledger\'s (open it with a budget) instead of maxEpsilon');
     if (o.emaDecay !== undefined) this.ema = new Ema(this.params, o.emaDecay);
   }
 
@@ -209,28 +221,36 @@ export class PrivateTrainer {
     return this.o.ledger ? this.o.ledger.spent(this.o.delta) : this.accountant!.getEpsilon(this.o.delta);
   }
 
-  private epsilonIf(ev: DpEvent): number {
-    return this.o.ledger ? this.o.ledger.epsilonIf(ev, this.o.delta) : this.accountant!.epsilonIf(ev, this.o.delta);
-  }
-
   /** Records `m` steps (before they run); returns how many were recorded (fewer near a budget). */
   private recordBlock(m: number, startStep: number): number {
     const ev = this.stepEvent();
-    const nonPrivate = ev.kind === 'nonPrivate';
-    if (nonPrivate) {
+    if (ev.kind === 'nonPrivate') {
       // One entry says it all (ε = ∞ from the first step); budget caps cannot admit it.
       if (this.o.maxEpsilon !== undefined) throw new BudgetError(`a non-private run (${(ev as { reason: string }).reason}) cannot respect an ε budget of ${this.o.maxEpsilon}`);
-      if (this.recordedSteps === 0 && !(this.o.ledger?.entries.some((e) => e.event.kind === 'nonPrivate') ?? false)) this.commit(ev, m, startStep);
+      if (this.recordedSteps === 0 && !(this.o.ledger?.entries.some((e) => e.event.kind === 'nonPrivate') ?? false)) {
+        if (!this.commit(ev, m, startStep)) return 0;
+      }
       this.recordedSteps += m;
       return m;
     }
+    if (this.o.ledger) {
+      // The ledger decides: the whole block, else single steps until it refuses one.
+      if (this.commit(m === 1 ? ev : DpEvents.selfComposed(ev, m), m, startStep)) {
+        this.recordedSteps += m;
+        return m;
+      }
+      let done = 0;
+      if (m > 1) while (done < m && this.commit(ev, 1, startStep + done)) done++;
+      this.recordedSteps += done;
+      return done;
+    }
     const cap = this.o.maxEpsilon;
-    if (cap !== undefined && this.epsilonIf(DpEvents.selfComposed(ev, m)) > cap) {
+    if (cap !== undefined && this.accountant!.epsilonIf(DpEvents.selfComposed(ev, m), this.o.delta) > cap) {
       let lo = 0;
       let hi = m;
       while (hi - lo > 1) {
         const mid = (lo + hi) >> 1;
-        if (this.epsilonIf(DpEvents.selfComposed(ev, mid)) <= cap) lo = mid;
+        if (this.accountant!.epsilonIf(DpEvents.selfComposed(ev, mid), this.o.delta) <= cap) lo = mid;
         else hi = mid;
       }
       m = lo;
@@ -240,15 +260,20 @@ export class PrivateTrainer {
     return m;
   }
 
-  private commit(ev: DpEvent, m: number, startStep: number): void {
+  /** Records `ev` (m steps); false when the ledger refuses it (budget). */
+  private commit(ev: DpEvent, m: number, startStep: number): boolean {
     if (this.o.ledger) {
-      this.o.ledger.record({
+      const r = this.o.ledger.tryRecord({
         event: ev,
         method: `dpsgd-${this.privatizer.name}`,
         datasetFingerprint: this.o.datasetFingerprint ?? 'unknown',
-        meta: { steps: m, firstStep: startStep, sampleRate: this.sampleRate, noiseMultiplier: this.privatizer.noiseMultiplier, sensitivity: this.privatizer.sensitivity, batchSize: this.o.batchSize },
+        meta: { steps: m, firstStep: startStep, sampleRate: this.sampleRate, ...this.privatizer.ledgerMeta(), sensitivity: this.privatizer.sensitivity, batchSize: this.o.batchSize },
       });
-    } else this.accountant!.compose(ev);
+      if (!r.ok) this.refusal = r.reason;
+      return r.ok;
+    }
+    this.accountant!.compose(ev);
+    return true;
   }
 
   private canaries(): { matrix: tf.Tensor2D; dirs: Float32Array[] } | undefined {
@@ -388,9 +413,6 @@ export class PrivateTrainer {
       if (f.maxSeconds !== undefined && (performance.now() - t0) / 1000 >= f.maxSeconds && t + 1 < total) {
         stoppedBy = 'time';
         break;
-      }
-      if (allowed === 0 && this.o.maxEpsilon !== undefined && this.recordedSteps < total - start && t + 1 < total) {
-        // next block is checked at the top of the loop
       }
     }
     const seconds = (performance.now() - t0) / 1000;

@@ -6,7 +6,7 @@ import { UsageError, getChoice, getNumber } from '../args.js';
 import type { Command } from '../command.js';
 import type { Output } from '../output.js';
 import type { ParsedArgs } from '../args.js';
-import { PrivacyLedger, describeEvent, makeAccountant } from '../../privacy/index.js';
+import { PrivacyLedger, describeEvent, describeRelation, makeAccountant } from '../../privacy/index.js';
 import type { AccountantKind } from '../../privacy/index.js';
 
 const command: Command = {
@@ -14,7 +14,7 @@ const command: Command = {
   summary: 'verify and summarise a privacy ledger (epsilon spent, releases, methods)',
   usage: 'dplens budget show LEDGER [--delta D] [--json]',
   description:
-    'Reads a ledger.jsonl written by dplens, checks its hash chain and tip file (any edit, reordering, truncation or removed entry is reported and the command fails), and prints the number of releases, the methods and dataset fingerprints involved, the randomness used (secure or seeded), and epsilon spent at delta (the ledger budget delta, or --delta, default 1e-5) by the accountant the ledger was created with. A LEDGER that is a folder means LEDGER/ledger.jsonl.',
+    'Reads a ledger.jsonl written by dplens, checks its hash chain and tip file (any edit, reordering, truncation, removed entry or missing tip is reported and the command fails; the tip MAC is checked with the data owner key when it is available), and prints the neighbouring relation the releases were priced under (in words), the number of releases, the methods and dataset fingerprints involved, the randomness used (header and per entry), what the integrity check protects against (keyed or unkeyed chain), and epsilon spent at delta (the ledger budget delta, or --delta, default 1e-5) by the accountant the ledger was created with. Ledgers written before relations were recorded are reported as "not recorded (legacy ledger)" and priced as before. A LEDGER that is a folder means LEDGER/ledger.jsonl.',
   flags: {
     delta: { type: 'string', help: 'delta at which to report epsilon (default: the ledger budget delta, else 1e-5)' },
     accountant: { type: 'string', help: 'also price the recorded releases with this accountant (rdp|pld), e.g. a tighter PLD figure for an RDP ledger' },
@@ -42,17 +42,26 @@ const command: Command = {
     const d = ledger.spentDetails(delta);
     const methods: Record<string, number> = {};
     const fingerprints = new Set<string>();
+    const entryRandomness: Record<string, number> = {};
     for (const e of ledger.entries) {
       methods[e.method] = (methods[e.method] ?? 0) + 1;
       fingerprints.add(e.datasetFingerprint);
+      const r = e.randomness === undefined ? 'not recorded (legacy entry)' : e.randomness.kind === 'seeded' ? `seeded (seed ${e.randomness.seed})` : 'secure';
+      entryRandomness[r] = (entryRandomness[r] ?? 0) + 1;
     }
+    const v = ledger.verification;
     const res: Record<string, unknown> = {
       ledger: file,
       ok: true,
-      tamperCheck: ledger.verification.tip === 'verified' ? 'hash chain and tip verified' : `hash chain verified; ${ledger.verification.tip}`,
+      tamperCheck: v.tip === 'verified' ? 'hash chain and tip verified' : `hash chain verified; ${v.tip}`,
+      chain: v.keyed ? (v.macVerified ? 'keyed (tip MAC verified with the owner key)' : 'keyed (tip MAC not checked here)') : 'unkeyed: detects accidental damage only',
+      chainProtection: v.protection,
+      relation: ledger.relation === 'unrecorded' ? 'not recorded (legacy ledger)' : ledger.relation,
+      relationDescription: describeRelation(ledger.relation),
       entries: ledger.entries.length,
       accountant: ledger.header.accountant,
       randomness: ledger.header.randomness,
+      entryRandomness,
       createdAt: ledger.header.createdAt,
       methods,
       datasetFingerprints: [...fingerprints],
@@ -62,7 +71,7 @@ const command: Command = {
     if (d.optimalOrder !== undefined) res.optimalOrder = d.optimalOrder;
     if (args.flags.has('accountant')) {
       const kind = getChoice<AccountantKind>(args, 'accountant', ['rdp', 'pld'], 'rdp');
-      const acc = makeAccountant(kind);
+      const acc = makeAccountant(kind, { relation: ledger.relation });
       for (const e of ledger.entries) acc.compose(e.event);
       res.recomputed = { accountant: kind, epsilon: acc.getEpsilon(delta), delta };
     }
@@ -74,7 +83,7 @@ const command: Command = {
       res.firstRelease = ledger.entries[0].time;
       res.lastRelease = ledger.entries[ledger.entries.length - 1].time;
     }
-    res.warnings = d.warnings;
+    res.warnings = ledger.relation === 'unrecorded' ? ['legacy ledger: the neighbouring relation was not recorded; priced as before, without a relation check', ...d.warnings] : d.warnings;
     if (!out.opts.json) {
       const last = ledger.entries.slice(-5).map((e) => `#${e.seq} ${e.time} ${e.method} ${describeEvent(e.event)}${e.resultLocation ? ' -> ' + e.resultLocation : ''}`);
       if (last.length) res.lastEntries = last;

@@ -50,13 +50,13 @@ async function loadMnistOnce(out: Output): Promise<ImageDataset> {
   const t0 = Date.now();
   const data = await import('../../data/index.js');
   const ds = data.loadMnist();
-  out.log(`MNIST loaded: ${ds.train.count} train / ${ds.test.count} test images, fingerprint ${ds.fingerprint.slice(0, 16)}… (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  out.log(`MNIST loaded: ${ds.train.count} train / ${ds.test.count} test images (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
   return ds;
 }
 
 async function trainStage(ds: ImageDataset, dir: string, minutes: number, epsilon: number, seed: number | undefined, argv: string[], out: Output): Promise<StageResult> {
   const t0 = Date.now();
-  const { runTraining } = await import('../../train/index.js');
+  const { runTraining } = await import('../../runs/train.js');
   out.log(`\n[1/2] DP-SGD on MNIST at ε = ${epsilon}, δ = ${DELTA} (≤ ${minutes.toFixed(1)} min) → ${dir}`);
   let bar: ReturnType<Output['progress']> | undefined;
   // σ is calibrated so that DEMO_TRAIN_EPOCHS epochs spend exactly ε; the time limit may stop earlier
@@ -67,7 +67,7 @@ async function trainStage(ds: ImageDataset, dir: string, minutes: number, epsilo
       dataOverride: ds,
       onStep: (p) => {
         bar ??= out.progress(p.totalSteps, 'dp-sgd');
-        bar.update(p.step, { loss: p.loss, acc: p.accuracy, eps: p.epsilon });
+        bar.update(p.step, { eps: p.epsilon }); // batch loss/accuracy are private diagnostics
       },
       log: (m) => out.log(m),
     },
@@ -82,7 +82,7 @@ async function trainStage(ds: ImageDataset, dir: string, minutes: number, epsilo
 
 async function synthStage(ds: ImageDataset, dir: string, minutes: number, evalMinutes: number, epsilon: number, seed: number | undefined, argv: string[], out: Output): Promise<StageResult> {
   const t0 = Date.now();
-  const gen = await import('../../generate/index.js');
+  const gen = await import('../../runs/synth.js');
   const { evaluateSynthetic } = await import('../../evaluate/index.js');
   const { readNpz, toInt32Array } = await import('../../data/index.js');
   out.log(`\n[2/2] DataLens synthetic MNIST at ε = ${epsilon}, δ = ${DELTA} (≤ ${minutes.toFixed(1)} min) → ${dir}`);

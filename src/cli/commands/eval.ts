@@ -3,15 +3,15 @@
  * split. Prints testAccuracy (final epoch) and bestEpochTestAccuracy (optimistic, selected on the
  * test set: the papers' protocol) and writes eval.json next to the synthetic file.
  */
-import { writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { UsageError, getChoice, getInteger, getNumber, getString } from '../args.js';
 import type { Command } from '../command.js';
 import type { Output } from '../output.js';
 import type { ParsedArgs } from '../args.js';
-import { ensureEngine, loadNamedDataset } from '../../generate/index.js';
-import { evaluateSynthetic } from '../../evaluate/index.js';
-import { DATA_FLAG_SPECS, DataError, readImageNpz } from '../../data/index.js';
+import { DATA_FLAG_SPECS } from '../../data/index.js';
+import { runEval } from '../../runs/eval.js';
+import { writeReport } from '../../report/index.js';
 
 const positive = (x: number): true | string => x > 0 || 'must be > 0';
 
@@ -45,30 +45,25 @@ const command: Command = {
     const maxMinutes = getNumber(args, 'max-minutes', undefined, positive);
     const seed = getInteger(args, 'seed', 1, 0)!;
     const threads = getInteger(args, 'threads', undefined, 1);
-    const real = await loadNamedDataset(dataName, getString(args, 'data-path'));
-    // The data layer's reader: shape, count, NaN/Inf and label-range checks, each a DataError
-    // (exit 2, one line naming the file), against the real set's classes and image geometry.
-    const syn = readImageNpz(file, { numClasses: real.numClasses, expect: { height: real.height, width: real.width, channels: real.channels } });
-    if (syn.count === 0) throw new DataError(`${file}: no synthetic images to train on`);
-    const { height, width, channels } = syn;
-    const count = Math.min(syn.count, getInteger(args, 'limit', syn.count, 1)!);
-    const backend = await ensureEngine(threads ? { threads } : {});
-    out.log(`dplens eval: ${count} synthetic images from ${file}; real test: ${real.name} (${real.test.count}); engine ${backend}`);
-    const r = await evaluateSynthetic({
-      synthetic: { images: syn.images.subarray(0, count * height * width * channels), labels: syn.labels.subarray(0, count), count, height, width, channels },
-      realTest: { ...real.test, height: real.height, width: real.width, channels: real.channels },
-      numClasses: real.numClasses,
+    const r = await runEval({
+      synthetic: file,
+      data: dataName,
+      dataPath: getString(args, 'data-path'),
       epochs,
       batchSize,
       optimizer,
       learningRate,
       seed,
-      maxSeconds: maxMinutes !== undefined ? maxMinutes * 60 : undefined,
+      maxMinutes,
+      limit: getInteger(args, 'limit', undefined, 1),
+      threads,
+      onLog: (line) => out.log(line),
       onEpoch: (e) => out.log(`epoch ${e.epoch}: loss ${e.trainLoss.toFixed(4)}, real test accuracy ${(100 * e.testAccuracy).toFixed(2)}% (${e.seconds.toFixed(0)} s)`),
     });
-    const result = { synthetic: resolve(file), data: real.name, ...r };
-    writeFileSync(join(dirname(resolve(file)), 'eval.json'), JSON.stringify(result, null, 2));
-    out.result({ testAccuracy: r.testAccuracy, bestEpochTestAccuracy: r.bestEpochTestAccuracy, bestEpoch: r.bestEpoch, epochs: r.epochs, trainCount: r.trainCount, testCount: r.testCount, seconds: r.seconds, protocol: r.protocol, evalJson: join(dirname(resolve(file)), 'eval.json') });
+    // A run folder that already has a report gets it rebuilt, so its utility table shows this evaluation.
+    const runDir = dirname(r.evalJson);
+    if (r.manifestUpdated && existsSync(join(runDir, 'report.html'))) out.log(`report updated: ${await writeReport(runDir)}`);
+    out.result({ testAccuracy: r.testAccuracy, bestEpochTestAccuracy: r.bestEpochTestAccuracy, bestEpoch: r.bestEpoch, epochs: r.epochs, trainCount: r.trainCount, testCount: r.testCount, seconds: r.seconds, protocol: r.protocol, evalJson: r.evalJson });
     return 0;
   },
 };

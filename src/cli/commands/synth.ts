@@ -1,75 +1,76 @@
 /**
- * `dplens synth`: DP synthetic images with DataLens or G-PATE. Prints one JSON object (--json) with
+ * `dplens synth`: DP synthetic images with any registered generator (src/generate/registry.ts). Prints one JSON object (--json) with
  * epsilon (spent, ≤ --epsilon), delta, generatorSteps, seconds, syntheticPath; the run folder holds
  * synthetic.npz, samples.png, ledger.jsonl, config.json, metrics.jsonl, generator/ and report.html.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { UsageError, getBool, getChoice, getInteger, getNumber, getString } from '../args.js';
+import { UsageError, getBool, getInteger, getNumber, getString, type FlagSpec } from '../args.js';
 import type { Command } from '../command.js';
 import type { Output } from '../output.js';
 import type { ParsedArgs } from '../args.js';
 import { DATA_FLAG_SPECS } from '../../data/index.js';
-import { ensureEngine, PRESETS, runSynthesis, type Method, type SynthesisHyper } from '../../generate/index.js';
+import { ensureEngine, findGenerator, generatorFlags, generatorNames, GENERATORS, parseHyperValue, type RunFlag } from '../../generate/index.js';
+import { runSynthesis, SynthesisInputError } from '../../runs/synth.js';
+import { writeReport } from '../../report/index.js';
 
 const positive = (x: number): true | string => x > 0 || 'must be > 0';
 const inUnitOpen = (x: number): true | string => (x > 0 && x < 1) || 'must be in (0, 1)';
-const unitClosed = (x: number): true | string => (x >= 0 && x <= 1) || 'must be in [0, 1]';
+
+/** Run-level flags that only some generators accept (plugin.runFlags). */
+const RUN_FLAGS: Record<RunFlag, FlagSpec> = {
+  steps: { type: 'string', help: 'cap on generator steps (the budget normally stops first)' },
+  'max-minutes': { type: 'string', help: 'stop (with a valid, partially spent budget) after this many minutes' },
+  resume: { type: 'boolean', help: 'continue the run in --out from its last generator checkpoint (same data, budget and seed; the ledger keeps every charge)' },
+};
+
+/** Every hyper-parameter flag of every registered generator, its help naming the methods it applies to. */
+function hyperFlagSpecs(): Record<string, FlagSpec> {
+  const out: Record<string, FlagSpec> = {};
+  for (const [flag, { spec, methods }] of generatorFlags()) out[flag] = { type: spec.type === 'boolean' ? 'boolean' : 'string', help: `[${methods.join(', ')}] ${spec.help}` };
+  return out;
+}
+
+const methodList = generatorNames();
 
 const command: Command = {
   name: 'synth',
-  summary: 'private synthetic images from teacher votes (DataLens, G-PATE)',
-  usage: 'dplens synth --method datalens|gpate --data mnist|fashion-mnist|pneumonia|PATH --epsilon E --delta D --out DIR [options] [--json]',
+  summary: `private synthetic images (${methodList.join(', ')})`,
+  usage: `dplens synth --method ${methodList.join('|')} --data mnist|fashion-mnist|pneumonia|PATH --epsilon E --delta D --out DIR [options] [--json]`,
   description:
-    'Trains a conditional generator that never sees the private data: N teachers, each on its own disjoint shard, vote on how every generated image should move; only the noised aggregate (DataLens TopAgg, or G-PATE random projection + Confident-GNMax) reaches the generator. Every release is recorded in DIR/ledger.jsonl before it is used, with data-independent RDP accounting; training stops before the first step that would exceed --epsilon. Hyper-parameters default to our preset closest in epsilon (mnist-eps1, mnist-eps10, fashion-mnist-eps1, fashion-mnist-eps10; tuned on MNIST, see src/generate/README.md). The default presets of both methods use kernel teachers (non-parametric, one per record, nothing to train); neural-* presets (DataLens) use trained label-conditional MLP teachers (batched), and the published runs are paper-mnist-eps1 etc.',
+    'Fits a DP generator on the private data and writes synthetic images. Every release is recorded in DIR/ledger.jsonl before it is used, with data-independent RDP accounting under the replace-one neighbouring relation (n public); fitting stops before the first release that would exceed --epsilon, and a budget too small for even one step is an error. Methods (--method): ' +
+    GENERATORS.map((p) => `${p.name}: ${p.description}`).join('; ') +
+    '. Hyper-parameters default to the method\'s preset closest in epsilon (--preset); flags marked [method] apply only to those methods, and giving one to another method is an error. DataLens and G-PATE default to kernel teachers (non-parametric, one per record); neural-* presets (DataLens) use trained MLP teachers, paper-* the published runs (see src/generate/README.md).',
   flags: {
-    method: { type: 'string', help: 'datalens (default) or gpate' },
+    method: { type: 'string', help: `${methodList.join(' | ')} (default ${methodList[0]})` },
     ...DATA_FLAG_SPECS,
     epsilon: { type: 'string', help: 'privacy budget epsilon (> 0)' },
     delta: { type: 'string', help: 'privacy budget delta in (0, 1) (default 1e-5)' },
     samples: { type: 'string', help: 'synthetic samples to write (default 60000)' },
-    preset: { type: 'string', help: 'hyper-parameter preset: mnist-eps1|mnist-eps10|fashion-mnist-eps1|fashion-mnist-eps10 (ours, kernel teachers), neural-* (DataLens, ours, MLP teachers), paper-* (the published runs, MLP teachers)' },
-    'query-batch': { type: 'string', help: 'generated samples (= aggregator queries) per generator step (default: preset)' },
-    'teacher-optimizer': { type: 'string', help: 'adam (default) or sgd' },
-    'teacher-lr': { type: 'string', help: 'teacher learning rate (default 1e-3)' },
-    'generator-lr': { type: 'string', help: 'generator Adam learning rate (default 1e-3)' },
-    'smooth-direction': { type: 'string', help: 'std (pixels) of a Gaussian blur of each released direction before the generator step; post-processing of the noised release, 0 = none (default: preset)' },
-    'label-gain': { type: 'string', help: 'gain on the generator label inputs (preset: 10)' },
-    teachers: { type: 'string', help: 'number of teachers N (presets: one per record for kernel teachers, 4000 for MLP teachers; G-PATE eps10: 2000)' },
-    'teacher-kind': { type: 'string', help: 'teachers: neural (trained MLPs, the papers) or kernel (non-parametric kernel-density teachers, no training; see src/generate/README.md) (default: preset)' },
-    augment: { type: 'string', help: 'post-processing of the written samples: affine (small random rotations, scalings, shears, shifts — a public prior, no privacy cost) or none (default: preset)' },
-    'kernel-assign': { type: 'string', help: 'kernel teachers: all (every record pulls every query of its class: class means) or nearest (each record pulls only the nearest query of its class in the batch: several modes per class) (default: preset)' },
-    'kernel-bandwidth': { type: 'string', help: 'kernel teachers: bandwidth h in [0,1]-pixel L2 units (default: infinite, i.e. equal weights)' },
-    'teacher-hidden': { type: 'string', help: 'hidden units per teacher MLP (default 16)' },
-    topk: { type: 'string', help: 'DataLens: votes per teacher k' },
-    sigma: { type: 'string', help: 'DataLens: Gaussian noise std on the vote sum' },
-    beta: { type: 'string', help: 'DataLens: threshold fraction (dir = ±1 where |votes| > beta·N); 0 = no-threshold variant' },
-    clip: { type: 'string', help: 'DataLens: stochastic-sign clip bound b (default 1e-5)' },
-    'deterministic-sign': { type: 'boolean', help: 'DataLens: sign(g) instead of the stochastic sign' },
-    alpha: { type: 'string', help: 'DataLens: step size of the aggregate in pixel space (default 1e-3)' },
-    sigma1: { type: 'string', help: 'G-PATE: threshold-test noise std' },
-    sigma2: { type: 'string', help: 'G-PATE: GNMax noise std' },
-    thresh: { type: 'string', help: 'G-PATE: threshold fraction: T = thresh·N (neural teachers, default 0.5), thresh·N/C (kernel, all), thresh·N/B (kernel, nearest); kernel presets 0.15' },
-    'gpate-clip': { type: 'string', help: 'G-PATE: clip bound of a projected coordinate (bins span [-clip, clip]; preset 1e-4 for MLP teachers, 1 for kernel teachers, whose directions are unit vectors)' },
-    bins: { type: 'string', help: 'G-PATE: bins per projected coordinate (default 10)' },
-    'proj-dim': { type: 'string', help: 'G-PATE: random projection dimension (default 10)' },
-    'z-dim': { type: 'string', help: 'generator latent dimension' },
-    generator: { type: 'string', help: 'generator architecture: mlp (default) or dcgan (spec network, slow on CPU)' },
-    batch: { type: 'string', help: 'batch flag; effective B = min(batch, shard size)' },
-    'd-step': { type: 'string', help: 'teacher steps per generator step' },
-    pretrain: { type: 'string', help: 'teacher steps before the first generator step' },
-    steps: { type: 'string', help: 'cap on generator steps (the budget normally stops first)' },
-    'max-minutes': { type: 'string', help: 'stop (with a valid, partially spent budget) after this many minutes' },
-    resume: { type: 'boolean', help: 'continue the run in --out (generator checkpoint + ledger; teachers restart)' },
+    preset: { type: 'string', help: 'hyper-parameter preset; ' + GENERATORS.map((p) => `${p.name}: ${Object.keys(p.presets).join('|')}`).join('; ') },
+    ...hyperFlagSpecs(),
+    ...RUN_FLAGS,
   },
   examples: [
     'dplens synth --method datalens --data mnist --epsilon 1 --delta 1e-5 --out runs/dl-mnist-eps1 --json',
     'dplens synth --method gpate --data fashion-mnist --epsilon 10 --delta 1e-5 --out runs/gp-fm-eps10 --preset fashion-mnist-eps10',
     'dplens synth --method datalens --data mnist --epsilon 1 --out runs/quick --teachers 200 --samples 6000 --max-minutes 5',
+    'dplens synth --method class-mean --data mnist --epsilon 1 --delta 1e-5 --out runs/cm-mnist-eps1 --json',
   ],
   async run(args: ParsedArgs, out: Output, argv: string[]): Promise<number> {
     if (args.positionals.length) throw new UsageError(`unexpected argument "${args.positionals[0]}"`);
-    const method = getChoice<Method>(args, 'method', ['datalens', 'gpate'], 'datalens');
+    const methodName = getString(args, 'method', methodList[0]!);
+    const plugin = findGenerator(methodName);
+    if (!plugin) throw new UsageError(`--method must be one of ${methodList.join('|')}, got "${methodName}"`);
+    const method = plugin.name;
+    // Flags of other methods are errors, not silently ignored.
+    const all = generatorFlags();
+    const own = new Set(plugin.hyperParameters.map((h) => h.flag));
+    for (const flag of args.flags.keys()) {
+      const g = all.get(flag);
+      if (g && !own.has(flag)) throw new UsageError(`--${flag} does not apply to method ${method} (it is a ${g.methods.join('/')} flag)`);
+      if (flag in RUN_FLAGS && !plugin.runFlags.includes(flag as RunFlag)) throw new UsageError(`--${flag} does not apply to method ${method}`);
+    }
     const data = getString(args, 'data');
     if (!data) throw new UsageError('--data is required (mnist, fashion-mnist, pneumonia or a path)');
     const epsilon = getNumber(args, 'epsilon', undefined, positive);
@@ -77,42 +78,20 @@ const command: Command = {
     const delta = getNumber(args, 'delta', 1e-5, inUnitOpen)!;
     const outDir = getString(args, 'out');
     if (!outDir) throw new UsageError('--out is required (the run folder to write)');
-    if (!getBool(args, 'resume') && existsSync(join(outDir, 'ledger.jsonl'))) throw new UsageError(`${join(outDir, 'ledger.jsonl')} already exists: use a new --out folder, or --resume to continue that run`);
+    const resume = getBool(args, 'resume');
+    if (!resume && existsSync(join(outDir, 'ledger.jsonl'))) throw new UsageError(`${join(outDir, 'ledger.jsonl')} already exists: use a new --out folder, or --resume to continue that run`);
     const preset = getString(args, 'preset');
-    if (preset !== undefined && !PRESETS[method][preset]) throw new UsageError(`--preset must be one of ${Object.keys(PRESETS[method]).join('|')}, got "${preset}"`);
+    if (preset !== undefined && !plugin.presets[preset]) throw new UsageError(`--preset must be one of ${Object.keys(plugin.presets).join('|')} for ${method}, got "${preset}"`);
     const seedStr = getString(args, 'seed');
     const seed = seedStr === undefined ? undefined : getInteger(args, 'seed', undefined, 0);
-    const hyper: Partial<SynthesisHyper> = {
-      teachers: getInteger(args, 'teachers', undefined, 1),
-      teacherHidden: getInteger(args, 'teacher-hidden', undefined, 1),
-      teacherKind: args.flags.has('teacher-kind') ? getChoice(args, 'teacher-kind', ['neural', 'kernel'] as const, 'neural') : undefined,
-      augment: args.flags.has('augment') ? getChoice(args, 'augment', ['none', 'affine'] as const, 'none') : undefined,
-      kernelAssign: args.flags.has('kernel-assign') ? getChoice(args, 'kernel-assign', ['all', 'nearest'] as const, 'all') : undefined,
-      kernelBandwidth: getNumber(args, 'kernel-bandwidth', undefined, positive),
-      topk: getInteger(args, 'topk', undefined, 1),
-      sigma: getNumber(args, 'sigma', undefined, positive),
-      beta: getNumber(args, 'beta', undefined, unitClosed),
-      clip: getNumber(args, 'clip', undefined, (x) => x >= 0 || 'must be >= 0'),
-      alpha: getNumber(args, 'alpha', undefined, positive),
-      sigma1: getNumber(args, 'sigma1', undefined, positive),
-      sigma2: getNumber(args, 'sigma2', undefined, positive),
-      thresh: getNumber(args, 'thresh', undefined, unitClosed),
-      projDim: getInteger(args, 'proj-dim', undefined, 1),
-      gpateClip: getNumber(args, 'gpate-clip', undefined, positive),
-      bins: getInteger(args, 'bins', undefined, 2),
-      zDim: getInteger(args, 'z-dim', undefined, 1),
-      generatorArch: args.flags.has('generator') ? getChoice(args, 'generator', ['mlp', 'dcgan'] as const, 'mlp') : undefined,
-      batchSize: getInteger(args, 'batch', undefined, 1),
-      dStep: getInteger(args, 'd-step', undefined, 1),
-      pretrainSteps: getInteger(args, 'pretrain', undefined, 0),
-      queryBatch: getInteger(args, 'query-batch', undefined, 1),
-      teacherOptimizer: args.flags.has('teacher-optimizer') ? getChoice(args, 'teacher-optimizer', ['adam', 'sgd'] as const, 'adam') : undefined,
-      teacherLr: getNumber(args, 'teacher-lr', undefined, positive),
-      generatorLr: getNumber(args, 'generator-lr', undefined, positive),
-      generatorLabelGain: getNumber(args, 'label-gain', undefined, positive),
-      smoothDirection: getNumber(args, 'smooth-direction', undefined, (x) => x >= 0 || 'must be >= 0'),
-    };
-    if (getBool(args, 'deterministic-sign')) hyper.stochastic = false;
+    const hyper: Record<string, unknown> = {};
+    for (const spec of plugin.hyperParameters) {
+      const raw = args.flags.get(spec.flag);
+      if (raw === undefined) continue;
+      const v = parseHyperValue(spec, raw);
+      if ('error' in v) throw new UsageError(`--${spec.flag} ${v.error}`);
+      hyper[spec.key] = v.value;
+    }
     const threads = getInteger(args, 'threads', undefined, 1);
     const backend = await ensureEngine(threads ? { threads } : {});
     const samples = getInteger(args, 'samples', 60000, 1)!;
@@ -120,32 +99,47 @@ const command: Command = {
     const maxMinutes = getNumber(args, 'max-minutes', undefined, positive);
     out.log(`dplens synth: ${method} on ${data}, budget (ε=${epsilon}, δ=${delta}), engine ${backend}`);
     let bar: ReturnType<Output['progress']> | undefined;
-    const r = await runSynthesis(
-      { method, data, dataPath: getString(args, 'data-path'), epsilon, delta, out: outDir, samples, preset, hyper, maxSteps, maxMinutes, seed, resume: getBool(args, 'resume'), argv: ['dplens', ...argv] },
-      {
-        onStep: (p) => {
-          bar ??= out.progress(maxSteps ?? 0, 'generator steps');
-          bar.update(p.step, { eps: p.epsilon, loss: p.generatorLoss });
-          if (p.step % 10 === 0 || p.step === 1) out.log(`step ${p.step}: ε=${p.epsilon.toFixed(4)} moved=${(100 * p.aggregateNonZero).toFixed(1)}% (${p.seconds.toFixed(0)} s)`);
+    let r;
+    try {
+      r = await runSynthesis(
+        { method, data, dataPath: getString(args, 'data-path'), epsilon, delta, out: outDir, samples, preset, hyper, maxSteps, maxMinutes, seed, resume, argv: ['dplens', ...argv] },
+        {
+          onLog: (line) => out.log(line),
+          onStep: (p) => {
+            bar ??= out.progress(maxSteps ?? 0, 'generator steps');
+            bar.update(p.step, { eps: p.epsilon });
+            // Only step and ε here: per-step wall times are private diagnostics.
+            if (p.step % 10 === 0 || p.step === 1) out.log(`step ${p.step}: ε=${p.epsilon.toFixed(4)} moved=${(100 * p.aggregateNonZero).toFixed(1)}%`);
+          },
         },
-      },
-    );
+      );
+    } catch (e) {
+      if (e instanceof SynthesisInputError) throw new UsageError(e.message);
+      throw e;
+    }
     bar?.done();
+    let reportPath: string | null = null;
+    try {
+      reportPath = await writeReport(r.outDir);
+    } catch (e) {
+      out.log(`warning: report.html not written: ${(e as Error).message}`);
+    }
     out.result({
       method: r.method,
       epsilon: r.epsilon,
       delta: r.delta,
       targetEpsilon: r.targetEpsilon,
+      relation: r.relation,
       generatorSteps: r.generatorSteps,
       stoppedBy: r.stoppedBy,
       seconds: r.seconds,
       syntheticPath: r.syntheticPath,
       samplesPng: r.samplesPng,
       ledgerPath: r.ledgerPath,
-      reportPath: r.reportPath ?? null,
+      reportPath,
       samples: r.samples,
       preset: r.preset,
-      teachers: r.hyper.teachers,
+      teachers: typeof r.hyper.teachers === 'number' ? r.hyper.teachers : null,
       engine: backend,
     });
     return 0;

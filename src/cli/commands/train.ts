@@ -1,6 +1,37 @@
 import type { Command } from '../command.js';
 import { getBool, getChoice, getInteger, getNumber, getString, UsageError } from '../args.js';
+import type { FlagSpec } from '../args.js';
 import { dataFlagSpecs } from '../../data/index.js';
+import { type MethodOption, type MethodOptionValues, privatizers } from '../../train/privatizers/index.js';
+import { optimizers } from '../../train/optimizers/index.js';
+import { ensureEngine } from '../../engine/index.js';
+import { publicTrainResult, runTraining } from '../../runs/train.js';
+import { writeReport } from '../../report/index.js';
+
+/** CLI flags of every registered privatizer/optimizer option (help says which method reads each). */
+function methodFlags(kind: string, methods: Record<string, { name: string; options: readonly MethodOption[] }>): Record<string, FlagSpec> {
+  const out: Record<string, FlagSpec> = {};
+  for (const m of Object.values(methods)) for (const o of m.options) if (o.cli !== false) out[o.flag] = { type: o.type === 'boolean' ? 'boolean' : 'string', help: `${o.help} [--${kind} ${m.name}]` };
+  return out;
+}
+
+/** Values of the registered options given on the command line, keyed by flag (validated). */
+function methodOptionValues(args: Parameters<typeof getBool>[0], methods: Record<string, { options: readonly MethodOption[] }>): MethodOptionValues {
+  const out: MethodOptionValues = {};
+  for (const m of Object.values(methods))
+    for (const o of m.options) {
+      if (o.cli === false || !args.flags.has(o.flag)) continue;
+      if (o.type === 'boolean') out[o.flag] = getBool(args, o.flag);
+      else if (o.type === 'integer') out[o.flag] = getInteger(args, o.flag, undefined, o.min ?? 0);
+      else out[o.flag] = getNumber(args, o.flag, undefined, o.check ?? (o.min !== undefined ? (x) => x >= o.min! || `must be >= ${o.min}` : undefined));
+    }
+  return out;
+}
+
+const choiceHelp = (methods: Record<string, { name: string; summary: string }>, dflt: string) =>
+  Object.values(methods)
+    .map((m) => `${m.name}${m.name === dflt ? ' (default)' : ''}: ${m.summary.replace(/ \(default\)$/, '')}`)
+    .join(' | ');
 
 function timestamp(): string {
   return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
@@ -20,22 +51,21 @@ const command: Command = {
     batch: { type: 'string', help: 'expected (Poisson) batch size (default 240)' },
     noise: { type: 'string', help: 'noise multiplier σ (0 = non-private); or use --target-epsilon' },
     'target-epsilon': { type: 'string', help: 'calibrate σ to reach this ε after --epochs (also a hard cap)' },
-    clip: { type: 'string', help: 'per-sample L2 clip bound C (default 1.5)' },
+    clip: { type: 'string', help: 'per-sample L2 clip bound C (default 1.5) [--privatizer gaussian]' },
     lr: { type: 'string', help: 'learning rate (default 0.25)' },
     delta: { type: 'string', help: 'δ (default 1e-5)' },
-    privatizer: { type: 'string', help: 'gaussian (default) | topagg' },
-    'topagg-k': { type: 'string', help: 'TopAgg: coordinates kept per example (default 1% of parameters)' },
-    'topagg-clip': { type: 'string', help: 'TopAgg: per-coordinate clip before the sign vote (default 0.01)' },
+    privatizer: { type: 'string', help: choiceHelp(privatizers, 'gaussian') },
+    ...methodFlags('privatizer', privatizers),
     accountant: { type: 'string', help: 'rdp (default) | pld' },
-    optimizer: { type: 'string', help: 'sgd (default) | adam | adamw' },
-    momentum: { type: 'string', help: 'SGD momentum (default 0)' },
-    nesterov: { type: 'boolean', help: 'Nesterov momentum' },
+    optimizer: { type: 'string', help: choiceHelp(optimizers, 'sgd') },
+    ...methodFlags('optimizer', optimizers),
     schedule: { type: 'string', help: 'learning-rate schedule: constant (default) | cosine' },
     ema: { type: 'string', help: 'EMA decay of the weights used for evaluation (e.g. 0.999)' },
-    clipping: { type: 'string', help: 'flat (default) | per-layer' },
+    clipping: { type: 'string', help: 'flat (default) | per-layer [--privatizer gaussian]' },
     'physical-batch': { type: 'string', help: 'largest chunk run at once (memory bound, default 256)' },
     sampling: { type: 'string', help: 'poisson (default, DP) | shuffle (fixed batches, NOT accounted: ε = ∞)' },
-    resume: { type: 'boolean', help: 'continue the run in --out exactly (weights, optimizer momentum, EMA, step count, ledger; stored config unless a flag is given again)' },
+    resume: { type: 'boolean', help: 'continue the run in --out from its last checkpoint (weights, optimizer momentum, EMA, step count, ledger; stored config unless a flag is given again); refused when the ledger is missing or behind the checkpoint, or the data differ' },
+    'checkpoint-every': { type: 'string', help: 'also save the resume state every N steps (it is saved at least every 60 s of training and at the end)' },
     'eval-every': { type: 'string', help: 'test-set evaluation every N epochs into metrics.jsonl (default 1 when --epochs >= 2; 0 = off)' },
     backend: { type: 'string', help: 'compute backend: ort (default) | cpu' },
   },
@@ -57,15 +87,14 @@ const command: Command = {
     const clip = getNumber(args, 'clip', 1.5, (x) => x > 0 || 'must be > 0')!;
     const lr = getNumber(args, 'lr', 0.25, (x) => x > 0 || 'must be > 0')!;
     const delta = getNumber(args, 'delta', 1e-5, (x) => (x > 0 && x < 1) || 'must be in (0, 1)')!;
-    const privatizer = getChoice(args, 'privatizer', ['gaussian', 'topagg'] as const, 'gaussian');
+    const privatizer = getChoice(args, 'privatizer', Object.keys(privatizers), 'gaussian');
     const accountant = getChoice(args, 'accountant', ['rdp', 'pld'] as const, 'rdp');
     const model = args.flags.has('model') ? getChoice(args, 'model', ['cnn', 'cnn-tanh', 'cnn-tanh-gn', 'mlp'] as const, 'cnn') : undefined;
-    const optimizer = getChoice(args, 'optimizer', ['sgd', 'adam', 'adamw'] as const, 'sgd');
+    const optimizer = getChoice(args, 'optimizer', Object.keys(optimizers), 'sgd');
     const schedule = getChoice(args, 'schedule', ['constant', 'cosine'] as const, 'constant');
     const clipping = getChoice(args, 'clipping', ['flat', 'per-layer'] as const, 'flat');
     const sampling = getChoice(args, 'sampling', ['poisson', 'shuffle'] as const, 'poisson');
     const backend = getChoice(args, 'backend', ['ort', 'cpu'] as const, 'ort');
-    const momentum = getNumber(args, 'momentum', 0, (x) => (x >= 0 && x < 1) || 'must be in [0, 1)')!;
     const ema = getNumber(args, 'ema', undefined, (x) => (x > 0 && x < 1) || 'must be in (0, 1)');
     const seedRaw = getString(args, 'seed');
     let seed: number | undefined;
@@ -75,74 +104,78 @@ const command: Command = {
     }
     const physical = getInteger(args, 'physical-batch', 256, 1)!;
     const evalEvery = getNumber(args, 'eval-every', undefined, (x) => x >= 0 || 'must be >= 0');
-    const topk = getInteger(args, 'topagg-k', undefined, 1);
-    const topclip = getNumber(args, 'topagg-clip', undefined, (x) => x > 0 || 'must be > 0');
+    const checkpointEvery = getInteger(args, 'checkpoint-every', undefined, 1);
+    // options of the registered privatizers/optimizers; one given for another method is refused by the runner
+    const privatizerOptions = methodOptionValues(args, privatizers);
+    const optimizerOptions = methodOptionValues(args, optimizers);
     const threads = getInteger(args, 'threads', undefined, 1);
-    const outDir = getString(args, 'out') ?? (resume ? undefined : `runs/train-${timestamp()}`);
+    const outFlag = getString(args, 'out');
+    if (outFlag !== undefined && outFlag.trim() === '') throw new UsageError(`--out must name a folder, got "${outFlag}"`);
+    const outDir = outFlag ?? (resume ? undefined : `runs/train-${timestamp()}`);
     if (resume && !outDir) throw new UsageError('--resume needs --out <run folder>');
-    if (nesterovWithoutMomentum(getBool(args, 'nesterov'), momentum)) throw new UsageError('--nesterov needs --momentum > 0');
 
-    const { ensureEngine, runTraining } = await import('../../train/index.js');
     await ensureEngine({ backend, threads });
     const bar = out.progress(1, 'dp-sgd');
     let barTotal = 0;
     // On --resume only the flags given now override the run's config.json (e.g. a larger --epochs).
     const given = (flag: string) => args.flags.has(flag);
     const full = {
-        data: getString(args, 'data', 'mnist'),
-        dataPath: getString(args, 'data-path'),
-        labelColumn: getString(args, 'label'),
-        model,
-        epochs,
-        batch,
-        noise,
-        targetEpsilon,
-        clip,
-        lr,
-        delta,
-        privatizer,
-        topagg: { k: topk, clip: topclip },
-        accountant,
-        seed,
-        optimizer,
-        momentum,
-        nesterov: getBool(args, 'nesterov'),
-        schedule,
-        ema,
-        clipping,
-        sampling,
-        maxPhysicalBatch: physical,
-        evalEvery,
-        outDir,
-        resume,
-        command: ['dplens', ...argv],
-        backend,
-      };
-    const flagOf: Record<string, string> = { dataPath: 'data-path', labelColumn: 'label', targetEpsilon: 'target-epsilon', maxPhysicalBatch: 'physical-batch', noise: 'noise', evalEvery: 'eval-every' };
-    const config = resume
-      ? Object.fromEntries(Object.entries(full).filter(([k]) => ['outDir', 'resume', 'command', 'backend'].includes(k) || given(flagOf[k] ?? k)))
-      : full;
-    const res = await runTrainingOrUsage(runTraining,
-      config,
-      {
+      data: getString(args, 'data', 'mnist'),
+      dataPath: getString(args, 'data-path'),
+      labelColumn: getString(args, 'label'),
+      model,
+      epochs,
+      batch,
+      noise,
+      targetEpsilon,
+      // privatizer settings only when given: the runner refuses them for a privatizer that does not read them
+      clip: given('clip') ? clip : undefined,
+      lr,
+      delta,
+      privatizer,
+      privatizerOptions,
+      accountant,
+      seed,
+      optimizer,
+      optimizerOptions,
+      schedule,
+      ema,
+      clipping: given('clipping') ? clipping : undefined,
+      sampling,
+      maxPhysicalBatch: physical,
+      evalEvery,
+      checkpointEvery,
+      outDir,
+      resume,
+      command: ['dplens', ...argv],
+      backend,
+    };
+    const flagOf: Record<string, string> = { dataPath: 'data-path', labelColumn: 'label', targetEpsilon: 'target-epsilon', maxPhysicalBatch: 'physical-batch', noise: 'noise', evalEvery: 'eval-every', checkpointEvery: 'checkpoint-every' };
+    const always = ['outDir', 'resume', 'command', 'backend', 'privatizerOptions', 'optimizerOptions'];
+    const config = resume ? Object.fromEntries(Object.entries(full).filter(([k]) => always.includes(k) || given(flagOf[k] ?? k))) : full;
+    const res = await runTrainingOrUsage(() =>
+      runTraining(config, {
         log: (m) => out.log(m),
         onStep: (i) => {
           if (!barTotal) {
             barTotal = i.totalSteps;
             (bar as unknown as { total: number }).total = barTotal;
           }
-          bar.update(i.step, { loss: i.loss, eps: i.epsilon });
+          // only what ε covers: the batch loss/accuracy are private diagnostics
+          bar.update(i.step, { eps: i.epsilon });
         },
-      },
+      }),
     );
     bar.done();
+    const report = res.runDir ? await writeReport(res.runDir) : undefined;
+    const pub = publicTrainResult(res);
     out.result({
       epsilon: res.epsilon,
       delta: res.delta,
       nonPrivate: res.nonPrivate,
+      relation: res.relation,
       testAccuracy: res.testAccuracy,
       testLoss: res.testLoss,
-      trainLoss: res.trainLoss,
       seconds: +res.seconds.toFixed(3),
       samplesPerSecond: +res.samplesPerSecond.toFixed(1),
       steps: res.steps,
@@ -154,27 +187,32 @@ const command: Command = {
       privatizer: res.privatizer,
       accountant: res.accountant,
       randomness: res.randomness,
+      datasetFingerprint: pub.datasetFingerprint,
+      resumedFromStep: res.resumedFromStep,
       stoppedBy: res.stoppedBy,
       peakRssMB: res.peakRssMB,
       runDir: res.runDir,
-      report: res.reportPath,
+      report,
     });
     return 0;
   },
 };
 
-/** Bad values found while resolving the config (batch > n, uncalibratable ε, …) are usage errors (exit 2). */
-async function runTrainingOrUsage<A extends unknown[], R>(fn: (...a: A) => Promise<R>, ...a: A): Promise<R> {
+/**
+ * Bad values found while resolving the config (batch > n, uncalibratable ε, a flag for another
+ * method, an unusable --out, a refused resume) are usage errors (exit 2); a locked ledger or a
+ * ledger that refuses the run is a one-line runtime error naming the file.
+ */
+async function runTrainingOrUsage<R>(fn: () => Promise<R>): Promise<R> {
   try {
-    return await fn(...a);
+    return await fn();
   } catch (e) {
-    if (e instanceof RangeError) throw new UsageError(e.message);
+    const err = e as Error & { code?: string; path?: string };
+    if (e instanceof RangeError) throw new UsageError(err.message);
+    if (err?.name === 'LedgerTamperError' && /randomness|seed|relation/i.test(err.message)) throw new UsageError(err.message);
+    if (err?.code && typeof err.code === 'string' && /^E[A-Z]+$/.test(err.code)) throw new Error(`${err.path ?? ''}${err.path ? ': ' : ''}${err.message.split('\n')[0]}`);
     throw e;
   }
-}
-
-function nesterovWithoutMomentum(nesterov: boolean, momentum: number): boolean {
-  return nesterov && momentum === 0;
 }
 
 export default command;

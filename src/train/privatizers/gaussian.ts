@@ -1,0 +1,45 @@
+/**
+ * Gaussian privatizer (Abadi et al. 2016): Σ_i clip_C(g_i) + N(0, σ²C²·I). Add/remove sensitivity
+ * of the clipped sum is C, so one step under Poisson sampling at rate q is
+ * poissonSampled(q, gaussian(σ)).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { type DpEvent, DpEvents, type RandomSource } from '../../privacy/index.js';
+import { clippedSum, type ClippingOptions, type GradTape, type Param } from '../../nn/index.js';
+import { checkSigma, gaussianNoise, type Privatizer, type PrivatizerFactory } from './types.js';
+
+export class GaussianPrivatizer implements Privatizer {
+  readonly name = 'gaussian';
+  constructor(
+    readonly noiseMultiplier: number,
+    readonly clipping: ClippingOptions,
+  ) {
+    checkSigma(noiseMultiplier);
+    if (!(clipping.maxGradNorm > 0 && Number.isFinite(clipping.maxGradNorm))) throw new RangeError(`max gradient norm must be a positive finite number, got ${clipping.maxGradNorm}`);
+  }
+  get sensitivity(): number {
+    return this.clipping.maxGradNorm;
+  }
+  stepEvent(q: number): DpEvent {
+    if (this.noiseMultiplier === 0) return DpEvents.nonPrivate('DP-SGD with noise multiplier 0');
+    return DpEvents.poissonSampled(q, DpEvents.gaussian(this.noiseMultiplier));
+  }
+  chunkSum(tape: GradTape, params: Param[]): tf.Tensor[] {
+    return clippedSum(tape, params, this.clipping).grads;
+  }
+  finalize(sum: tf.Tensor[], expectedBatch: number, rng: RandomSource): tf.Tensor[] {
+    const std = this.noiseMultiplier * this.clipping.maxGradNorm;
+    return sum.map((s) => tf.tidy(() => tf.div(std > 0 ? tf.add(s, gaussianNoise(s.shape, std, rng)) : s, expectedBatch)));
+  }
+  ledgerMeta(): Record<string, number | string> {
+    return { noiseMultiplier: this.noiseMultiplier, clipping: this.clipping.mode ?? 'flat' };
+  }
+}
+
+export const gaussianFactory: PrivatizerFactory = {
+  name: 'gaussian',
+  summary: 'clip each per-sample gradient to --clip, add N(0, σ²C²) to the sum (default)',
+  uses: ['clip', 'clipping'],
+  options: [],
+  create: (ctx) => new GaussianPrivatizer(ctx.noiseMultiplier, { maxGradNorm: ctx.clip, mode: ctx.clipping }),
+};

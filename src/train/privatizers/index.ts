@@ -1,0 +1,40 @@
+/**
+ * Privatizer registry. Adding a privatizer: one file next to this one exporting a
+ * `PrivatizerFactory`, plus one line in `privatizers` below; `dplens train --privatizer`, its help
+ * and its flag checks read this table.
+ */
+import { gaussianFactory } from './gaussian.js';
+import { topaggFactory } from './topagg.js';
+import type { MethodOptionValues, PrivatizerFactory } from './types.js';
+
+export * from './types.js';
+export { GaussianPrivatizer, gaussianFactory } from './gaussian.js';
+export { TopAggPrivatizer, topaggFactory, type TopAggOptions } from './topagg.js';
+
+export const privatizers: Readonly<Record<string, PrivatizerFactory>> = {
+  gaussian: gaussianFactory,
+  topagg: topaggFactory,
+};
+
+export function privatizerNames(): string[] {
+  return Object.keys(privatizers);
+}
+
+export function getPrivatizer(name: string): PrivatizerFactory {
+  const f = Object.hasOwn(privatizers, name) ? privatizers[name] : undefined;
+  if (!f) throw new RangeError(`privatizer must be one of ${privatizerNames().join(', ')}, got ${JSON.stringify(name)}`);
+  return f;
+}
+
+/**
+ * Refuses option values that the chosen method does not read (a flag given for another method is
+ * an error, never silently ignored). `kind` names the selector flag ('privatizer', 'optimizer').
+ */
+export function checkMethodOptions(kind: string, method: { name: string; options: readonly { flag: string }[] }, all: readonly { name: string; options: readonly { flag: string }[] }[], given: MethodOptionValues): void {
+  for (const [flag, v] of Object.entries(given)) {
+    if (v === undefined) continue;
+    if (method.options.some((o) => o.flag === flag)) continue;
+    const owners = all.filter((m) => m.options.some((o) => o.flag === flag)).map((m) => m.name);
+    throw new RangeError(owners.length ? `--${flag} does not apply to --${kind} ${method.name} (it applies to --${kind} ${owners.join(' | ')})` : `unknown ${kind} option --${flag}`);
+  }
+}

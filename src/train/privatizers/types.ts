@@ -1,0 +1,78 @@
+/**
+ * The privatizer seam of DP-SGD: what one registered privatizer provides. A privatizer turns the
+ * per-sample gradient records of one logical batch into a noisy gradient estimate and names the
+ * DP event of that step; its factory declares the CLI options it reads, so that `dplens train`
+ * builds its choices, help and flag checks from the registry (privatizers/index.ts).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { DpEvent, RandomSource } from '../../privacy/index.js';
+import type { GradTape, Param } from '../../nn/index.js';
+
+export interface Privatizer {
+  readonly name: string;
+  /**
+   * L2 norm of one example's contribution to the summed statistic (its add/remove sensitivity:
+   * C for Gaussian, √k for TopAgg). Gradient canaries are inserted at this scale.
+   */
+  readonly sensitivity: number;
+  /** DP event of one step at Poisson sampling rate q. */
+  stepEvent(q: number): DpEvent;
+  /** Sum statistic of one physical chunk, one tensor per parameter (caller adds chunks up). */
+  chunkSum(tape: GradTape, params: Param[], rng: RandomSource): tf.Tensor[];
+  /** Adds the noise to the summed statistic and returns gradient estimates (divided by `expectedBatch`). */
+  finalize(sum: tf.Tensor[], expectedBatch: number, rng: RandomSource): tf.Tensor[];
+  /** Public parameters recorded with each ledger entry (noise multiplier, k, …). */
+  ledgerMeta(): Record<string, number | string>;
+}
+
+/** One option of a registered method: its CLI flag (also its key in the config's option record). */
+export interface MethodOption {
+  flag: string;
+  type: 'integer' | 'number' | 'boolean';
+  help: string;
+  /** Smallest allowed value (integer/number options). */
+  min?: number;
+  /** Extra check: true, or the reason the value is refused ("must be > 0"). */
+  check?: (v: number) => true | string;
+  /** false: a library-only option (set through the config, not offered as a CLI flag). */
+  cli?: false;
+}
+
+/** Values of a method's options, keyed by flag name (absent = the method's default). */
+export type MethodOptionValues = Record<string, number | boolean | undefined>;
+
+/** Train settings shared by several privatizers; each factory says which ones it reads. */
+export type SharedPrivatizerSetting = 'clip' | 'clipping';
+
+export interface PrivatizerBuildContext {
+  /** Noise multiplier σ (0 = explicitly non-private). */
+  noiseMultiplier: number;
+  /** --clip (per-sample L2 bound). */
+  clip: number;
+  /** --clipping. */
+  clipping: 'flat' | 'per-layer';
+  /** Number of model parameters (defaults that scale with the model, e.g. TopAgg's k). */
+  paramCount: number;
+  options: MethodOptionValues;
+}
+
+export interface PrivatizerFactory {
+  readonly name: string;
+  /** One line for `--help`. */
+  readonly summary: string;
+  /** Shared train settings this privatizer reads; giving another one is an error. */
+  readonly uses: readonly SharedPrivatizerSetting[];
+  readonly options: readonly MethodOption[];
+  create(ctx: PrivatizerBuildContext): Privatizer;
+}
+
+/** Gaussian noise tensor from the privacy RandomSource (never Math.random / tfjs PRNG). */
+export function gaussianNoise(shape: number[], std: number, rng: RandomSource): tf.Tensor {
+  const buf = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  if (std > 0) rng.normal(buf, std);
+  return tf.tensor(buf, shape, 'float32');
+}
+
+export function checkSigma(sigma: number): void {
+  if (!(sigma >= 0 && Number.isFinite(sigma))) throw new RangeError(`noise multiplier must be a finite number >= 0, got ${sigma}`);
+}
