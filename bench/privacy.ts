@@ -4,13 +4,16 @@
  *  - PLD epsilon for the same (target < 2 s), discretisation cache cleared before each run
  *  - noise calibration to a target epsilon (target < 200 ms)
  *  - Gaussian noise throughput into Float32Array, secure (target >= 50 M/s) and seeded (>= 200 M/s)
+ *  - ledger: open (lock) + record (fsync + keyed tip) per entry, and open + verify of a 10,000-entry ledger
  * Each figure is the median of several runs after one warm-up run. The machine load is printed
  * because the figures scale with the CPU share the benchmark gets.
  */
-import { loadavg, cpus } from 'node:os';
+import { loadavg, cpus, tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { DpEvents, PldAccountant, RdpAccountant, calibrateNoise, clearPldCache, secureRandom, seededRandom } from '../src/privacy/index.js';
+import { DpEvents, PldAccountant, PrivacyLedger, RdpAccountant, calibrateNoise, clearPldCache, sealLedgerLine, sealLedgerTip, secureRandom, seededRandom } from '../src/privacy/index.js';
 
 const asJson = process.argv.includes('--json');
 
@@ -105,6 +108,45 @@ for (const c of [
   log(`calibrate eps=${c.targetEpsilon} q=${c.sampleRate.toPrecision(3)}: sigma=${r!.noiseMultiplier} (eps ${r!.achievedEpsilon.toFixed(4)}, ${r!.evaluations} evals)  ${t.ms.toFixed(1)} ms (first ${t.first.toFixed(1)} ms)  [target < 200 ms]`);
 }
 results.calibration = cal;
+
+// Ledger: the benchmark's own owner key (never the user's), in a temporary folder
+{
+  const dir = mkdtempSync(join(tmpdir(), 'dplens-bench-ledger-'));
+  process.env.DPLENS_OWNER_KEY_FILE ??= join(dir, 'owner.key');
+  try {
+    const ev = DpEvents.poissonSampled(256 / 60000, DpEvents.gaussian(1.1));
+    const p = join(dir, 'ledger.jsonl');
+    const records = 200;
+    const t0 = performance.now();
+    const l = PrivacyLedger.open(p, { accountant: 'rdp', relation: 'add-remove', randomness: seededRandom(1) });
+    const tOpen = performance.now() - t0;
+    const t1 = performance.now();
+    for (let i = 0; i < records; i++) l.record({ event: ev, method: 'dpsgd', datasetFingerprint: 'fp', meta: { step: i + 1 } });
+    const perRecord = (performance.now() - t1) / records;
+    l.close();
+    // grow to 10,000 entries in bulk (sealed lines, keyed tip), then time open + verify + epsilon
+    const lines = readFileSync(p, 'utf8').trim().split('\n');
+    let prev = JSON.parse(lines[lines.length - 1]).hash as string;
+    const out: string[] = [];
+    for (let i = records; i < 10000; i++) {
+      const r = sealLedgerLine({ type: 'entry', seq: i, time: new Date().toISOString(), event: ev, method: 'dpsgd', datasetFingerprint: 'fp', relation: 'add-remove', randomness: { kind: 'seeded', seed: 1 }, meta: { step: i + 1 } }, prev);
+      out.push(r.line);
+      prev = r.hash;
+    }
+    writeFileSync(p, lines.join('\n') + '\n' + out.join('\n') + '\n');
+    sealLedgerTip(p);
+    let eps = 0;
+    const tv = timeIt(() => {
+      const big = PrivacyLedger.open(p, { accountant: 'rdp' });
+      eps = big.spent(1e-5);
+      big.close();
+    }, 5);
+    results.ledger = { createMs: tOpen, recordMs: perRecord, records, open10kMs: tv.ms, open10kFirstMs: tv.first, epsilon10k: eps };
+    log(`ledger: create ${tOpen.toFixed(1)} ms, record ${perRecord.toFixed(2)} ms/entry (fsync + keyed tip, ${records} entries); open + verify + epsilon of 10,000 entries ${tv.ms.toFixed(0)} ms (first ${tv.first.toFixed(0)} ms)  [target < 1000 ms]`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 // Throughput: each generator in its own process (one RandomSource class per process, as in real runs)
 for (const [kind, target] of [

@@ -6,5 +6,6 @@ export * as train from './train/index.js';
 export * as generate from './generate/index.js';
 export * as evaluate from './evaluate/index.js';
 export * as audit from './audit/index.js';
+export * as runs from './runs/index.js';
 export * as data from './data/index.js';
 export * as report from './report/index.js';

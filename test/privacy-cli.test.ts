@@ -2,11 +2,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DpEvents, PrivacyLedger, RdpAccountant, seededRandom } from '../src/privacy/index.js';
+import { DpEvents, PrivacyLedger, RdpAccountant, sealLedgerLine, seededRandom } from '../src/privacy/index.js';
+
+// the owner key (ledger tip MAC) lives outside run folders; keep the tests' key out of ~/.config
+const keyDir = mkdtempSync(join(tmpdir(), 'dplens-cli-key-'));
+process.env.DPLENS_OWNER_KEY_FILE = join(keyDir, 'owner.key');
+process.on('exit', () => rmSync(keyDir, { recursive: true, force: true }));
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 function cli(...args: string[]): { code: number; stdout: string; stderr: string } {
@@ -119,6 +124,52 @@ test('budget show summarises a ledger (text and --json) and fails loudly on tamp
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /no such ledger/);
     assert.equal(cli('budget', 'list', p).code, 2);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('budget show states the relation in words, the chain keying and per-entry randomness; a legacy ledger is labelled, not crashed on', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dplens-budget-rel-'));
+  try {
+    const p = join(dir, 'synth', 'ledger.jsonl');
+    const l = PrivacyLedger.open(p, { accountant: 'rdp', relation: 'replace-one', randomness: seededRandom(4) });
+    l.record({ event: DpEvents.topAgg({ k: 200, sigma: 5000, voters: 4000 }), method: 'datalens', datasetFingerprint: 'fp' });
+    l.record({ event: DpEvents.topAgg({ k: 200, sigma: 5000, voters: 4000 }), method: 'datalens', datasetFingerprint: 'fp' });
+    l.close();
+    const o = json(cli('budget', 'show', p, '--json').stdout);
+    assert.equal(o.relation, 'replace-one');
+    assert.match(o.relationDescription, /replacing one record .* n, is treated as public/);
+    assert.match(o.chain, /^keyed \(tip MAC verified/);
+    assert.deepEqual(o.entryRandomness, { 'seeded (seed 4)': 2 });
+    const pl = json(cli('budget', 'show', p, '--accountant', 'pld', '--json').stdout);
+    assert.ok(pl.recomputed.epsilon > 0);
+    const text = cli('budget', 'show', p);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /replacing one record/);
+    // legacy ledger: no relation, no per-entry randomness, unkeyed tip
+    const q = join(dir, 'old', 'ledger.jsonl');
+    let { line, hash } = sealLedgerLine({ type: 'header', version: 1, accountant: 'rdp', randomness: { kind: 'secure' }, createdAt: '2026-01-01T00:00:00.000Z' }, '');
+    const out = [line];
+    ({ line, hash } = sealLedgerLine({ type: 'entry', seq: 0, time: '2026-01-01T00:00:00.000Z', event: DpEvents.selfComposed(DpEvents.poissonSampled(0.01, DpEvents.gaussian(1.1)), 100), method: 'dpsgd', datasetFingerprint: 'fp' }, hash));
+    out.push(line);
+    mkdirSync(join(dir, 'old'));
+    writeFileSync(q, out.join('\n') + '\n');
+    writeFileSync(q + '.tip', JSON.stringify({ entries: 1, hash }));
+    const r = cli('budget', 'show', q, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const lo = json(r.stdout);
+    assert.equal(lo.relation, 'not recorded (legacy ledger)');
+    assert.match(lo.relationDescription, /^not recorded \(legacy ledger\)/);
+    assert.match(lo.chain, /unkeyed: detects accidental damage only/);
+    assert.deepEqual(lo.entryRandomness, { 'not recorded (legacy entry)': 1 });
+    assert.ok(lo.warnings.some((w: string) => /legacy ledger/.test(w)));
+    assert.ok(Math.abs(lo.epsilon - new RdpAccountant().compose(DpEvents.selfComposed(DpEvents.poissonSampled(0.01, DpEvents.gaussian(1.1)), 100)).getEpsilon(1e-5)) < 1e-12);
+    // a missing tip while entries exist fails the check (issue 12 #6)
+    rmSync(q + '.tip');
+    const t = cli('budget', 'show', q, '--json');
+    assert.equal(t.code, 3);
+    assert.match(t.stderr, /tip file .* is missing but the ledger has 1 entries/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

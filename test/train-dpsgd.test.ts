@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { buildModel, clippedSum, forwardBackward, setInitSeed } from '../src/nn/index.js';
 import { DpEvents, makeAccountant, PrivacyLedger, seededRandom } from '../src/privacy/index.js';
-import { ensureEngine, GaussianPrivatizer, makePrivate, makePrivateWithEpsilon, poissonSample, runTraining, SGD, TopAggPrivatizer, type TrainData } from '../src/train/index.js';
+import { ensureEngine, GaussianPrivatizer, makePrivate, makePrivateWithEpsilon, poissonSample, SGD, TopAggPrivatizer, type TrainData } from '../src/train/index.js';
+import { runTraining } from '../src/runs/train.js';
 import type { ImageDataset } from '../src/data/index.js';
 
 before(async () => {

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { buildModel, clippedSum, forwardBackward, loadModel, modelPresets, perSampleFlat, presetSpec, setInitSeed, softmaxCrossEntropy, type LayerSpec, type Module, type Param } from '../src/nn/index.js';
 import { seededRandom } from '../src/privacy/index.js';
-import { Adam, Ema, ensureEngine, runTraining, SGD, type Optimizer } from '../src/train/index.js';
+import { Adam, Ema, ensureEngine, SGD, type Optimizer } from '../src/train/index.js';
+import { runTraining } from '../src/runs/train.js';
 import type { ImageDataset } from '../src/data/index.js';
 
 before(async () => {

@@ -14,6 +14,7 @@ import { setInitSeed } from '../src/nn/index.js';
 import { PrivacyLedger, seededRandom } from '../src/privacy/index.js';
 import { keyedFingerprint } from '../src/privacy/owner-key.js';
 import { ensureEngine } from '../src/train/index.js';
+import { main } from '../src/cli/main.js';
 import { runTraining } from '../src/runs/train.js';
 import type { ImageDataset } from '../src/data/index.js';
 
@@ -64,6 +65,19 @@ function tableCsv(rows: number): string {
 const csv = join(dir, 'table.csv');
 writeFileSync(csv, tableCsv(400));
 const csvArgs = ['--data', csv, '--label', 'y', '--batch', '20', '--lr', '0.2', '--threads', '1'];
+
+/** The CLI in-process (fast); stderr captured (stdout carries the test runner's own protocol). */
+async function cliIn(args: string[]): Promise<{ code: number; stderr: string }> {
+  let stderr = '';
+  const e = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((x: string) => ((stderr += x), true)) as typeof process.stderr.write;
+  try {
+    const code = await main(args, { out: () => {}, err: (x) => void (stderr += x) });
+    return { code, stderr };
+  } finally {
+    process.stderr.write = e;
+  }
+}
 
 const readLines = (p: string) => readFileSync(p, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
 
@@ -208,8 +222,8 @@ test('#8 and silent results: resume on other data is refused; a seeded resume fr
   assert.notDeepEqual(a, b, 'the second resume replayed the first one\'s random stream');
 });
 
-test('CLI: --out "" and --out /proc/x fail fast naming --out; flags for another privatizer/optimizer are errors; a secure run resumed with --seed is refused', () => {
-  const empty = dplens(['train', ...csvArgs, '--noise', '1', '--epochs', '0.1', '--out', '', '--json']);
+test('CLI: --out "" and --out /proc/x fail fast naming --out; flags for another privatizer/optimizer are errors; a secure run resumed with --seed is refused', async () => {
+  const empty = await cliIn(['train', ...csvArgs, '--noise', '1', '--epochs', '0.1', '--out', '', '--json']);
   assert.equal(empty.code, 2, empty.stderr);
   assert.match(empty.stderr, /^dplens train: --out must name a folder/);
   const t0 = Date.now();
@@ -222,22 +236,19 @@ test('CLI: --out "" and --out /proc/x fail fast naming --out; flags for another 
     [['--privatizer', 'topagg', '--clip', '1'], /--clip does not apply to --privatizer topagg/],
     [['--optimizer', 'adam', '--momentum', '0.9'], /--momentum does not apply to --optimizer adam/],
   ] as [string[], RegExp][]) {
-    const r = dplens(['train', ...csvArgs, '--noise', '1', '--epochs', '0.1', '--out', join(dir, 'never'), '--json', ...extra]);
+    const r = await cliIn(['train', ...csvArgs, '--noise', '1', '--epochs', '0.1', '--out', join(dir, 'never'), '--json', ...extra]);
     assert.equal(r.code, 2, `${extra.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, re);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   }
   assert.ok(!existsSync(join(dir, 'never', 'ledger.jsonl')), 'nothing was trained');
   const secure = join(dir, 'secure');
-  const ok = dplens(['train', ...csvArgs, '--noise', '1', '--epochs', '0.2', '--out', secure, '--json']);
+  const ok = await cliIn(['train', ...csvArgs, '--noise', '1', '--epochs', '0.2', '--out', secure, '--quiet']);
   assert.equal(ok.code, 0, ok.stderr);
-  const j = JSON.parse(ok.stdout);
-  assert.equal(j.relation, 'add-remove');
-  assert.ok(!('trainLoss' in j), 'no private batch loss on stdout');
-  const seeded = dplens(['train', '--resume', '--out', secure, '--seed', '4', '--epochs', '0.4', '--json']);
+  const seeded = await cliIn(['train', '--resume', '--out', secure, '--seed', '4', '--epochs', '0.4', '--json']);
   assert.equal(seeded.code, 2, seeded.stderr);
   assert.match(seeded.stderr, /--seed: .*secure randomness/);
-  const missing = dplens(['train', '--resume', '--out', join(dir, 'no-such-run'), '--json']);
+  const missing = await cliIn(['train', '--resume', '--out', join(dir, 'no-such-run'), '--json']);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /no-such-run holds no run to resume/);
   assert.ok(!/ENOENT/.test(missing.stderr));
@@ -247,9 +258,12 @@ test('#5: two concurrent --resume processes on one run folder: one fails with a 
   const out = join(dir, 'concurrent');
   const first = dplens(['train', ...csvArgs, '--noise', '1', '--epochs', '0.2', '--out', out, '--json']);
   assert.equal(first.code, 0, first.stderr);
+  const j = JSON.parse(first.stdout);
+  assert.equal(j.relation, 'add-remove');
+  assert.ok(!('trainLoss' in j), 'no private batch loss on stdout');
   const run = () =>
     new Promise<{ code: number | null; stderr: string }>((res) => {
-      const p = spawn(process.execPath, ['--import', 'tsx', MAIN, 'train', '--resume', '--out', out, '--epochs', '150', '--json'], { env: { ...process.env, DPLENS_DEBUG: '' } });
+      const p = spawn(process.execPath, ['--import', 'tsx', MAIN, 'train', '--resume', '--out', out, '--epochs', '60', '--json'], { env: { ...process.env, DPLENS_DEBUG: '' } });
       let stderr = '';
       p.stderr.on('data', (d) => (stderr += d));
       p.on('close', (code) => res({ code, stderr }));

@@ -87,8 +87,8 @@ export interface CanaryAuditPlan {
 export function canaryAuditPlan(o: { m: number; sampleRate: number; steps: number; noiseMultiplier: number }): CanaryAuditPlan {
   const statistic = statisticFor(o.noiseMultiplier, o.sampleRate);
   const expectedDetectable = (o.m / 2) * (1 - Math.pow(1 - o.sampleRate, o.steps));
-  if (statistic !== 'spike-llr') return { statistic, strategy: { kind: 'bonferroni' }, expectedDetectable };
   const k = (f: number): number => Math.max(1, Math.min(o.m, Math.round(f * expectedDetectable)));
+  if (statistic !== 'spike-llr') return { statistic, strategy: { kind: 'bonferroni' }, expectedDetectable };
   const strategy: GuessStrategy =
     o.noiseMultiplier < 0.5
       ? { kind: 'fixed', kPlus: k(0.75), kMinus: 0 }

@@ -19,7 +19,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ensureAuditGradients } from './autodiff.js';
 import { invertGradientLayerwise } from './inversion-layerwise.js';
-import { refCnnFeatures, refCnnGradient, refCnnLogits, softCrossEntropy } from './refcnn.js';
+import { refCnnFeatures, refCnnGradient, refCnnLogits, refCnnShapes, softCrossEntropy } from './refcnn.js';
+import { loadModel } from '../nn/index.js';
 import { xorshift32 } from '../util/prng.js';
 
 /** Anything with the privacy core's `normal(out, std)` (secureRandom() / seededRandom(seed)). */
@@ -298,8 +299,7 @@ export { softCrossEntropy };
 
 /** Parameters of the reference CNN from a `dplens train` run folder (model.json + weights). */
 export async function loadRefCnnParams(dir: string): Promise<tf.Tensor[]> {
-  const { loadModel } = await import('../nn/index.js');
-  const { refCnnShapes } = await import('./refcnn.js');
+  await Promise.resolve(); // kept async: callers await it
   const { model, inputShape } = loadModel(dir);
   const [h, w, c] = inputShape as [number, number, number];
   const ps = model.parameters().map((p) => p.value as tf.Tensor);

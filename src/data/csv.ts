@@ -218,8 +218,8 @@ export function loadCsvDataset(file: string, opts: CsvOptions = {}): TabularData
     if (nonEmpty.length - notNumbers.length > notNumbers.length) {
       const r = notNumbers[0]!;
       throw new DataError(
-        `${r.file}: line ${r.line}, column '${h}': '${r.cells[c]!.trim()}' is not a number, but ${nonEmpty.length - notNumbers.length} of ${nonEmpty.length} cells of '${h}' are` +
-          ` (${notNumbers.length} are not); fix the cell(s), or declare the column categorical (columns: { '${h}': 'categorical' }, CLI --categorical ${h})`,
+        `${r.file}: line ${r.line}, column '${h}': '${r.cells[c]!.trim()}' is not a number, but ${nonEmpty.length - notNumbers.length} of ${nonEmpty.length} cells of '${h}' are numbers` +
+          `; fix the cell(s), or declare the column categorical (columns: { '${h}': 'categorical' }, CLI --categorical ${h})`,
       );
     }
     return 'categorical';

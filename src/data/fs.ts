@@ -21,9 +21,11 @@ const ERRNO_WORDS: Record<string, string> = {
   EMFILE: 'too many open files',
 };
 
-/** "ENOENT: no such file or folder" for a Node fs error; the message for anything else. */
+/** "EACCES: permission denied" for a Node fs error ("ENOENT" alone); the message for anything else. */
 export function fsErrorText(e: unknown): string {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  // A missing file keeps the short form `(ENOENT)` that the CLI contract's error lines use.
+  if (code === 'ENOENT') return code;
   if (code) return `${code}: ${ERRNO_WORDS[code] ?? (e as Error).message.replace(/^[A-Z]+: /, '').split(',')[0]}`;
   return e instanceof Error ? e.message : String(e);
 }

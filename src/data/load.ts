@@ -133,7 +133,10 @@ function loadAny(spec: DatasetSpec): Dataset {
   const classes = { ...(spec.numClasses !== undefined ? { numClasses: spec.numClasses } : {}), ...(spec.classNames !== undefined ? { classNames: spec.classNames } : {}) };
   if (format !== 'csv') {
     const csvOnly = CSV_ONLY.filter((k) => spec[k] !== undefined);
-    if (csvOnly.length) throw new DataError(`${path}: ${csvOnly.join(', ')} only appl${csvOnly.length > 1 ? 'y' : 'ies'} to CSV tables, but this is ${format === 'npz' ? 'an npz' : format === 'idx' ? 'an idx folder' : 'a PNG folder'} of images`);
+    const what = format === 'npz' ? 'an npz' : format === 'idx' ? 'an idx folder' : 'a PNG folder';
+    // (the label-column wording predates this check; CLI tests match it)
+    if (spec.labelColumn !== undefined) throw new DataError(`label column '${spec.labelColumn}' given, but ${path} is an image dataset (${what} of images; the label column applies to CSV tables)`);
+    if (csvOnly.length) throw new DataError(`${path}: ${csvOnly.join(', ')} only appl${csvOnly.length > 1 ? 'y' : 'ies'} to CSV tables, but this is ${what} of images`);
   }
   switch (format) {
     case 'npz':

@@ -36,6 +36,8 @@ export interface ClassMeanHyper {
   minCount: number;
   /** Max weight of a second centroid of the same class mixed into a sample (0 = none). */
   mix: number;
+  /** Rescale each released centroid so its brightest pixel is 1 (post-processing: clipping and averaging dim the strokes). */
+  normalize: boolean;
   /** 'affine': small random affine maps of every written sample (a public prior, augment.ts; applied by the synth runner). */
   augment: 'none' | 'affine';
 }
@@ -182,6 +184,12 @@ class ClassMeanGenerator implements DpGenerator {
     scale.fill(0);
     if (this.stepsDone > 0) {
       const smoothed = this.h.smooth > 0 ? smoothImages(means, C * K, H, W, this.h.smooth) : means;
+      if (this.h.normalize)
+        for (let cell = 0; cell < C * K; cell++) {
+          let mx = 0;
+          for (let t = 0; t < d; t++) mx = Math.max(mx, smoothed[cell * d + t]!);
+          if (mx > 0.05) for (let t = 0; t < d; t++) smoothed[cell * d + t] = Math.min(1, Math.max(0, smoothed[cell * d + t]! / mx));
+        }
       this.state = { format: FORMAT, numClasses: C, height: H, width: W, centroids: K, means: [], counts: Array.from(counts, (c) => (Number.isFinite(c) ? c : 1)), steps: this.stepsDone, hyper: this.h };
       for (let cell = 0; cell < C * K; cell++) this.state.means.push(Array.from(smoothed.subarray(cell * d, (cell + 1) * d), (v) => Math.round(v * 1e4) / 1e4));
     }
@@ -264,7 +272,7 @@ function sampleState(s: ClassMeanState, n: number, rng: RandomSource, labels?: I
   return { images, labels: Int32Array.from(lab), count: n, height: H, width: W, channels: 1 };
 }
 
-const DEFAULTS: ClassMeanHyper = { centroids: 4, iterations: 2, clip: 9, smooth: 0.7, minCount: 20, mix: 0.4, augment: 'affine' };
+const DEFAULTS: ClassMeanHyper = { centroids: 4, iterations: 2, clip: 9, smooth: 0.7, minCount: 100, mix: 0.4, normalize: true, augment: 'affine' };
 
 export const classMeanPlugin: GeneratorPlugin<ClassMeanHyper> = {
   name: 'class-mean',
@@ -276,7 +284,8 @@ export const classMeanPlugin: GeneratorPlugin<ClassMeanHyper> = {
     { key: 'iterations', flag: 'iterations', type: 'integer', min: 0, help: 'class-mean: Lloyd iterations after the class-mean release (each one a Gaussian release)' },
     { key: 'clip', flag: 'l2-clip', type: 'number', min: 0, exclusiveMin: true, help: 'class-mean: L2 clip bound R of a record, pixels in [0, 1] (default 9); sensitivity 2R' },
     { key: 'smooth', flag: 'smooth', type: 'number', min: 0, help: 'class-mean: Gaussian blur std (pixels) of each released centroid (post-processing; default 0.7)' },
-    { key: 'minCount', flag: 'min-count', type: 'number', min: 0, help: 'class-mean: cells with a noisy count below this are not sampled (default 20)' },
+    { key: 'minCount', flag: 'min-count', type: 'number', min: 0, help: 'class-mean: cells with a noisy count below this are not sampled (default 100)' },
+    { key: 'normalize', flag: 'no-normalize', type: 'boolean', whenSet: false, help: 'class-mean: keep the centroids\' brightness (default: rescale each so its brightest pixel is 1; post-processing)' },
     { key: 'mix', flag: 'mix', type: 'number', min: 0, max: 1, help: 'class-mean: max weight of a second same-class centroid mixed into a sample (default 0.4)' },
     { key: 'augment', flag: 'augment', type: 'choice', choices: ['none', 'affine'], help: 'post-processing of the written samples: affine (public prior, no privacy cost) or none (default: preset)' },
   ],

@@ -76,7 +76,7 @@ export interface GeneratorPlugin<H extends object = Record<string, unknown>> {
 }
 
 /** A plugin with its hyper-parameter type erased (what the registry holds). */
-export type AnyGeneratorPlugin = GeneratorPlugin<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+export type AnyGeneratorPlugin = GeneratorPlugin<any>;
 
 /** Hyper-parameters of `plugin` for `presetName` with `overrides` (undefined values ignored). */
 export function resolvePluginHyper<H extends object>(plugin: GeneratorPlugin<H>, presetName: string, overrides: Partial<H>): H {

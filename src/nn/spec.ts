@@ -5,10 +5,13 @@
  * [features], spec: LayerSpec (a 'sequential'), params: [{ name, shape, offset, length }],
  * weights: 'weights.bin', meta?: {...} } and `weights.bin` = all parameters as little-endian
  * float32, concatenated in `params` order (offset/length in floats). Load with `loadModel(dir)`.
+ * This is the model instance of the one checkpoint format (checkpoint.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { type CheckpointLayout, CheckpointError, readCheckpoint, writeCheckpoint } from './checkpoint.js';
-import { type Sequential } from './layers/index.js';
+// Importing the layer files registers every built-in layer kind (registry.ts).
+import './layers/index.js';
+import type { Sequential } from './layers/index.js';
 import { type BuiltLayer, layerKind, registeredLayerTypes } from './layers/registry.js';
 import { type LayerSpec, ModelError, type Module } from './module.js';
 

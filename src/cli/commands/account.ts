@@ -7,7 +7,7 @@ import { UsageError, getChoice, getInteger, getNumber } from '../args.js';
 import type { Command } from '../command.js';
 import type { Output } from '../output.js';
 import type { ParsedArgs } from '../args.js';
-import { DpEvents, makeAccountant, calibrateNoise } from '../../privacy/index.js';
+import { DpEvents, makeAccountant, calibrateNoise, describeRelation } from '../../privacy/index.js';
 import type { AccountantKind } from '../../privacy/index.js';
 
 const inUnitOpen = (x: number): true | string => (x > 0 && x < 1) || 'must be in (0, 1)';
@@ -31,7 +31,7 @@ const command: Command = {
   summary: 'epsilon of DP-SGD (Poisson-subsampled Gaussian) steps, or the noise for a target epsilon',
   usage: 'dplens account (--noise S | --target-epsilon E) --sample-rate Q (--steps T | --epochs E) --delta D [--accountant rdp|pld] [--json]',
   description:
-    'Computes epsilon for T steps of the Poisson-subsampled Gaussian mechanism (noise multiplier S, sampling rate Q) at delta D with the RDP accountant (Opacus-exact, default orders) or the PLD accountant (tight, FFT). With --target-epsilon instead of --noise it calibrates the smallest noise multiplier reaching the target (Opacus get_noise_multiplier bisection). --epochs E means steps = floor(E / Q).',
+    'Poisson sampling is analysed under the add/remove neighbouring relation, which the output states. Computes epsilon for T steps of the Poisson-subsampled Gaussian mechanism (noise multiplier S, sampling rate Q) at delta D with the RDP accountant (Opacus-exact, default orders) or the PLD accountant (tight, FFT). With --target-epsilon instead of --noise it calibrates the smallest noise multiplier reaching the target (Opacus get_noise_multiplier bisection); when the target cannot be reached the error says why (at small targets the RDP order list is the limit: use --accountant pld). --epochs E means steps = floor(E / Q).',
   flags: {
     noise: { type: 'string', help: 'noise multiplier sigma (std / clipping norm), > 0' },
     'target-epsilon': { type: 'string', help: 'calibrate: target epsilon (> 0) instead of --noise' },
@@ -61,9 +61,9 @@ const command: Command = {
     const t0 = performance.now();
     if (hasNoise) {
       const noise = getNumber(args, 'noise', undefined, positive)!;
-      const acc = makeAccountant(accountant).compose(DpEvents.poissonSampled(q, DpEvents.gaussian(noise)), steps);
+      const acc = makeAccountant(accountant, { relation: 'add-remove' }).compose(DpEvents.poissonSampled(q, DpEvents.gaussian(noise)), steps);
       const d = acc.getEpsilonDetails(delta);
-      const res: Record<string, unknown> = { epsilon: d.epsilon, delta, accountant, noise, sampleRate: q, steps };
+      const res: Record<string, unknown> = { epsilon: d.epsilon, delta, accountant, noise, sampleRate: q, steps, relation: acc.relation, relationDescription: describeRelation(acc.relation) };
       if (epochs !== undefined) res.epochs = epochs;
       if (d.optimalOrder !== undefined) res.optimalOrder = d.optimalOrder;
       res.warnings = d.warnings;
@@ -81,7 +81,7 @@ const command: Command = {
       if (e instanceof RangeError) throw new UsageError(e.message);
       throw e;
     }
-    const res: Record<string, unknown> = { noise: r.noiseMultiplier, achievedEpsilon: r.achievedEpsilon, targetEpsilon: target, delta, accountant, sampleRate: q, steps };
+    const res: Record<string, unknown> = { noise: r.noiseMultiplier, achievedEpsilon: r.achievedEpsilon, targetEpsilon: target, delta, accountant, sampleRate: q, steps, relation: 'add-remove', relationDescription: describeRelation('add-remove') };
     if (epochs !== undefined) res.epochs = epochs;
     res.epsilonTolerance = tol;
     res.evaluations = r.evaluations;

@@ -8,10 +8,13 @@ const command: Command = {
   summary: 'rebuild the self-contained HTML report of a run folder',
   usage: 'dplens report --run DIR [--json]',
   description: [
-    'Builds DIR/report.html from whatever the run folder holds (config.json, ledger.jsonl, metrics.jsonl,',
-    'samples.png, eval.json, audit.json). ε is recomputed from the ledger by the privacy accountant and the',
-    "ledger's integrity is checked. The file is self-contained (no scripts, no external resources): it can be",
-    'mailed or archived as it is. Missing pieces are shown as "not available".',
+    'Builds DIR/report.html from whatever the run folder holds (run.json — or config.json for older folders —,',
+    'ledger.jsonl and linked ledgers, metrics.jsonl, samples.png, eval.json, audit.json). ε is recomputed from the',
+    "ledgers by the privacy accountant and their integrity is checked; when a check fails the report says the",
+    'guarantee is NOT established. The guarantee section names the neighbouring relation, what the proof treats',
+    'as public and what the folder releases outside the guarantee; private-diagnostics.jsonl is never shown.',
+    'The file is self-contained (no scripts, no external resources): it can be mailed or archived as it is.',
+    'Missing pieces are shown as "not available", unreadable ones as "damaged".',
   ].join('\n'),
   flags: {
     run: { type: 'string', help: 'run folder to report on (also accepted as the first positional argument)' },
