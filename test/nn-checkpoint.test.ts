@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { ensureEngine } from '../src/engine/index.js';
-import { buildModel, loadModel, mlpSpec, saveModel, setInitSeed } from '../src/nn/index.js';
+import { buildModel, importTfjsLayersModel, loadModel, mlpSpec, saveModel, setInitSeed } from '../src/nn/index.js';
 import { CheckpointError, readCheckpoint, writeCheckpoint } from '../src/nn/checkpoint.js';
 
 before(async () => {
@@ -104,4 +104,14 @@ test('a loaded model computes what the saved one did', () => {
   saveModel(dir, m, [5, 5, 1]);
   const x = tf.randomNormal([2, 5, 5, 1], 0, 1, 'float32', 5);
   assert.deepEqual(Array.from(loadModel(dir).model.forward(x, false).dataSync()), Array.from(m.forward(x, false).dataSync()));
+});
+
+test('tfjs-layers import: corrupt model.json or a missing weight shard is a one-line error naming the file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dplens-tfjs-'));
+  const path = join(dir, 'model.json');
+  writeFileSync(path, '{"modelTopology": ');
+  assert.throws(() => importTfjsLayersModel(path), (e: unknown) => e instanceof Error && e.message.startsWith(`${path}: not valid JSON`) && !e.message.includes('\n'));
+  const topology = { class_name: 'Sequential', config: { layers: [{ class_name: 'Dense', config: { units: 2, use_bias: true, activation: 'linear', batch_input_shape: [null, 3] } }] } };
+  writeFileSync(path, JSON.stringify({ format: 'layers-model', modelTopology: topology, weightsManifest: [{ paths: ['shard.bin'], weights: [{ name: 'k', shape: [3, 2], dtype: 'float32' }, { name: 'b', shape: [2], dtype: 'float32' }] }] }));
+  assert.throws(() => importTfjsLayersModel(path), (e: unknown) => e instanceof Error && e.message.startsWith(join(dir, 'shard.bin')));
 });

@@ -8,6 +8,8 @@ import { BudgetError, DpEvents, LedgerTamperError, PrivacyLedger, RdpAccountant,
 
 const dir = mkdtempSync(join(tmpdir(), 'dplens-ledger-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+// the owner key (tip MAC) lives outside run folders; keep the tests' key out of ~/.config
+process.env.DPLENS_OWNER_KEY_FILE = join(dir, 'owner.key');
 let n = 0;
 const fresh = (): string => join(dir, `l${n++}`, 'ledger.jsonl');
 const sgm = DpEvents.poissonSampled(0.01, DpEvents.gaussian(1.1));

@@ -32,8 +32,13 @@ export interface ClassMeanHyper {
   clip: number;
   /** Gaussian blur std (pixels) of each released centroid: post-processing against the noise. */
   smooth: number;
-  /** Cells whose noisy count is below this are not sampled (nor refined). */
+  /** Cells whose noisy count is below this are not sampled. */
   minCount: number;
+  /**
+   * Largest per-pixel noise std allowed on a sampled centroid: a cell is sampled only when its
+   * noisy count is ≥ σ / maxNoise (σ is public, so this is post-processing).
+   */
+  maxNoise: number;
   /** Max weight of a second centroid of the same class mixed into a sample (0 = none). */
   mix: number;
   /** Rescale each released centroid so its brightest pixel is 1 (post-processing: clipping and averaging dim the strokes). */
@@ -54,6 +59,8 @@ interface ClassMeanState {
   means: number[][];
   /** Noisy counts [C·K] (post-processing of the releases; ≤ 0 = not sampled). */
   counts: number[];
+  /** Noise std σ of the releases (public). */
+  sigma: number;
   steps: number;
   hyper: ClassMeanHyper;
 }
@@ -190,7 +197,7 @@ class ClassMeanGenerator implements DpGenerator {
           for (let t = 0; t < d; t++) mx = Math.max(mx, smoothed[cell * d + t]!);
           if (mx > 0.05) for (let t = 0; t < d; t++) smoothed[cell * d + t] = Math.min(1, Math.max(0, smoothed[cell * d + t]! / mx));
         }
-      this.state = { format: FORMAT, numClasses: C, height: H, width: W, centroids: K, means: [], counts: Array.from(counts, (c) => (Number.isFinite(c) ? c : 1)), steps: this.stepsDone, hyper: this.h };
+      this.state = { format: FORMAT, numClasses: C, height: H, width: W, centroids: K, means: [], counts: Array.from(counts, (c) => (Number.isFinite(c) ? c : 1)), sigma, steps: this.stepsDone, hyper: this.h };
       for (let cell = 0; cell < C * K; cell++) this.state.means.push(Array.from(smoothed.subarray(cell * d, (cell + 1) * d), (v) => Math.round(v * 1e4) / 1e4));
     }
     return { steps: this.stepsDone, epsilon: ledger.spent(budget.delta), delta: budget.delta, stoppedBy, seconds: (Date.now() - t0) / 1000 };
@@ -251,7 +258,8 @@ function sampleState(s: ClassMeanState, n: number, rng: RandomSource, labels?: I
   const d = H * W;
   const lab = labels ?? Int32Array.from({ length: n }, (_, i) => i % C);
   if (lab.length !== n) throw new RangeError(`sample: ${lab.length} labels for ${n} samples`);
-  const weights = s.counts.map((c) => (c >= s.hyper.minCount ? c : 0));
+  const floor = Math.max(s.hyper.minCount, s.hyper.maxNoise > 0 ? s.sigma / s.hyper.maxNoise : 0);
+  const weights = s.counts.map((c) => (c >= floor ? c : 0));
   const pick = (c: number): number => {
     let tot = 0;
     for (let k = 0; k < K; k++) tot += weights[c * K + k]!;
@@ -272,7 +280,7 @@ function sampleState(s: ClassMeanState, n: number, rng: RandomSource, labels?: I
   return { images, labels: Int32Array.from(lab), count: n, height: H, width: W, channels: 1 };
 }
 
-const DEFAULTS: ClassMeanHyper = { centroids: 4, iterations: 2, clip: 9, smooth: 0.7, minCount: 100, mix: 0.4, normalize: true, augment: 'affine' };
+const DEFAULTS: ClassMeanHyper = { centroids: 4, iterations: 2, clip: 9, smooth: 0.7, minCount: 100, maxNoise: 0.1, mix: 0.4, normalize: true, augment: 'affine' };
 
 export const classMeanPlugin: GeneratorPlugin<ClassMeanHyper> = {
   name: 'class-mean',
@@ -285,6 +293,7 @@ export const classMeanPlugin: GeneratorPlugin<ClassMeanHyper> = {
     { key: 'clip', flag: 'l2-clip', type: 'number', min: 0, exclusiveMin: true, help: 'class-mean: L2 clip bound R of a record, pixels in [0, 1] (default 9); sensitivity 2R' },
     { key: 'smooth', flag: 'smooth', type: 'number', min: 0, help: 'class-mean: Gaussian blur std (pixels) of each released centroid (post-processing; default 0.7)' },
     { key: 'minCount', flag: 'min-count', type: 'number', min: 0, help: 'class-mean: cells with a noisy count below this are not sampled (default 100)' },
+    { key: 'maxNoise', flag: 'max-noise', type: 'number', min: 0, help: 'class-mean: sample only centroids whose per-pixel noise std (σ / noisy count) is at most this (default 0.1; 0 = no limit)' },
     { key: 'normalize', flag: 'no-normalize', type: 'boolean', whenSet: false, help: 'class-mean: keep the centroids\' brightness (default: rescale each so its brightest pixel is 1; post-processing)' },
     { key: 'mix', flag: 'mix', type: 'number', min: 0, max: 1, help: 'class-mean: max weight of a second same-class centroid mixed into a sample (default 0.4)' },
     { key: 'augment', flag: 'augment', type: 'choice', choices: ['none', 'affine'], help: 'post-processing of the written samples: affine (public prior, no privacy cost) or none (default: preset)' },

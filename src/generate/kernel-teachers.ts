@@ -63,9 +63,9 @@ export interface KernelTeacherConfig {
    */
   assign?: 'all' | 'nearest';
   /**
-   * G-PATE histograms as batched matmuls (default true) where every voter of a class holds exactly
-   * one record of it (always the case with one teacher per record). false forces the per-teacher
-   * reference loop; the tests check that the two agree.
+   * G-PATE histograms as batched matmuls (default true) when every teacher holds exactly one record
+   * (m = 1, a public fact; never decided from the class layout of the shards). false forces the
+   * per-teacher reference loop; the tests check that the two agree.
    */
   batched?: boolean;
 }

@@ -7,7 +7,7 @@
  * weights are copied as they are. A final softmax is dropped (our loss takes logits);
  * BatchNormalization is rejected (it mixes examples).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { BatchNorm } from './layers/index.js';
@@ -106,13 +106,24 @@ export function tfjsLayersToSpec(topology: Cfg): { spec: LayerSpec[]; inputShape
 
 /** Loads `model.json` (tfjs-layers format) and its weight shards into a DP-trainable model. */
 export function importTfjsLayersModel(modelJsonPath: string): { model: Sequential; inputShape: number[] } {
-  const j = JSON.parse(readFileSync(modelJsonPath, 'utf8'));
+  if (!existsSync(modelJsonPath)) throw new ModelError(`${modelJsonPath}: file not found`);
+  let j;
+  try {
+    j = JSON.parse(readFileSync(modelJsonPath, 'utf8'));
+  } catch (e) {
+    throw new ModelError(`${modelJsonPath}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
+  }
   const { spec, inputShape } = tfjsLayersToSpec(j.modelTopology ?? j);
   const model = buildModel(spec, inputShape);
   const params = model.parameters();
   const manifest: { paths: string[]; weights: { name: string; shape: number[]; dtype?: string }[] }[] = j.weightsManifest ?? [];
   const specs = manifest.flatMap((g) => g.weights);
-  const bytes = Buffer.concat(manifest.flatMap((g) => g.paths.map((p) => readFileSync(join(dirname(modelJsonPath), p)))));
+  const shard = (p: string): Buffer => {
+    const path = join(dirname(modelJsonPath), p);
+    if (!existsSync(path)) throw new ModelError(`${path}: weight shard not found (listed in ${modelJsonPath})`);
+    return readFileSync(path);
+  };
+  const bytes = Buffer.concat(manifest.flatMap((g) => g.paths.map(shard)));
   if (specs.length !== params.length) throw new ModelError(`${modelJsonPath}: ${specs.length} weight tensors for a model with ${params.length} parameters`);
   let off = 0;
   params.forEach((p, i) => {
