@@ -5,6 +5,8 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 
 function find(dir) {
   const out = [];
@@ -19,5 +21,9 @@ const filters = process.argv.slice(2);
 const files = find('test').sort().filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
 if (files.length === 0) { console.error('no test files matched'); process.exit(1); }
 const concurrency = process.env.DPLENS_TEST_CONCURRENCY ?? '1';
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files], { stdio: 'inherit' });
+// Tests never touch the user's real owner key (~/.config/dplens/owner.key): one throw-away key
+// per test run, shared by every test file and the CLI processes they start.
+const env = { ...process.env };
+if (!env.DPLENS_OWNER_KEY_FILE) env.DPLENS_OWNER_KEY_FILE = join(mkdtempSync(join(tmpdir(), 'dplens-test-key-')), 'owner.key');
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files], { stdio: 'inherit', env });
 process.exit(r.status ?? 1);

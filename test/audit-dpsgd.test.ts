@@ -101,7 +101,7 @@ test('input-space canaries (mislabeled held-out images, black box) are detected 
 
 // The CLI contract run: one epoch of full MNIST at σ = 1.3, then its audit (several minutes).
 test('long: audit of a 1-epoch MNIST DP-SGD run stays below the claimed ε and within 2× the run time', { skip: process.env.DPLENS_LONG !== '1' }, async (t) => {
-  const { runTraining } = await import('../src/train/index.js');
+  const { runTraining } = await import('../src/runs/train.js');
   const cfg = { ...base, data: 'mnist', epochs: 1, noise: 1.3, evaluate: false };
   const t0 = Date.now();
   const run = await runTraining(cfg, { dataOverride: mnist });

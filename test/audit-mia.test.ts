@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadMnist, type ImageDataset } from '../src/data/index.js';
 import { distanceToClosestRecord, dcrAttack, liraOfflineScores, lossAndConfidence, lossThresholdAttack, normalCdf } from '../src/audit/mia.js';
-import { membershipInferenceTraining } from '../src/audit/mia-train.js';
+import { membershipInferenceTraining } from '../src/runs/mia-train.js';
 import { ensureEngine } from '../src/train/index.js';
 
 function rng(seed: number): () => number {

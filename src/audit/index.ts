@@ -10,7 +10,7 @@ export * from './stats.js';
 export * from './dpsgd.js';
 export * from './synth-audit.js';
 export * from './mia.js';
-export * from './mia-train.js';
+
 export * from './inversion.js';
 export { ensureAuditGradients } from './autodiff.js';
 export { initRefCnn, refCnnShapes, refCnnLogits, refCnnGradient, refCnnFeatures } from './refcnn.js';

@@ -28,7 +28,7 @@ export function validateGpateParams(p: GpateParams): void {
   if (!Number.isInteger(p.projDim) || p.projDim < 1) throw new RangeError(`G-PATE: projection dimension must be a positive integer, got ${p.projDim}`);
   if (!Number.isInteger(p.bins) || p.bins < 2) throw new RangeError(`G-PATE: bins must be an integer >= 2, got ${p.bins}`);
   if (!(p.clip > 0)) throw new RangeError(`G-PATE: clip must be > 0, got ${p.clip}`);
-  if (!(p.sigma1 > 0) || !(p.sigma2 > 0)) throw new RangeError(`G-PATE: sigma1 and sigma2 must be > 0, got ${p.sigma1}, ${p.sigma2}`);
+  if (!(p.sigma1 >= 0 && Number.isFinite(p.sigma1)) || !(p.sigma2 >= 0 && Number.isFinite(p.sigma2))) throw new RangeError(`G-PATE: sigma1 and sigma2 must be >= 0 (0 only in an explicitly non-private run), got ${p.sigma1}, ${p.sigma2}`);
   if (!(p.thresh >= 0) || p.thresh > 1) throw new RangeError(`G-PATE: thresh must be in [0, 1], got ${p.thresh}`);
 }
 

@@ -7,6 +7,7 @@
  */
 import type { NeighbouringRelation } from '../privacy/index.js';
 import type { DpGenerator, GeneratorContext, SampleSet } from './types.js';
+import type { VoteAggregator, VotingFacts } from './voting-gan.js';
 
 /** One hyper-parameter: its key in the plugin's hyper object, its CLI flag, type and help. */
 export interface HyperParamSpec {
@@ -32,8 +33,11 @@ export interface PluginPreset<H> {
   hyper: Partial<H>;
 }
 
-/** Run-level flags a plugin accepts besides its hyper-parameters. */
-export type RunFlag = 'steps' | 'max-minutes' | 'resume';
+/**
+ * Run-level flags a plugin accepts besides its hyper-parameters. 'non-private': the plugin can run
+ * without a budget (noise 0 allowed), recorded as DpEvents.nonPrivate (ctx.nonPrivate).
+ */
+export type RunFlag = 'steps' | 'max-minutes' | 'resume' | 'non-private';
 
 export interface GeneratorLimits {
   maxSteps: number;
@@ -73,6 +77,12 @@ export interface GeneratorPlugin<H extends object = Record<string, unknown>> {
   create(ctx: GeneratorContext, hyper: H, limits: GeneratorLimits): DpGenerator;
   /** Reads a generator written by DpGenerator.save() for sampling only. */
   loadSampler(dir: string): SavedSampler;
+  /**
+   * The run's private release mechanism rebuilt from its hyper-parameters and public facts only
+   * (no records): the aggregator with the run's noise code and parameters, and one step's facts.
+   * The mechanism-level audit (src/audit/synth-audit.ts) replays it with canary voters.
+   */
+  mechanism?(hyper: H, facts: { trainCount: number; numClasses: number; height: number; width: number; channels: number }): { aggregator: VoteAggregator; facts: VotingFacts };
 }
 
 /** A plugin with its hyper-parameter type erased (what the registry holds). */

@@ -27,7 +27,7 @@ export interface TopAggParams {
 
 export function validateTopAggParams(p: TopAggParams, dim: number): void {
   if (!Number.isInteger(p.k) || p.k < 1 || p.k > dim) throw new RangeError(`TopAgg: k must be an integer in [1, ${dim}], got ${p.k}`);
-  if (!(p.sigma > 0) || !Number.isFinite(p.sigma)) throw new RangeError(`TopAgg: sigma must be > 0, got ${p.sigma}`);
+  if (!(p.sigma >= 0) || !Number.isFinite(p.sigma)) throw new RangeError(`TopAgg: sigma must be >= 0 (0 only in an explicitly non-private run), got ${p.sigma}`);
   if (!(p.clip >= 0) || !Number.isFinite(p.clip)) throw new RangeError(`TopAgg: clip bound must be >= 0, got ${p.clip}`);
   if (!(p.beta >= 0) || p.beta > 1) throw new RangeError(`TopAgg: beta must be in [0, 1], got ${p.beta}`);
   if (!(p.alpha > 0) || !Number.isFinite(p.alpha)) throw new RangeError(`TopAgg: alpha must be > 0, got ${p.alpha}`);

@@ -53,6 +53,12 @@ export interface GeneratorContext {
    */
   datasetFingerprint?: string;
   budget: PrivacyBudget;
+  /**
+   * An explicitly non-private run (`synth --non-private`, plugins with the 'non-private' run flag):
+   * no budget (budget.epsilon is Infinity), noise may be 0, and the ledger records one
+   * DpEvents.nonPrivate entry (ε = ∞) instead of the step events.
+   */
+  nonPrivate?: boolean;
   ledger: PrivacyLedger;
   random: RandomSource;
 }

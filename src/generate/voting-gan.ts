@@ -388,7 +388,7 @@ export class VotingGan implements DpGenerator {
   ) {
     const { data, budget } = ctx;
     this.method = aggregator.method;
-    if (!(budget.epsilon > 0) || !Number.isFinite(budget.epsilon)) throw new RangeError(`epsilon must be a finite number > 0, got ${budget.epsilon}`);
+    if (!ctx.nonPrivate && (!(budget.epsilon > 0) || !Number.isFinite(budget.epsilon))) throw new RangeError(`epsilon must be a finite number > 0, got ${budget.epsilon}`);
     if (!(budget.delta > 0 && budget.delta < 1)) throw new RangeError(`delta must be in (0, 1), got ${budget.delta}`);
     checkPositiveInt(opts.teachers.numTeachers, 'teachers');
     checkPositiveInt(opts.batchSize, 'batch size');
@@ -425,6 +425,11 @@ export class VotingGan implements DpGenerator {
     const { ledger, budget } = this.ctx;
     this.fingerprint ??= this.ctx.datasetFingerprint ?? keyedFingerprint(this.ctx.data.rawFingerprint);
     const input = { event, method: this.method, datasetFingerprint: this.fingerprint, meta: { step: this.stepsDone + 1, ...meta } };
+    if (this.ctx.nonPrivate) {
+      // An explicitly non-private run: one nonPrivate entry (ε = ∞) says it all; no budget to gate.
+      if (!ledger.entries.some((e) => e.event.kind === 'nonPrivate')) ledger.record({ ...input, event: DpEvents.nonPrivate(`${this.method} run with --non-private (step event would be ${event.kind})`) });
+      return true;
+    }
     if (!ledger.header.budget && ledger.epsilonIf(event, budget.delta) > budget.epsilon) return false;
     return ledger.tryRecord(input).ok;
   }

@@ -3,7 +3,7 @@
  * (teachers, generator), each method's aggregator flags, presets (presets.ts) and constructors.
  */
 import { BASE_HYPER, defaultPresetName, PRESETS, type Preset, type SynthesisHyper } from './presets.js';
-import { DataLens, Gpate, SavedGenerator, type VotingGanOptions } from './voting-gan.js';
+import { DataLens, Gpate, GpateAggregator, SavedGenerator, TopAggAggregator, type VoteAggregator, type VotingFacts, type VotingGanOptions } from './voting-gan.js';
 import type { GeneratorLimits, GeneratorPlugin, HyperParamSpec, PluginPreset } from './plugin.js';
 import type { GeneratorContext } from './types.js';
 
@@ -49,7 +49,7 @@ const VOTING_HYPER: HyperParamSpec[] = [
 
 const DATALENS_HYPER: HyperParamSpec[] = [
   { key: 'topk', flag: 'topk', type: 'integer', min: 1, help: 'DataLens: votes per teacher k' },
-  { key: 'sigma', flag: 'sigma', type: 'number', min: 0, exclusiveMin: true, help: 'DataLens: Gaussian noise std on the vote sum' },
+  { key: 'sigma', flag: 'sigma', type: 'number', min: 0, help: 'DataLens: Gaussian noise std on the vote sum (0 only with --non-private)' },
   { key: 'beta', flag: 'beta', type: 'number', min: 0, max: 1, help: 'DataLens: threshold fraction (dir = ±1 where |votes| > beta·N); 0 = no-threshold variant' },
   { key: 'clip', flag: 'clip', type: 'number', min: 0, help: 'DataLens: stochastic-sign clip bound b (default 1e-5)' },
   { key: 'stochastic', flag: 'deterministic-sign', type: 'boolean', whenSet: false, help: 'DataLens: sign(g) instead of the stochastic sign' },
@@ -57,8 +57,8 @@ const DATALENS_HYPER: HyperParamSpec[] = [
 ];
 
 const GPATE_HYPER: HyperParamSpec[] = [
-  { key: 'sigma1', flag: 'sigma1', type: 'number', min: 0, exclusiveMin: true, help: 'G-PATE: threshold-test noise std' },
-  { key: 'sigma2', flag: 'sigma2', type: 'number', min: 0, exclusiveMin: true, help: 'G-PATE: GNMax noise std' },
+  { key: 'sigma1', flag: 'sigma1', type: 'number', min: 0, help: 'G-PATE: threshold-test noise std (0 only with --non-private)' },
+  { key: 'sigma2', flag: 'sigma2', type: 'number', min: 0, help: 'G-PATE: GNMax noise std (0 only with --non-private)' },
   { key: 'thresh', flag: 'thresh', type: 'number', min: 0, max: 1, help: 'G-PATE: threshold fraction: T = thresh·N (neural teachers, default 0.5), thresh·N/C (kernel, all), thresh·N/B (kernel, nearest); kernel presets 0.15' },
   { key: 'gpateClip', flag: 'gpate-clip', type: 'number', min: 0, exclusiveMin: true, help: 'G-PATE: clip bound of a projected coordinate (bins span [-clip, clip]; preset 1e-4 for MLP teachers, 1 for kernel teachers, whose directions are unit vectors)' },
   { key: 'bins', flag: 'bins', type: 'integer', min: 2, help: 'G-PATE: bins per projected coordinate (default 10)' },
@@ -81,6 +81,18 @@ function finalizeVoting(h: SynthesisHyper, facts: { trainCount: number }): Synth
   return h.teachers === 0 ? { ...h, teachers: facts.trainCount } : h;
 }
 
+/**
+ * One step's public facts as the VotingGan constructor derives them (m = ⌊n/N⌋, teacher batch
+ * min(batch, m), B = queryBatch ?? teacher batch), for the mechanism replay of the audit; a test
+ * (audit-synth-mechanism) checks it equals VotingGan.facts.
+ */
+export function votingStepFacts(h: SynthesisHyper, f: { trainCount: number; numClasses: number; height: number; width: number; channels: number }): VotingFacts {
+  const hh = finalizeVoting(h, f);
+  const m = Math.floor(f.trainCount / hh.teachers);
+  const B = hh.queryBatch ?? Math.min(hh.batchSize, m);
+  return { kind: hh.teacherKind === 'kernel' ? 'kernel' : 'neural', numTeachers: hh.teachers, shardSize: m, assign: hh.kernelAssign ?? 'all', queries: B, numClasses: f.numClasses, dim: f.height * f.width * f.channels };
+}
+
 const VOTING_PUBLIC = ['n, the number of training records (shards are a shuffle over the record count; q = B/n and the teacher count are published)', 'the number of teachers N', 'the class list (its size C sets the query labels)'];
 
 export const datalensPlugin: GeneratorPlugin<SynthesisHyper> = {
@@ -91,7 +103,7 @@ export const datalensPlugin: GeneratorPlugin<SynthesisHyper> = {
   hyperParameters: [...VOTING_HYPER, ...DATALENS_HYPER],
   defaults: BASE_HYPER,
   presets: asPluginPresets('datalens'),
-  runFlags: ['steps', 'max-minutes', 'resume'],
+  runFlags: ['steps', 'max-minutes', 'resume', 'non-private'],
   defaultPreset: defaultPresetName,
   finalizeHyper: finalizeVoting,
   create(ctx: GeneratorContext, h: SynthesisHyper, limits: GeneratorLimits) {
@@ -99,6 +111,7 @@ export const datalensPlugin: GeneratorPlugin<SynthesisHyper> = {
     return new DataLens(ctx, o, { k: h.topk, sigma: h.sigma, clip: h.clip, stochastic: h.stochastic, beta: h.beta, alpha: h.alpha });
   },
   loadSampler: (dir) => SavedGenerator.load(dir),
+  mechanism: (h, facts) => ({ aggregator: new TopAggAggregator({ k: h.topk, sigma: h.sigma, clip: h.clip, stochastic: h.stochastic, beta: h.beta, alpha: h.alpha }), facts: votingStepFacts(h, facts) }),
 };
 
 export const gpatePlugin: GeneratorPlugin<SynthesisHyper> = {
@@ -109,7 +122,7 @@ export const gpatePlugin: GeneratorPlugin<SynthesisHyper> = {
   hyperParameters: [...VOTING_HYPER, ...GPATE_HYPER],
   defaults: BASE_HYPER,
   presets: asPluginPresets('gpate'),
-  runFlags: ['steps', 'max-minutes', 'resume'],
+  runFlags: ['steps', 'max-minutes', 'resume', 'non-private'],
   defaultPreset: defaultPresetName,
   finalizeHyper: finalizeVoting,
   create(ctx: GeneratorContext, h: SynthesisHyper, limits: GeneratorLimits) {
@@ -117,4 +130,5 @@ export const gpatePlugin: GeneratorPlugin<SynthesisHyper> = {
     return new Gpate(ctx, o, { projDim: h.projDim, bins: h.bins, clip: h.gpateClip, sigma1: h.sigma1, sigma2: h.sigma2, thresh: h.thresh }, h.gpateCharge ?? 'worst-case');
   },
   loadSampler: (dir) => SavedGenerator.load(dir),
+  mechanism: (h, facts): { aggregator: VoteAggregator; facts: VotingFacts } => ({ aggregator: new GpateAggregator({ projDim: h.projDim, bins: h.bins, clip: h.gpateClip, sigma1: h.sigma1, sigma2: h.sigma2, thresh: h.thresh }, h.gpateCharge ?? 'worst-case'), facts: votingStepFacts(h, facts) }),
 };

@@ -256,6 +256,8 @@ function acquireLock(path: string): string {
       const info = readLockInfo(lockPath);
       const stale = info !== undefined && info.hostname === me.hostname && (info.pid === process.pid || !pidAlive(info.pid));
       if (!stale || attempt > 0) throw new LedgerLockedError(path, info);
+      // two processes taking over the same dead lock at once can both succeed here; the size check
+      // in tryRecord then refuses the second writer's append
       if (info.pid !== process.pid) process.stderr.write(`dplens: warning: ${lockPath} was left by process ${info.pid} on ${info.hostname} (since ${info.time}), which is no longer running; taking the lock over\n`);
       try {
         unlinkSync(lockPath);

@@ -7,5 +7,4 @@ export * from './optim.js';
 export * from './privatizer.js';
 export * from './trainer.js';
 export * from './optimizers/index.js';
-export * from './run.js';
 export { ensureEngine } from '../engine/index.js';

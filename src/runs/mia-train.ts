@@ -5,10 +5,9 @@
  */
 import type { ImageDataset, ImageSplit } from '../data/index.js';
 import type { Module } from '../nn/index.js';
-import { imageData, runTraining, type TrainConfig } from '../train/index.js';
-import { auditRandom } from './dpsgd.js';
-import { liraOfflineScores, lossAndConfidence, lossThresholdAttack } from './mia.js';
-import { attackMetrics, type AttackMetrics } from './stats.js';
+import { imageData } from '../train/index.js';
+import { auditRandom, liraOfflineScores, lossAndConfidence, lossThresholdAttack, attackMetrics, type AttackMetrics } from '../audit/index.js';
+import { runTraining, type TrainConfig } from './train.js';
 import { tidyRead } from '../engine/tidy-read.js';
 
 /** Normalisation runTraining uses for a dataset (fixed, data-independent). */
