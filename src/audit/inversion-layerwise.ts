@@ -484,14 +484,7 @@ export function invertGradientLayerwise(paramArrays: ArrayLike<number>[], gradAr
     for (let it = 0; it < iterations; it++) {
       g.fill(0);
       const loss = objective(x, g);
-      const lr = lr0 * (0.01 + 0.99 * 0.5 * (1 + Math.cos((Math.PI * it) / iterations)));
-      const b1 = 1 - 0.9 ** (it + 1);
-      const b2 = 1 - 0.999 ** (it + 1);
-      for (let i = 0; i < N; i++) {
-        m[i] = 0.9 * m[i]! + 0.1 * g[i]!;
-        v[i] = 0.999 * v[i]! + 0.001 * g[i]! * g[i]!;
-        x[i] = Math.min(1, Math.max(0, x[i]! - (lr * (m[i]! / b1)) / (Math.sqrt(v[i]! / b2) + 1e-30)));
-      }
+      projectedAdamStep(x, g, m, v, lr0, it, iterations);
       if (opts.onProgress && (it % 50 === 0 || it === iterations - 1)) opts.onProgress(r * iterations + it, loss);
     }
     const loss = objective(x, null);
@@ -515,14 +508,7 @@ export function invertGradientLayerwise(paramArrays: ArrayLike<number>[], gradAr
       if (it % 25 === 0) pattern = gm.pattern(x);
       g.fill(0);
       gm(x, g, pattern);
-      const lr = 0.005 * (0.01 + 0.99 * 0.5 * (1 + Math.cos((Math.PI * it) / refineIterations)));
-      const b1 = 1 - 0.9 ** (it + 1);
-      const b2 = 1 - 0.999 ** (it + 1);
-      for (let i = 0; i < N; i++) {
-        m[i] = 0.9 * m[i]! + 0.1 * g[i]!;
-        v[i] = 0.999 * v[i]! + 0.001 * g[i]! * g[i]!;
-        x[i] = Math.min(1, Math.max(0, x[i]! - (lr * (m[i]! / b1)) / (Math.sqrt(v[i]! / b2) + 1e-30)));
-      }
+      projectedAdamStep(x, g, m, v, 0.005, it, refineIterations);
     }
     const after = gm(x, null, null).loss;
     if (after < before) {
@@ -632,4 +618,19 @@ function gradientMismatch(d: RefCnnDims, p: HostParams, grad: Float64Array[], rd
     return { loss };
   };
   return Object.assign(f, { pattern: patternOf });
+}
+
+/**
+ * One Adam step (β = 0.9, 0.999) on x with gradient g, cosine-decayed learning rate from lr0 over
+ * `total` steps (floor 1 %), projected onto the pixel box [0, 1].
+ */
+function projectedAdamStep(x: Float64Array, g: Float64Array, m: Float64Array, v: Float64Array, lr0: number, it: number, total: number): void {
+  const lr = lr0 * (0.01 + 0.99 * 0.5 * (1 + Math.cos((Math.PI * it) / total)));
+  const b1 = 1 - 0.9 ** (it + 1);
+  const b2 = 1 - 0.999 ** (it + 1);
+  for (let i = 0; i < x.length; i++) {
+    m[i] = 0.9 * m[i]! + 0.1 * g[i]!;
+    v[i] = 0.999 * v[i]! + 0.001 * g[i]! * g[i]!;
+    x[i] = Math.min(1, Math.max(0, x[i]! - (lr * (m[i]! / b1)) / (Math.sqrt(v[i]! / b2) + 1e-30)));
+  }
 }

@@ -15,11 +15,15 @@ export interface FlagSpec {
   type: 'string' | 'boolean';
   /** One-line help text. */
   help: string;
+  /** A string flag that may be given several times (read with getStrings). */
+  repeatable?: boolean;
 }
 
 export interface ParsedArgs {
   positionals: string[];
   flags: Map<string, string | boolean>;
+  /** Every value of each string flag, in order (for repeatable flags; `flags` keeps the last). */
+  lists: Map<string, string[]>;
 }
 
 /** Flags every command accepts. */
@@ -32,10 +36,16 @@ export const COMMON_FLAGS: Record<string, FlagSpec> = {
   help: { type: 'boolean', help: 'show this help' },
 };
 
+/** Value-taking flags from name → help text: the common case of a command's flag table. */
+export function stringFlags(help: Record<string, string>): Record<string, FlagSpec> {
+  return Object.fromEntries(Object.entries(help).map(([name, text]) => [name, { type: 'string', help: text }]));
+}
+
 export function parseArgs(argv: string[], spec: Record<string, FlagSpec>): ParsedArgs {
   const all = { ...COMMON_FLAGS, ...spec };
   const positionals: string[] = [];
   const flags = new Map<string, string | boolean>();
+  const lists = new Map<string, string[]>();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (!a.startsWith('--')) {
@@ -58,9 +68,10 @@ export function parseArgs(argv: string[], spec: Record<string, FlagSpec>): Parse
       }
       if (v === undefined || (v.startsWith('--') && eq < 0)) throw new UsageError(`flag --${name} needs a value`);
       flags.set(name, v);
+      lists.set(name, [...(lists.get(name) ?? []), v]);
     }
   }
-  return { positionals, flags };
+  return { positionals, flags, lists };
 }
 
 export function getString(a: ParsedArgs, name: string): string | undefined;
@@ -69,6 +80,36 @@ export function getString(a: ParsedArgs, name: string, dflt?: string): string | 
   const v = a.flags.get(name);
   if (v === undefined) return dflt;
   return String(v);
+}
+
+/** Every value of a repeatable flag, in the order given (empty when absent). */
+export function getStrings(a: ParsedArgs, name: string): string[] {
+  return a.lists.get(name) ?? [];
+}
+
+/** A comma-separated list (`--class-names a,b,c`): trimmed items, none empty, no repeats. */
+export function getList(a: ParsedArgs, name: string): string[] | undefined {
+  const v = getString(a, name);
+  if (v === undefined) return undefined;
+  const items = v.split(',').map((x) => x.trim());
+  if (items.some((x) => x === '')) throw new UsageError(`--${name} must be a comma-separated list without empty items, got "${v}"`);
+  const twice = items.find((x, i) => items.indexOf(x) !== i);
+  if (twice !== undefined) throw new UsageError(`--${name} names "${twice}" twice`);
+  return items;
+}
+
+/** The command takes no positional arguments. */
+export function noPositionals(a: ParsedArgs): void {
+  if (a.positionals.length) throw new UsageError(`unexpected argument "${a.positionals[0]}"`);
+}
+
+/** --seed as a 32-bit unsigned integer, or undefined for secure randomness. */
+export function getSeed(a: ParsedArgs): number | undefined {
+  const raw = getString(a, 'seed');
+  if (raw === undefined) return undefined;
+  const seed = Number(raw);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 2 ** 32 - 1) throw new UsageError(`--seed must be an integer in [0, 2^32), got "${raw}"`);
+  return seed;
 }
 
 export function getBool(a: ParsedArgs, name: string): boolean {
@@ -116,7 +157,7 @@ export function formatHelp(usage: string, description: string, spec: Record<stri
   const lines = [`Usage: ${usage}`, '', description, '', 'Options:'];
   for (const [k, s] of Object.entries(all)) {
     const left = `  --${k}${s.type === 'string' ? ' <v>' : ''}`;
-    lines.push(left.padEnd(width + 2) + s.help);
+    lines.push(left.padEnd(width + 2) + s.help + (s.repeatable ? ' (repeatable)' : ''));
   }
   if (examples.length) lines.push('', 'Examples:', ...examples.map((e) => `  ${e}`));
   return lines.join('\n');

@@ -3,7 +3,7 @@
  *  - epsilon mode:     --noise S --sample-rate Q --steps T|--epochs E --delta D  -> {"epsilon", ...}
  *  - calibration mode: --target-epsilon E --sample-rate Q --steps T|--epochs E --delta D -> {"noise", "achievedEpsilon", ...}
  */
-import { UsageError, getChoice, getInteger, getNumber } from '../args.js';
+import { UsageError, getChoice, getInteger, getNumber, stringFlags } from '../args.js';
 import type { Command } from '../command.js';
 import type { Output } from '../output.js';
 import type { ParsedArgs } from '../args.js';
@@ -33,14 +33,16 @@ const command: Command = {
   description:
     'Poisson sampling is analysed under the add/remove neighbouring relation, which the output states. Computes epsilon for T steps of the Poisson-subsampled Gaussian mechanism (noise multiplier S, sampling rate Q) at delta D with the RDP accountant (Opacus-exact, default orders) or the PLD accountant (tight, FFT). With --target-epsilon instead of --noise it calibrates the smallest noise multiplier reaching the target (Opacus get_noise_multiplier bisection); when the target cannot be reached the error says why (at small targets the RDP order list is the limit: use --accountant pld). --epochs E means steps = floor(E / Q).',
   flags: {
-    noise: { type: 'string', help: 'noise multiplier sigma (std / clipping norm), > 0' },
-    'target-epsilon': { type: 'string', help: 'calibrate: target epsilon (> 0) instead of --noise' },
-    'sample-rate': { type: 'string', help: 'Poisson sampling rate q in (0, 1] (batch size / dataset size)' },
-    steps: { type: 'string', help: 'number of steps (positive integer)' },
-    epochs: { type: 'string', help: 'number of epochs instead of --steps (steps = floor(epochs / q))' },
-    delta: { type: 'string', help: 'delta in (0, 1)' },
-    accountant: { type: 'string', help: 'rdp (default) or pld' },
-    'epsilon-tolerance': { type: 'string', help: 'calibration tolerance on epsilon (default 0.01)' },
+    ...stringFlags({
+      noise: 'noise multiplier sigma (std / clipping norm), > 0',
+      'target-epsilon': 'calibrate: target epsilon (> 0) instead of --noise',
+      'sample-rate': 'Poisson sampling rate q in (0, 1] (batch size / dataset size)',
+      steps: 'number of steps (positive integer)',
+      epochs: 'number of epochs instead of --steps (steps = floor(epochs / q))',
+      delta: 'delta in (0, 1)',
+      accountant: 'rdp (default) or pld',
+      'epsilon-tolerance': 'calibration tolerance on epsilon (default 0.01)',
+    }),
   },
   examples: [
     'dplens account --noise 1.1 --sample-rate 0.0042667 --steps 14062 --delta 1e-5 --json',

@@ -1,6 +1,7 @@
 import type { Command } from '../command.js';
-import { getInteger, getNumber, getString, UsageError } from '../args.js';
-import { dataFlagSpecs } from '../../data/index.js';
+import { getInteger, getNumber, getString, UsageError, stringFlags } from '../args.js';
+import { dataFlagSpecs, loadDataset, resolveDataFlag, writePngGrid } from '../../data/index.js';
+import { CLASS_FLAGS, declaredClasses } from '../flags.js';
 
 const command: Command = {
   name: 'attack',
@@ -11,14 +12,17 @@ const command: Command = {
   flags: {
     model: { type: 'string', help: 'cnn (fresh reference CNN) or a run folder from dplens train (required)' },
     ...dataFlagSpecs('mnist'),
-    index: { type: 'string', help: 'example to attack (default 0)' },
-    split: { type: 'string', help: 'train (default) or test: which split --index refers to' },
-    noise: { type: 'string', help: 'noise multiplier σ of the released gradient (default 0 = exact gradient)' },
-    clip: { type: 'string', help: 'clip bound C of the released gradient (default: no clipping; 1 when --noise > 0)' },
-    method: { type: 'string', help: 'layerwise (default) or gradient-matching' },
-    iterations: { type: 'string', help: 'optimisation steps per restart (default 1500 layerwise, 600 gradient-matching)' },
-    restarts: { type: 'string', help: 'restarts of the layerwise pixel fit (default 2)' },
-    tv: { type: 'string', help: 'total-variation weight (default 0 layerwise, 0.01 gradient-matching)' },
+    ...CLASS_FLAGS,
+    ...stringFlags({
+      index: 'example to attack (default 0)',
+      split: 'train (default) or test: which split --index refers to',
+      noise: 'noise multiplier σ of the released gradient (default 0 = exact gradient)',
+      clip: 'clip bound C of the released gradient (default: no clipping; 1 when --noise > 0)',
+      method: 'layerwise (default) or gradient-matching',
+      iterations: 'optimisation steps per restart (default 1500 layerwise, 600 gradient-matching)',
+      restarts: 'restarts of the layerwise pixel fit (default 2)',
+      tv: 'total-variation weight (default 0 layerwise, 0.01 gradient-matching)',
+    }),
   },
   examples: ['dplens attack invert --model cnn --index 0 --json', 'dplens attack invert --model cnn --noise 1 --clip 1 --json', 'dplens attack invert --model runs/m1 --index 7 --out runs/m1/attack'],
   async run(args, out) {
@@ -46,9 +50,7 @@ const command: Command = {
     const audit = await import('../../audit/index.js');
     const { secureRandom, seededRandom } = await import('../../privacy/index.js');
     const dataName = getString(args, 'data', 'mnist');
-    const d = await import('../../data/index.js');
-    const anyD = d as unknown as { loadDataset?: (s: unknown) => import('../../data/index.js').ImageDataset; resolveDataFlag?: (a: string, b?: string) => unknown };
-    const ds = anyD.loadDataset && anyD.resolveDataFlag ? anyD.loadDataset(anyD.resolveDataFlag(dataName, getString(args, 'data-path'))) : d.loadMnist();
+    const ds = loadDataset({ ...resolveDataFlag(dataName, getString(args, 'data-path')), ...declaredClasses(args) });
     const part = split === 'test' ? ds.test : ds.train;
     if (index >= part.count) throw new UsageError(`--index must be < ${part.count} (${split} examples of ${ds.name})`);
     let params;
@@ -76,7 +78,7 @@ const command: Command = {
       }
       png = join(outDir, 'invert.png');
       // one row: truth | reconstruction
-      d.writePngGrid(png, both, [0, 0], { height: ds.height, width: ds.width, channels: ds.channels, numClasses: 1, perClass: 2, scale: 4 });
+      writePngGrid(png, both, [0, 0], { height: ds.height, width: ds.width, channels: ds.channels, numClasses: 1, perClass: 2, scale: 4 });
       writeFileSync(join(outDir, 'invert.json'), JSON.stringify({ ...summary, png }, null, 1) + '\n');
     }
     const attack =

@@ -1,17 +1,19 @@
 import type { Command } from '../command.js';
-import { getBool, getChoice, getInteger, getNumber, getString, UsageError } from '../args.js';
+import { getBool, getChoice, getInteger, getNumber, getSeed, getString, noPositionals, UsageError, stringFlags } from '../args.js';
 
 const command: Command = {
   name: 'audit',
   summary: 'empirical privacy audit of a finished run: a statistically valid lower bound on ε from one extra (recorded) run with canaries',
   usage: 'dplens audit --run DIR [--canaries 1000] [--confidence 0.95] [--canary-type gradient|input] [--data-not-private] [--json]',
   description:
-    'Reads DIR/config.json of a `dplens train` run, re-runs the same training once with m canaries each included with probability 1/2 (Steinke, Nasr & Jagielski 2023, "Privacy auditing with one (1) training run"), scores the canaries, and computes the largest ε such that the number of correct membership guesses is inconsistent with (ε, δ)-DP at the given confidence (guesses pre-registered from public facts: the number of "in" guesses is a fixed fraction of the expected number of canaries sampled at least once). Gradient canaries (default) are Dirac gradients of norm C, each entering the Poisson batches at the run\'s rate, observed through every noisy update (the white-box threat model of DP-SGD) and scored by a spike likelihood ratio; input canaries are mislabeled held-out images scored by the final model\'s loss (black box). The re-run uses the same private data, so its releases are recorded in DIR/audit-ledger.jsonl (synthesis: DIR/audit-rerun/ledger.jsonl), linked from run.json so the report adds them (additionalEpsilonSpent); --data-not-private skips that for data that is not private. Writes DIR/audit.json (claimed ε, δ, bound, ROC, AUC) and refreshes DIR/report.html. A bound above the claimed ε means the implementation leaks more than its accounting says.',
+    'Reads DIR/config.json of a `dplens train` run, re-runs the same training once with m canaries each included with probability 1/2 (Steinke, Nasr & Jagielski 2023, "Privacy auditing with one (1) training run"), scores the canaries, and computes the largest ε such that the number of correct membership guesses is inconsistent with (ε, δ)-DP at the given confidence (guesses pre-registered from public facts: the number of "in" guesses is a fixed fraction of the expected number of canaries sampled at least once). Gradient canaries (default) are Dirac gradients of norm C, each entering the Poisson batches at the run\'s rate, observed through every noisy update (the white-box threat model of DP-SGD) and scored by a spike likelihood ratio; input canaries are mislabeled held-out images scored by the final model\'s loss (black box). The re-run uses the same private data, so its releases are recorded in DIR/audit-ledger.jsonl (synthesis: DIR/audit-rerun/ledger.jsonl), linked from run.json so the report adds them (additionalEpsilonSpent); --data-not-private skips that for data that is not private. A `dplens synth` run (DataLens, G-PATE) is audited without a re-run: its aggregator (the run\'s own noise code and parameters) is replayed for the run\'s steps with canary voters of the step\'s full charged sensitivity, each scored by its share of every released aggregate; that reads no private data and spends no ε (--canary-type input: the black-box input-canary re-run instead). Writes DIR/audit.json (claimed ε, δ, bound, ROC, AUC) and refreshes DIR/report.html. A bound above the claimed ε means the implementation leaks more than its accounting says.',
   flags: {
-    run: { type: 'string', help: 'run folder written by `dplens train --out DIR` (required)' },
-    canaries: { type: 'string', help: 'number of canaries m (default 1000)' },
-    confidence: { type: 'string', help: 'confidence of the lower bound (default 0.95)' },
-    'canary-type': { type: 'string', help: 'gradient (default; Dirac gradient canaries, white box) | input (mislabeled images, black box)' },
+    ...stringFlags({
+      run: 'run folder written by `dplens train --out DIR` (required)',
+      canaries: 'number of canaries m (default 1000)',
+      confidence: 'confidence of the lower bound (default 0.95)',
+      'canary-type': 'gradient (default; Dirac gradient canaries, white box) | input (mislabeled images, black box)',
+    }),
     'data-not-private': { type: 'boolean', help: 'the run\'s data is not private: do not record the audit re-run in an audit ledger (default: record it)' },
   },
   examples: [
@@ -19,18 +21,13 @@ const command: Command = {
     'dplens train --data mnist --epochs 1 --noise 0 --out runs/m0 && dplens audit --run runs/m0 --json   # non-private calibration run',
   ],
   async run(args, out) {
-    if (args.positionals.length) throw new UsageError(`unexpected argument "${args.positionals[0]}"`);
+    noPositionals(args);
     const dir = getString(args, 'run');
     if (!dir) throw new UsageError('--run DIR is required (a folder written by dplens train --out DIR)');
     const m = getInteger(args, 'canaries', 1000, 2)!;
     const confidence = getNumber(args, 'confidence', 0.95, (x) => (x > 0 && x < 1) || 'must be in (0, 1)')!;
     const canaryType = getChoice(args, 'canary-type', ['gradient', 'input'] as const, 'gradient');
-    const seedRaw = getString(args, 'seed');
-    let seed: number | undefined;
-    if (seedRaw !== undefined) {
-      seed = Number(seedRaw);
-      if (!Number.isInteger(seed) || seed < 0 || seed > 2 ** 32 - 1) throw new UsageError(`--seed must be an integer in [0, 2^32), got "${seedRaw}"`);
-    }
+    const seed = getSeed(args);
     const { existsSync } = await import('node:fs');
     const { join } = await import('node:path');
     if (!existsSync(join(dir, 'config.json'))) throw new UsageError(`${dir} is not a run folder (no config.json)`);

@@ -2,7 +2,7 @@
  * `dplens budget show LEDGER`: verifies a privacy ledger (hash chain + tip) and summarises it:
  * entries, methods, dataset fingerprints, randomness, and epsilon spent at the ledger's delta.
  */
-import { UsageError, getChoice, getNumber } from '../args.js';
+import { UsageError, getChoice, getNumber, stringFlags } from '../args.js';
 import type { Command } from '../command.js';
 import type { Output } from '../output.js';
 import type { ParsedArgs } from '../args.js';
@@ -16,8 +16,10 @@ const command: Command = {
   description:
     'Reads a ledger.jsonl written by dplens, checks its hash chain and tip file (any edit, reordering, truncation, removed entry or missing tip is reported and the command fails; the tip MAC is checked with the data owner key when it is available), and prints the neighbouring relation the releases were priced under (in words), the number of releases, the methods and dataset fingerprints involved, the randomness used (header and per entry), what the integrity check protects against (keyed or unkeyed chain), and epsilon spent at delta (the ledger budget delta, or --delta, default 1e-5) by the accountant the ledger was created with. Ledgers written before relations were recorded are reported as "not recorded (legacy ledger)" and priced as before. A LEDGER that is a folder means LEDGER/ledger.jsonl.',
   flags: {
-    delta: { type: 'string', help: 'delta at which to report epsilon (default: the ledger budget delta, else 1e-5)' },
-    accountant: { type: 'string', help: 'also price the recorded releases with this accountant (rdp|pld), e.g. a tighter PLD figure for an RDP ledger' },
+    ...stringFlags({
+      delta: 'delta at which to report epsilon (default: the ledger budget delta, else 1e-5)',
+      accountant: 'also price the recorded releases with this accountant (rdp|pld), e.g. a tighter PLD figure for an RDP ledger',
+    }),
   },
   examples: ['dplens budget show runs/train-1/ledger.jsonl', 'dplens budget show runs/train-1 --delta 1e-6 --json'],
   async run(args: ParsedArgs, out: Output): Promise<number> {

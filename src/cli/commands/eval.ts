@@ -5,7 +5,8 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { UsageError, getChoice, getInteger, getNumber, getString } from '../args.js';
+import { UsageError, getChoice, getInteger, getNumber, getString, noPositionals, stringFlags } from '../args.js';
+import { CLASS_FLAGS, declaredClasses } from '../flags.js';
 import type { Command } from '../command.js';
 import type { Output } from '../output.js';
 import type { ParsedArgs } from '../args.js';
@@ -24,16 +25,19 @@ const command: Command = {
   flags: {
     synthetic: { type: 'string', help: 'synthetic.npz written by dplens synth' },
     ...DATA_FLAG_SPECS,
-    epochs: { type: 'string', help: 'training epochs (default 5)' },
-    batch: { type: 'string', help: 'batch size (default 128)' },
-    lr: { type: 'string', help: 'learning rate (default 1e-3 Adam, 2e-3 SGD)' },
-    optimizer: { type: 'string', help: 'adam (default) or sgd (the papers\' choice, needs many more epochs)' },
-    'max-minutes': { type: 'string', help: 'start no new epoch after this many minutes' },
-    limit: { type: 'string', help: 'train on only the first N synthetic images (quick checks)' },
+    ...CLASS_FLAGS,
+    ...stringFlags({
+      epochs: 'training epochs (default 5)',
+      batch: 'batch size (default 128)',
+      lr: 'learning rate (default 1e-3 Adam, 2e-3 SGD)',
+      optimizer: 'adam (default) or sgd (the papers\' choice, needs many more epochs)',
+      'max-minutes': 'start no new epoch after this many minutes',
+      limit: 'train on only the first N synthetic images (quick checks)',
+    }),
   },
   examples: ['dplens eval --synthetic runs/dl-mnist-eps1/synthetic.npz --data mnist --json'],
   async run(args: ParsedArgs, out: Output): Promise<number> {
-    if (args.positionals.length) throw new UsageError(`unexpected argument "${args.positionals[0]}"`);
+    noPositionals(args);
     const file = getString(args, 'synthetic');
     if (!file) throw new UsageError('--synthetic is required (an npz with images and labels)');
     const dataName = getString(args, 'data');
@@ -49,6 +53,7 @@ const command: Command = {
       synthetic: file,
       data: dataName,
       dataPath: getString(args, 'data-path'),
+      ...declaredClasses(args),
       epochs,
       batchSize,
       optimizer,

@@ -22,6 +22,7 @@ const RUN_FLAGS: Record<RunFlag, FlagSpec> = {
   steps: { type: 'string', help: 'cap on generator steps (the budget normally stops first)' },
   'max-minutes': { type: 'string', help: 'stop (with a valid, partially spent budget) after this many minutes' },
   resume: { type: 'boolean', help: 'continue the run in --out from its last generator checkpoint (same data, budget and seed; the ledger keeps every charge)' },
+  'non-private': { type: 'boolean', help: 'explicitly NON-private run (no budget, no --epsilon; noise 0 allowed, e.g. --sigma 0; needs --steps): the ledger records one nonPrivate event, ε = ∞. For calibrating `dplens audit`' },
 };
 
 /** Every hyper-parameter flag of every registered generator, its help naming the methods it applies to. */
@@ -73,7 +74,9 @@ const command: Command = {
     }
     const data = getString(args, 'data');
     if (!data) throw new UsageError('--data is required (mnist, fashion-mnist, pneumonia or a path)');
-    const epsilon = getNumber(args, 'epsilon', undefined, positive);
+    const nonPrivate = getBool(args, 'non-private');
+    if (nonPrivate && args.flags.has('epsilon')) throw new UsageError('--epsilon does not apply with --non-private (a non-private run has no budget)');
+    const epsilon = nonPrivate ? Number.POSITIVE_INFINITY : getNumber(args, 'epsilon', undefined, positive);
     if (epsilon === undefined) throw new UsageError('--epsilon is required');
     const delta = getNumber(args, 'delta', 1e-5, inUnitOpen)!;
     const outDir = getString(args, 'out');
@@ -102,7 +105,7 @@ const command: Command = {
     let r;
     try {
       r = await runSynthesis(
-        { method, data, dataPath: getString(args, 'data-path'), epsilon, delta, out: outDir, samples, preset, hyper, maxSteps, maxMinutes, seed, resume, argv: ['dplens', ...argv] },
+        { method, data, dataPath: getString(args, 'data-path'), epsilon, delta, out: outDir, samples, preset, hyper, maxSteps, maxMinutes, seed, resume, ...(nonPrivate ? { nonPrivate } : {}), argv: ['dplens', ...argv] },
         {
           onLog: (line) => out.log(line),
           onStep: (p) => {

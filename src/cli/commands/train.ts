@@ -1,5 +1,6 @@
 import type { Command } from '../command.js';
-import { getBool, getChoice, getInteger, getNumber, getString, UsageError } from '../args.js';
+import { getBool, getChoice, getInteger, getNumber, getSeed, getString, noPositionals, UsageError, stringFlags } from '../args.js';
+import { CATEGORICAL_FLAG, CLASS_FLAGS, categoricalColumns, declaredClasses } from '../flags.js';
 import type { FlagSpec } from '../args.js';
 import { dataFlagSpecs } from '../../data/index.js';
 import { type MethodOption, type MethodOptionValues, privatizers } from '../../train/privatizers/index.js';
@@ -45,29 +46,39 @@ const command: Command = {
     'Trains the reference CNN (or an MLP) on an image dataset, or an MLP on a CSV table (--label COLUMN; numeric columns standardised, categorical ones one-hot), with differentially private SGD: each step samples every training example independently with probability batch/n, clips each per-sample gradient to --clip, adds Gaussian noise of std noise·clip (or uses TopAgg-SGD votes), and records the step in the run folder\'s privacy ledger before applying it. Prints epsilon, test accuracy, training time and throughput. --noise 0 is an explicitly non-private run (epsilon = infinity, recorded as such).',
   flags: {
     ...dataFlagSpecs('mnist'),
+    ...CLASS_FLAGS,
     label: { type: 'string', help: 'CSV --data: the label column (default: label/class/target/y, else the last column); trains an MLP' },
-    model: { type: 'string', help: 'cnn (reference CNN, ReLU; default for images) | cnn-tanh (same CNN with tanh, Papernot et al. 2021) | cnn-tanh-gn (cnn-tanh + GroupNorm) | mlp (default and only choice for a CSV table)' },
-    epochs: { type: 'string', help: 'epochs, fractions allowed (default 1); steps = round(epochs·n/batch)' },
-    batch: { type: 'string', help: 'expected (Poisson) batch size (default 240)' },
-    noise: { type: 'string', help: 'noise multiplier σ (0 = non-private); or use --target-epsilon' },
-    'target-epsilon': { type: 'string', help: 'calibrate σ to reach this ε after --epochs (also a hard cap)' },
-    clip: { type: 'string', help: 'per-sample L2 clip bound C (default 1.5) [--privatizer gaussian]' },
-    lr: { type: 'string', help: 'learning rate (default 0.25)' },
-    delta: { type: 'string', help: 'δ (default 1e-5)' },
-    privatizer: { type: 'string', help: choiceHelp(privatizers, 'gaussian') },
+    ...CATEGORICAL_FLAG,
+    ...stringFlags({
+      model: 'cnn (reference CNN, ReLU; default for images) | cnn-tanh (same CNN with tanh, Papernot et al. 2021) | cnn-tanh-gn (cnn-tanh + GroupNorm) | mlp (default and only choice for a CSV table)',
+      epochs: 'epochs, fractions allowed (default 1); steps = round(epochs·n/batch)',
+      batch: 'expected (Poisson) batch size (default 240)',
+      noise: 'noise multiplier σ (0 = non-private); or use --target-epsilon',
+      'target-epsilon': 'calibrate σ to reach this ε after --epochs (also a hard cap)',
+      clip: 'per-sample L2 clip bound C (default 1.5) [--privatizer gaussian]',
+      lr: 'learning rate (default 0.25)',
+      delta: 'δ (default 1e-5)',
+      privatizer: choiceHelp(privatizers, 'gaussian'),
+    }),
     ...methodFlags('privatizer', privatizers),
-    accountant: { type: 'string', help: 'rdp (default) | pld' },
-    optimizer: { type: 'string', help: choiceHelp(optimizers, 'sgd') },
+    ...stringFlags({
+      accountant: 'rdp (default) | pld',
+      optimizer: choiceHelp(optimizers, 'sgd'),
+    }),
     ...methodFlags('optimizer', optimizers),
-    schedule: { type: 'string', help: 'learning-rate schedule: constant (default) | cosine' },
-    ema: { type: 'string', help: 'EMA decay of the weights used for evaluation (e.g. 0.999)' },
-    clipping: { type: 'string', help: 'flat (default) | per-layer [--privatizer gaussian]' },
-    'physical-batch': { type: 'string', help: 'largest chunk run at once (memory bound, default 256)' },
-    sampling: { type: 'string', help: 'poisson (default, DP) | shuffle (fixed batches, NOT accounted: ε = ∞)' },
+    ...stringFlags({
+      schedule: 'learning-rate schedule: constant (default) | cosine',
+      ema: 'EMA decay of the weights used for evaluation (e.g. 0.999)',
+      clipping: 'flat (default) | per-layer [--privatizer gaussian]',
+      'physical-batch': 'largest chunk run at once (memory bound, default 256)',
+      sampling: 'poisson (default, DP) | shuffle (fixed batches, NOT accounted: ε = ∞)',
+    }),
     resume: { type: 'boolean', help: 'continue the run in --out from its last checkpoint (weights, optimizer momentum, EMA, step count, ledger; stored config unless a flag is given again); refused when the ledger is missing or behind the checkpoint, or the data differ' },
-    'checkpoint-every': { type: 'string', help: 'also save the resume state every N steps (it is saved at least every 60 s of training and at the end)' },
-    'eval-every': { type: 'string', help: 'test-set evaluation every N epochs into metrics.jsonl (default 1 when --epochs >= 2; 0 = off)' },
-    backend: { type: 'string', help: 'compute backend: ort (default) | cpu' },
+    ...stringFlags({
+      'checkpoint-every': 'also save the resume state every N steps (it is saved at least every 60 s of training and at the end)',
+      'eval-every': 'test-set evaluation every N epochs into metrics.jsonl (default 1 when --epochs >= 2; 0 = off)',
+      backend: 'compute backend: ort (default) | cpu',
+    }),
   },
   examples: [
     'dplens train --data mnist --model cnn --epochs 1 --batch 240 --noise 1.3 --clip 1.5 --lr 0.25 --delta 1e-5 --json',
@@ -76,7 +87,7 @@ const command: Command = {
     'dplens train --data patients.csv --label outcome --model mlp --epochs 5 --batch 64 --target-epsilon 2 --lr 0.1 --out runs/csv',
   ],
   async run(args, out, argv) {
-    if (args.positionals.length) throw new UsageError(`unexpected argument "${args.positionals[0]}"`);
+    noPositionals(args);
     const epochs = getNumber(args, 'epochs', 1, (x) => x > 0 || 'must be > 0')!;
     const batch = getInteger(args, 'batch', 240, 1)!;
     const noise = getNumber(args, 'noise', undefined, (x) => x >= 0 || 'must be >= 0');
@@ -96,12 +107,8 @@ const command: Command = {
     const sampling = getChoice(args, 'sampling', ['poisson', 'shuffle'] as const, 'poisson');
     const backend = getChoice(args, 'backend', ['ort', 'cpu'] as const, 'ort');
     const ema = getNumber(args, 'ema', undefined, (x) => (x > 0 && x < 1) || 'must be in (0, 1)');
-    const seedRaw = getString(args, 'seed');
-    let seed: number | undefined;
-    if (seedRaw !== undefined) {
-      seed = Number(seedRaw);
-      if (!Number.isInteger(seed) || seed < 0 || seed > 2 ** 32 - 1) throw new UsageError(`--seed must be an integer in [0, 2^32), got "${seedRaw}"`);
-    }
+    const seed = getSeed(args);
+    const categorical = categoricalColumns(args);
     const physical = getInteger(args, 'physical-batch', 256, 1)!;
     const evalEvery = getNumber(args, 'eval-every', undefined, (x) => x >= 0 || 'must be >= 0');
     const checkpointEvery = getInteger(args, 'checkpoint-every', undefined, 1);
@@ -123,6 +130,8 @@ const command: Command = {
       data: getString(args, 'data', 'mnist'),
       dataPath: getString(args, 'data-path'),
       labelColumn: getString(args, 'label'),
+      ...declaredClasses(args),
+      categorical: categorical.length ? categorical : undefined,
       model,
       epochs,
       batch,
@@ -150,7 +159,7 @@ const command: Command = {
       command: ['dplens', ...argv],
       backend,
     };
-    const flagOf: Record<string, string> = { dataPath: 'data-path', labelColumn: 'label', targetEpsilon: 'target-epsilon', maxPhysicalBatch: 'physical-batch', noise: 'noise', evalEvery: 'eval-every', checkpointEvery: 'checkpoint-every' };
+    const flagOf: Record<string, string> = { dataPath: 'data-path', labelColumn: 'label', targetEpsilon: 'target-epsilon', maxPhysicalBatch: 'physical-batch', noise: 'noise', evalEvery: 'eval-every', checkpointEvery: 'checkpoint-every', numClasses: 'num-classes', classNames: 'class-names' };
     const always = ['outDir', 'resume', 'command', 'backend', 'privatizerOptions', 'optimizerOptions'];
     const config = resume ? Object.fromEntries(Object.entries(full).filter(([k]) => always.includes(k) || given(flagOf[k] ?? k))) : full;
     const res = await runTrainingOrUsage(() =>

@@ -49,6 +49,15 @@ export interface RunOpts {
   feedDims?: readonly (readonly number[] | undefined)[];
 }
 
+/** The graph factory runGraph caches under a key: a fresh GraphBuilder filled by `build`. */
+export function graphOf(build: (g: GraphBuilder) => void): () => ReturnType<GraphBuilder['build']> {
+  return () => {
+    const g = new GraphBuilder();
+    build(g);
+    return g.build();
+  };
+}
+
 /** Runs graph `key` (built by `build`) on tensors `ts`; returns the outputs as tfjs tensors. */
 export function runOnTensors(
   backend: OrtBackend,
@@ -62,11 +71,7 @@ export function runOnTensors(
   const opts: RunOpts = typeof run === 'boolean' ? { singleThread: run } : run;
   const outs = runGraph(
     key,
-    () => {
-      const g = new GraphBuilder();
-      build(g);
-      return g.build();
-    },
+    graphOf(build),
     inputsOf(backend, ts, opts.feedDims),
     opts.singleThread,
     opts.optLevel,

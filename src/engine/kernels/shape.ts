@@ -7,7 +7,7 @@ import type { DataType, TensorInfo } from '@tensorflow/tfjs-core';
 import { defineKernel, JS_FAST, type OrtBackend } from '../backend.js';
 import { attr, feed, GraphBuilder, sizeOf } from '../graph.js';
 import { runGraph, type OrtIn } from '../ort-runtime.js';
-import { runOnTensors, tuning } from './common.js';
+import { graphOf, runOnTensors, tuning } from './common.js';
 
 const DATA_DTYPES: readonly DataType[] = ['float32', 'int32', 'bool'];
 /** ONNX Slice clamps ends; this stands for "past the start" with negative steps. */
@@ -33,11 +33,7 @@ function runMixed(
   const n = sizeOf(outShapes[0]);
   const outs = runGraph(
     key,
-    () => {
-      const g = new GraphBuilder();
-      build(g);
-      return g.build();
-    },
+    graphOf(build),
     inputs,
     n < tuning.singleThreadElems,
   );

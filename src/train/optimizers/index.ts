@@ -5,6 +5,7 @@
  */
 import { Adam, AdamW, type LrSchedule, type Optimizer, SGD } from '../optim.js';
 import type { MethodOption, MethodOptionValues } from '../privatizers/types.js';
+import { lookupMethod } from '../privatizers/index.js';
 
 export interface OptimizerBuildContext {
   lr: number;
@@ -56,7 +57,5 @@ export function optimizerNames(): string[] {
 }
 
 export function getOptimizer(name: string): OptimizerFactory {
-  const f = Object.hasOwn(optimizers, name) ? optimizers[name] : undefined;
-  if (!f) throw new RangeError(`optimizer must be one of ${optimizerNames().join(', ')}, got ${JSON.stringify(name)}`);
-  return f;
+  return lookupMethod('optimizer', optimizers, name);
 }

@@ -21,8 +21,13 @@ export function privatizerNames(): string[] {
 }
 
 export function getPrivatizer(name: string): PrivatizerFactory {
-  const f = Object.hasOwn(privatizers, name) ? privatizers[name] : undefined;
-  if (!f) throw new RangeError(`privatizer must be one of ${privatizerNames().join(', ')}, got ${JSON.stringify(name)}`);
+  return lookupMethod('privatizer', privatizers, name);
+}
+
+/** The entry `name` of a method registry; RangeError listing the choices otherwise. */
+export function lookupMethod<F>(kind: string, table: Readonly<Record<string, F>>, name: string): F {
+  const f = Object.hasOwn(table, name) ? table[name] : undefined;
+  if (!f) throw new RangeError(`${kind} must be one of ${Object.keys(table).join(', ')}, got ${JSON.stringify(name)}`);
   return f;
 }
 
