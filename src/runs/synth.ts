@@ -7,7 +7,7 @@
  *   synthetic.npz and samples.png.
  * The CLI writes report.html afterwards (runners never import the report layer).
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ImageDataset } from '../data/types.js';
 import { writeNpz } from '../data/npy.js';
@@ -209,7 +209,14 @@ export async function runSynthesis(config: SynthesisConfig, hooks: SynthesisHook
       if (first && gen.steps === 0 && !nonPrivate) {
         const one = ledger.epsilonIf(first, delta);
         if (!Number.isFinite(one)) throw new SynthesisInputError(`${method} with preset ${presetName} and these settings is not private (one step costs ε = ∞, e.g. noise 0); pass --non-private (with --steps) to run it as an explicitly non-private run`);
-        if (one > epsilon) throw new SynthesisInputError(`--epsilon ${epsilon} is too small for even one ${method} step with preset ${presetName}: one step costs ε = ${one.toPrecision(4)} at δ = ${delta}; use --epsilon ≥ ${ceil3(one)} (or more noise)`);
+        if (one > epsilon) {
+          // Nothing was spent: remove the fresh, empty ledger so the same --out can be reused.
+          if (!config.resume && ledger.entries.length === 0) {
+            ledger.close();
+            for (const f of [ledgerPath, `${ledgerPath}.tip`]) rmSync(f, { force: true });
+          }
+          throw new SynthesisInputError(`--epsilon ${epsilon} is too small for even one ${method} step with preset ${presetName}: one step costs ε = ${one.toPrecision(4)} at δ = ${delta}; use --epsilon ≥ ${ceil3(one)} (or more noise)`);
+        }
       }
       const resolvedConfig = {
         command: 'synth',
