@@ -61,85 +61,73 @@ export function hostParams(arrays: ArrayLike<number>[]): HostParams {
   return { w1: f(0), b1: f(1), w2: f(2), b2: f(3), f1w: f(4), f1b: f(5), f2w: f(6), f2b: f(7) };
 }
 
+/**
+ * Visits every (output pixel, kernel tap) pair of a k×k convolution (stride, zero padding) whose
+ * input pixel lies inside the image: `visit(ob, ib, wb)` gets the offsets of the output pixel
+ * (× oc), the input pixel (× ic) and the tap's weight row (× ic). `skip(ob)` may drop an output
+ * pixel (e.g. a zero upstream gradient). The three conv functions below differ only in `visit`.
+ */
+function forEachConvTap(oh: number, ow: number, oc: number, k: number, ih: number, iw: number, ic: number, stride: number, pad: number, visit: (ob: number, ib: number, wb: number) => void, skip?: (ob: number) => boolean): void {
+  for (let p = 0; p < oh; p++)
+    for (let q = 0; q < ow; q++) {
+      const ob = (p * ow + q) * oc;
+      if (skip?.(ob)) continue;
+      for (let u = 0; u < k; u++) {
+        const iy = p * stride + u - pad;
+        if (iy < 0 || iy >= ih) continue;
+        for (let v = 0; v < k; v++) {
+          const ix = q * stride + v - pad;
+          if (ix < 0 || ix >= iw) continue;
+          visit(ob, (iy * iw + ix) * ic, (u * k + v) * ic);
+        }
+      }
+    }
+}
+
+/** Calls `f(x, c)` for each non-zero channel value x = inp[ib + c] of one input pixel (inputs are sparse after ReLU). */
+function forEachNonZeroInput(inp: Float64Array, ib: number, ic: number, f: (xv: number, c: number) => void): void {
+  for (let c = 0; c < ic; c++) {
+    const xv = inp[ib + c]!;
+    if (xv !== 0) f(xv, c);
+  }
+}
+
 /** out[p,q,o] = bias[o] + Σ w[u,v,c,o]·inp[s·p+u−pad, s·q+v−pad, c] (zero padding). */
 export function conv2dForward(inp: Float64Array, ih: number, iw: number, ic: number, w: Float64Array, k: number, oc: number, stride: number, pad: number, bias: Float64Array | null): { out: Float64Array; oh: number; ow: number } {
   const oh = Math.floor((ih + 2 * pad - k) / stride) + 1;
   const ow = Math.floor((iw + 2 * pad - k) / stride) + 1;
   const out = new Float64Array(oh * ow * oc);
-  for (let p = 0; p < oh; p++)
-    for (let q = 0; q < ow; q++) {
-      const ob = (p * ow + q) * oc;
-      if (bias) for (let o = 0; o < oc; o++) out[ob + o] = bias[o]!;
-      for (let u = 0; u < k; u++) {
-        const iy = p * stride + u - pad;
-        if (iy < 0 || iy >= ih) continue;
-        for (let v = 0; v < k; v++) {
-          const ix = q * stride + v - pad;
-          if (ix < 0 || ix >= iw) continue;
-          const ib = (iy * iw + ix) * ic;
-          const wb = (u * k + v) * ic;
-          for (let c = 0; c < ic; c++) {
-            const xv = inp[ib + c]!;
-            if (xv === 0) continue;
-            const wr = (wb + c) * oc;
-            for (let o = 0; o < oc; o++) out[ob + o] += xv * w[wr + o]!;
-          }
-        }
-      }
-    }
+  if (bias) for (let b = 0; b < oh * ow; b++) for (let o = 0; o < oc; o++) out[b * oc + o] = bias[o]!;
+  forEachConvTap(oh, ow, oc, k, ih, iw, ic, stride, pad, (ob, ib, wb) => forEachNonZeroInput(inp, ib, ic, (xv, c) => {
+    const wr = (wb + c) * oc;
+    for (let o = 0; o < oc; o++) out[ob + o] += xv * w[wr + o]!;
+  }));
   return { out, oh, ow };
 }
 
 /** ∂/∂inp of Σ dy·conv(inp, w): dinp[s·p+u−pad, s·q+v−pad, c] += Σ_o w[u,v,c,o]·dy[p,q,o]. Adds into `dinp`. */
 export function conv2dBackInput(dy: Float64Array, oh: number, ow: number, oc: number, w: Float64Array, k: number, ih: number, iw: number, ic: number, stride: number, pad: number, dinp: Float64Array): void {
-  for (let p = 0; p < oh; p++)
-    for (let q = 0; q < ow; q++) {
-      const ob = (p * ow + q) * oc;
-      let any = false;
-      for (let o = 0; o < oc; o++) if (dy[ob + o] !== 0) { any = true; break; }
-      if (!any) continue;
-      for (let u = 0; u < k; u++) {
-        const iy = p * stride + u - pad;
-        if (iy < 0 || iy >= ih) continue;
-        for (let v = 0; v < k; v++) {
-          const ix = q * stride + v - pad;
-          if (ix < 0 || ix >= iw) continue;
-          const ib = (iy * iw + ix) * ic;
-          const wb = (u * k + v) * ic;
-          for (let c = 0; c < ic; c++) {
-            const wr = (wb + c) * oc;
-            let s = 0;
-            for (let o = 0; o < oc; o++) s += w[wr + o]! * dy[ob + o]!;
-            dinp[ib + c] += s;
-          }
-        }
-      }
+  const zeroGradient = (ob: number): boolean => {
+    for (let o = 0; o < oc; o++) if (dy[ob + o] !== 0) return false;
+    return true;
+  };
+  forEachConvTap(oh, ow, oc, k, ih, iw, ic, stride, pad, (ob, ib, wb) => {
+    for (let c = 0; c < ic; c++) {
+      const wr = (wb + c) * oc;
+      let s = 0;
+      for (let o = 0; o < oc; o++) s += w[wr + o]! * dy[ob + o]!;
+      dinp[ib + c] += s;
     }
+  }, zeroGradient);
 }
 
 /** ∂/∂w of Σ dy·conv(inp, w): dw[u,v,c,o] = Σ_{p,q} inp[s·p+u−pad, s·q+v−pad, c]·dy[p,q,o]. */
 export function conv2dBackFilter(inp: Float64Array, ih: number, iw: number, ic: number, dy: Float64Array, oh: number, ow: number, oc: number, k: number, stride: number, pad: number): Float64Array {
   const dw = new Float64Array(k * k * ic * oc);
-  for (let p = 0; p < oh; p++)
-    for (let q = 0; q < ow; q++) {
-      const ob = (p * ow + q) * oc;
-      for (let u = 0; u < k; u++) {
-        const iy = p * stride + u - pad;
-        if (iy < 0 || iy >= ih) continue;
-        for (let v = 0; v < k; v++) {
-          const ix = q * stride + v - pad;
-          if (ix < 0 || ix >= iw) continue;
-          const ib = (iy * iw + ix) * ic;
-          const wb = (u * k + v) * ic;
-          for (let c = 0; c < ic; c++) {
-            const xv = inp[ib + c]!;
-            if (xv === 0) continue;
-            const wr = (wb + c) * oc;
-            for (let o = 0; o < oc; o++) dw[wr + o] += xv * dy[ob + o]!;
-          }
-        }
-      }
-    }
+  forEachConvTap(oh, ow, oc, k, ih, iw, ic, stride, pad, (ob, ib, wb) => forEachNonZeroInput(inp, ib, ic, (xv, c) => {
+    const wr = (wb + c) * oc;
+    for (let o = 0; o < oc; o++) dw[wr + o] += xv * dy[ob + o]!;
+  }));
   return dw;
 }
 

@@ -62,6 +62,23 @@ function checkPositiveInt(x: number, what: string): void {
   if (!Number.isInteger(x) || x < 1) throw new RangeError(`${what} must be a positive integer, got ${x}`);
 }
 
+/**
+ * One 1-D pass of a separable blur over one image at offset `o`: for each of `lines` lines of
+ * `len` pixels (pixel stride `step`, line stride `lineStride`),
+ * convolve with `ker` (radius r, zero padding).
+ */
+function blurPass(src: Float32Array, dst: Float32Array, o: number, lines: number, len: number, step: number, lineStride: number, ker: Float64Array, r: number): void {
+  for (let a = 0; a < lines; a++)
+    for (let b = 0; b < len; b++) {
+      let acc = 0;
+      for (let i = -r; i <= r; i++) {
+        const b2 = b + i;
+        if (b2 >= 0 && b2 < len) acc += ker[i + r]! * src[o + a * lineStride + b2 * step]!;
+      }
+      dst[o + a * lineStride + b * step] = acc;
+    }
+}
+
 /** Separable Gaussian blur (std `s` pixels, zero padding) of n images of h×w, row-major. */
 export function smoothImages(src: Float32Array, n: number, h: number, w: number, s: number): Float32Array {
   if (!(s > 0)) return src;
@@ -75,24 +92,8 @@ export function smoothImages(src: Float32Array, n: number, h: number, w: number,
   const out = new Float32Array(src.length);
   for (let m = 0; m < n; m++) {
     const o = m * h * w;
-    for (let yy = 0; yy < h; yy++)
-      for (let xx = 0; xx < w; xx++) {
-        let acc = 0;
-        for (let i = -r; i <= r; i++) {
-          const x2 = xx + i;
-          if (x2 >= 0 && x2 < w) acc += ker[i + r]! * src[o + yy * w + x2]!;
-        }
-        tmp[o + yy * w + xx] = acc;
-      }
-    for (let yy = 0; yy < h; yy++)
-      for (let xx = 0; xx < w; xx++) {
-        let acc = 0;
-        for (let i = -r; i <= r; i++) {
-          const y2 = yy + i;
-          if (y2 >= 0 && y2 < h) acc += ker[i + r]! * tmp[o + y2 * w + xx]!;
-        }
-        out[o + yy * w + xx] = acc;
-      }
+    blurPass(src, tmp, o, h, w, 1, w, ker, r); // along rows (x): h lines of w pixels
+    blurPass(tmp, out, o, w, h, w, 1, ker, r); // along columns (y): w lines of h pixels, strides swapped
   }
   return out;
 }

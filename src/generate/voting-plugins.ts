@@ -95,40 +95,39 @@ export function votingStepFacts(h: SynthesisHyper, f: { trainCount: number; numC
 
 const VOTING_PUBLIC = ['n, the number of training records (shards are a shuffle over the record count; q = B/n and the teacher count are published)', 'the number of teachers N', 'the class list (its size C sets the query labels)'];
 
-export const datalensPlugin: GeneratorPlugin<SynthesisHyper> = {
-  name: 'datalens',
-  description: 'DataLens: teacher ensemble (kernel or MLP teachers, one disjoint shard each) votes with top-k stochastic signs; the Gaussian-noised vote sum (TopAgg) moves a conditional generator',
+/** What DataLens and G-PATE share: the voting loop's relation, public facts, defaults and run flags. */
+const VOTING_PLUGIN_BASE = {
   relation: 'replace-one',
   treatedAsPublic: VOTING_PUBLIC,
-  hyperParameters: [...VOTING_HYPER, ...DATALENS_HYPER],
   defaults: BASE_HYPER,
-  presets: asPluginPresets('datalens'),
   runFlags: ['steps', 'max-minutes', 'resume', 'non-private'],
   defaultPreset: defaultPresetName,
   finalizeHyper: finalizeVoting,
+  loadSampler: (dir: string) => SavedGenerator.load(dir),
+} satisfies Partial<GeneratorPlugin<SynthesisHyper>>;
+
+export const datalensPlugin: GeneratorPlugin<SynthesisHyper> = {
+  ...VOTING_PLUGIN_BASE,
+  name: 'datalens',
+  description: 'DataLens: teacher ensemble (kernel or MLP teachers, one disjoint shard each) votes with top-k stochastic signs; the Gaussian-noised vote sum (TopAgg) moves a conditional generator',
+  hyperParameters: [...VOTING_HYPER, ...DATALENS_HYPER],
+  presets: asPluginPresets('datalens'),
   create(ctx: GeneratorContext, h: SynthesisHyper, limits: GeneratorLimits) {
     const o = votingGanOptions(finalizeVoting(h, { trainCount: ctx.data.train.count }), limits.maxSteps, limits.maxMinutes);
     return new DataLens(ctx, o, { k: h.topk, sigma: h.sigma, clip: h.clip, stochastic: h.stochastic, beta: h.beta, alpha: h.alpha });
   },
-  loadSampler: (dir) => SavedGenerator.load(dir),
   mechanism: (h, facts) => ({ aggregator: new TopAggAggregator({ k: h.topk, sigma: h.sigma, clip: h.clip, stochastic: h.stochastic, beta: h.beta, alpha: h.alpha }), facts: votingStepFacts(h, facts) }),
 };
 
 export const gpatePlugin: GeneratorPlugin<SynthesisHyper> = {
+  ...VOTING_PLUGIN_BASE,
   name: 'gpate',
   description: 'G-PATE: teacher ensemble votes on randomly projected, binned image gradients; Confident-GNMax (noisy threshold test + noisy argmax) per coordinate moves a conditional generator',
-  relation: 'replace-one',
-  treatedAsPublic: VOTING_PUBLIC,
   hyperParameters: [...VOTING_HYPER, ...GPATE_HYPER],
-  defaults: BASE_HYPER,
   presets: asPluginPresets('gpate'),
-  runFlags: ['steps', 'max-minutes', 'resume', 'non-private'],
-  defaultPreset: defaultPresetName,
-  finalizeHyper: finalizeVoting,
   create(ctx: GeneratorContext, h: SynthesisHyper, limits: GeneratorLimits) {
     const o = votingGanOptions(finalizeVoting(h, { trainCount: ctx.data.train.count }), limits.maxSteps, limits.maxMinutes);
     return new Gpate(ctx, o, { projDim: h.projDim, bins: h.bins, clip: h.gpateClip, sigma1: h.sigma1, sigma2: h.sigma2, thresh: h.thresh }, h.gpateCharge ?? 'worst-case');
   },
-  loadSampler: (dir) => SavedGenerator.load(dir),
   mechanism: (h, facts): { aggregator: VoteAggregator; facts: VotingFacts } => ({ aggregator: new GpateAggregator({ projDim: h.projDim, bins: h.bins, clip: h.gpateClip, sigma1: h.sigma1, sigma2: h.sigma2, thresh: h.thresh }, h.gpateCharge ?? 'worst-case'), facts: votingStepFacts(h, facts) }),
 };

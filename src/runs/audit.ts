@@ -17,7 +17,7 @@ import type { ImageDataset } from '../data/index.js';
 import { loadDataset, readImageNpz } from '../data/index.js';
 import { tidyRead } from '../engine/tidy-read.js';
 import { ensureEngine, findGenerator, loadNamedDataset } from '../generate/index.js';
-import { runSynthesis, type SynthesisConfig } from './synth.js';
+import { ledgerGeneratorSteps, runSynthesis, type SynthesisConfig } from './synth.js';
 import { type AccountantKind, type NeighbouringRelation, PrivacyLedger } from '../privacy/index.js';
 import { imageData } from '../train/index.js';
 import {
@@ -181,15 +181,6 @@ function tmpdirFor(): string {
   return process.env.TMPDIR ?? '/tmp';
 }
 
-/** Highest generator step a ledger charged (entries carry meta.step). */
-function ledgerSteps(ledger: PrivacyLedger): number {
-  let s = 0;
-  for (const e of ledger.entries) {
-    const st = e.meta?.step;
-    if (typeof st === 'number' && st > s) s = st;
-  }
-  return s;
-}
 
 /**
  * Mechanism-level white-box audit of a finished synthesis run folder (src/audit/synth-audit.ts):
@@ -226,7 +217,7 @@ export function auditSynthesisMechanism(
   const claimed = Number.isFinite(claimedRaw) ? claimedRaw : null;
   // the releases the ledger charged (a killed run may have charged steps it never applied) or made
   const generatorSteps = typeof man?.result?.generatorSteps === 'number' ? (man.result.generatorSteps as number) : (gen.steps ?? 0);
-  const steps = Math.max(ledgerSteps(ledger), generatorSteps);
+  const steps = Math.max(ledgerGeneratorSteps(ledger), generatorSteps);
   const m = opts.canaries ?? 1000;
   const rng = auditRandom(opts.seed);
   const noise = auditRandom(opts.seed !== undefined ? (opts.seed ^ 0x2545f491) >>> 0 : undefined);

@@ -122,8 +122,8 @@ function readJson<T>(path: string): T {
   }
 }
 
-/** Highest generator step the ledger has charged (entries carry meta.step). */
-function ledgerSteps(ledger: PrivacyLedger): number {
+/** Highest generator step the ledger has charged (entries carry meta.step). Also used by the synthesis audit. */
+export function ledgerGeneratorSteps(ledger: PrivacyLedger): number {
   let s = 0;
   for (const e of ledger.entries) {
     const st = e.meta?.step;
@@ -197,7 +197,7 @@ export async function runSynthesis(config: SynthesisConfig, hooks: SynthesisHook
     try {
       if (config.resume) {
         await gen.load(genDir);
-        const charged = ledgerSteps(ledger);
+        const charged = ledgerGeneratorSteps(ledger);
         // The checkpoint can lag the ledger after a kill: those steps' releases stay charged in the
         // ledger (nothing is lost), their generator updates are redone. A ledger BEHIND the
         // checkpoint lost entries: refuse.

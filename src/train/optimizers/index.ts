@@ -5,7 +5,7 @@
  */
 import { Adam, AdamW, type LrSchedule, type Optimizer, SGD } from '../optim.js';
 import type { MethodOption, MethodOptionValues } from '../privatizers/types.js';
-import { lookupMethod } from '../privatizers/index.js';
+import { methodRegistry } from '../privatizers/index.js';
 
 export interface OptimizerBuildContext {
   lr: number;
@@ -46,16 +46,11 @@ export const adamwFactory: OptimizerFactory = {
   create: (ctx) => new AdamW(ctx.lr, { weightDecay: ctx.weightDecay }, ctx.schedule),
 };
 
-export const optimizers: Readonly<Record<string, OptimizerFactory>> = {
+const optimizerRegistry = methodRegistry<OptimizerFactory>('optimizer', {
   sgd: sgdFactory,
   adam: adamFactory,
   adamw: adamwFactory,
-};
-
-export function optimizerNames(): string[] {
-  return Object.keys(optimizers);
-}
-
-export function getOptimizer(name: string): OptimizerFactory {
-  return lookupMethod('optimizer', optimizers, name);
-}
+});
+export const optimizers = optimizerRegistry.table;
+export const optimizerNames = optimizerRegistry.names;
+export const getOptimizer = optimizerRegistry.get;

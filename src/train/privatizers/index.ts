@@ -11,17 +11,17 @@ export * from './types.js';
 export { GaussianPrivatizer, gaussianFactory } from './gaussian.js';
 export { TopAggPrivatizer, topaggFactory, type TopAggOptions } from './topagg.js';
 
-export const privatizers: Readonly<Record<string, PrivatizerFactory>> = {
+const privatizerRegistry = methodRegistry<PrivatizerFactory>('privatizer', {
   gaussian: gaussianFactory,
   topagg: topaggFactory,
-};
+});
+export const privatizers = privatizerRegistry.table;
+export const privatizerNames = privatizerRegistry.names;
+export const getPrivatizer = privatizerRegistry.get;
 
-export function privatizerNames(): string[] {
-  return Object.keys(privatizers);
-}
-
-export function getPrivatizer(name: string): PrivatizerFactory {
-  return lookupMethod('privatizer', privatizers, name);
+/** A method registry: the table, its names, and a lookup that refuses unknown names. */
+export function methodRegistry<F>(kind: string, table: Readonly<Record<string, F>>): { table: Readonly<Record<string, F>>; names: () => string[]; get: (name: string) => F } {
+  return { table, names: () => Object.keys(table), get: (name) => lookupMethod(kind, table, name) };
 }
 
 /** The entry `name` of a method registry; RangeError listing the choices otherwise. */
