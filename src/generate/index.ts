@@ -11,7 +11,6 @@ export * from './voting-gan.js';
 export * from './voting-plugins.js';
 export * from './class-mean.js';
 export * from './presets.js';
-export * from './synthesis.js';
 export * from './kernel-teachers.js';
 export * from './augment.js';
 export { ensureEngine } from '../engine/index.js';

@@ -14,9 +14,9 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ImageDataset } from '../data/index.js';
-import { loadDataset, readImageNpz } from '../data/index.js';
+import { loadDataset, readImageNpz, resolveDataFlag } from '../data/index.js';
 import { tidyRead } from '../engine/tidy-read.js';
-import { ensureEngine, findGenerator, loadNamedDataset } from '../generate/index.js';
+import { ensureEngine, findGenerator } from '../generate/index.js';
 import { ledgerGeneratorSteps, runSynthesis, type SynthesisConfig } from './synth.js';
 import { type AccountantKind, type NeighbouringRelation, PrivacyLedger } from '../privacy/index.js';
 import { imageData } from '../train/index.js';
@@ -149,7 +149,7 @@ export async function auditSynthesis(config: SynthesisConfig, opts: SynthesisAud
   await ensureEngine();
   const m = opts.canaries ?? 1000;
   const rng = auditRandom(opts.seed);
-  const ds = opts.dataOverride ?? (await loadNamedDataset(config.data, config.dataPath));
+  const ds = opts.dataOverride ?? loadDataset(resolveDataFlag(config.data, config.dataPath));
   const { data, canaries, included } = insertInputCanaries(ds, m, rng);
   const dir = opts.rerunDir ?? join(tmpdirFor(), `dplens-audit-${process.pid}-${Date.now()}`);
   try {

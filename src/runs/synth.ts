@@ -10,11 +10,12 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ImageDataset } from '../data/types.js';
+import { loadDataset, resolveDataFlag } from '../data/index.js';
 import { writeNpz } from '../data/npy.js';
 import { writePngGrid } from '../data/png.js';
 import { PrivacyLedger, secureRandom, seededRandom, type LedgerOpenOptions, type RandomSource } from '../privacy/index.js';
 import { keyedFingerprint } from '../privacy/owner-key.js';
-import { augmentAffine, getGenerator, loadNamedDataset, resolvePluginHyper, type FitResult, type GeneratorProgress, type SampleSet } from '../generate/index.js';
+import { augmentAffine, getGenerator, resolvePluginHyper, type FitResult, type GeneratorProgress, type SampleSet } from '../generate/index.js';
 import { readManifest, writeManifest, type ManifestArtifact, type ReleasedFact, type RunManifest } from './manifest.js';
 
 export interface SynthesisConfig {
@@ -150,7 +151,7 @@ export async function runSynthesis(config: SynthesisConfig, hooks: SynthesisHook
   // a non-private run has no ε: its default preset is the ε = 1 one
   const presetName = config.preset ?? plugin.defaultPreset(config.data, nonPrivate ? 1 : epsilon);
   let hyper = resolvePluginHyper(plugin, presetName, config.hyper ?? {}) as Record<string, unknown>;
-  const data = hooks.dataOverride ?? (await loadNamedDataset(config.data, config.dataPath));
+  const data = hooks.dataOverride ?? loadDataset(resolveDataFlag(config.data, config.dataPath));
   // Only the keyed fingerprint is ever written (issue 12 #2): the plain SHA-256 lets anyone who
   // knows all records but one test membership.
   const fingerprint = keyedFingerprint(data.rawFingerprint);
