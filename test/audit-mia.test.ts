@@ -4,18 +4,8 @@ import { loadMnist, type ImageDataset } from '../src/data/index.js';
 import { distanceToClosestRecord, dcrAttack, liraOfflineScores, lossAndConfidence, lossThresholdAttack, normalCdf } from '../src/audit/mia.js';
 import { membershipInferenceTraining } from '../src/runs/mia-train.js';
 import { ensureEngine } from '../src/train/index.js';
+import { xorshift32 } from '../src/util/prng.js';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296;
-  };
-}
 function gauss(r: () => number): number {
   return Math.sqrt(-2 * Math.log(r() + 1e-300)) * Math.cos(2 * Math.PI * r());
 }
@@ -33,7 +23,7 @@ test('loss and logit-scaled confidence from logits', () => {
 
 test('offline LiRA beats the plain threshold when examples differ in difficulty', () => {
   // example i has its own OUT mean μ_i (difficulty); membership adds +1 to φ
-  const r = rng(5);
+  const r = xorshift32(5);
   const n = 2000;
   const mu = Array.from({ length: n }, () => 3 * gauss(r));
   const member = Array.from({ length: n }, () => r() < 0.5);
@@ -49,7 +39,7 @@ test('offline LiRA beats the plain threshold when examples differ in difficulty'
 });
 
 test('distance to closest record matches brute force, with and without labels', () => {
-  const r = rng(9);
+  const r = xorshift32(9);
   const dim = 20;
   const mk = (count: number) => ({ images: Uint8Array.from({ length: count * dim }, () => Math.floor(r() * 256)), labels: Int32Array.from({ length: count }, () => Math.floor(r() * 3)), count });
   const cand = mk(37);

@@ -10,19 +10,8 @@ import {
   attackMetrics,
   downsampleRoc,
 } from '../src/audit/stats.js';
-
-/** Tiny deterministic PRNG for test data only (xorshift32). */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296;
-  };
-}
+// test data only: the project's seeded xorshift32
+import { xorshift32 } from '../src/util/prng.js';
 
 test('binomial survival matches brute force and scipy', () => {
   // brute force on a small case
@@ -73,7 +62,7 @@ test('one-run p-value and ε lower bound match the reference implementation (Sci
 });
 
 test('ε = ∞ (perfect scores) on m = 1000 gives a bound ≥ 4 at 95% even with the Bonferroni grid', () => {
-  const r = rng(1);
+  const r = xorshift32(1);
   const m = 1000;
   const included = Array.from({ length: m }, () => r() < 0.5);
   const scores = included.map((b) => (b ? 1 : 0) + r() * 0.1);
@@ -86,7 +75,7 @@ test('ε = ∞ (perfect scores) on m = 1000 gives a bound ≥ 4 at 95% even with
 });
 
 test('random scores give a bound ≈ 0 and false positives stay below β', () => {
-  const r = rng(7);
+  const r = xorshift32(7);
   let positives = 0;
   let maxBound = 0;
   const trials = 200;
@@ -107,7 +96,7 @@ test('a bound computed from an ε-DP randomised-response mechanism stays below �
   // mechanism is exactly ε-DP, so the 95% bound must exceed ε in at most ~5% of runs.
   const eps = 2;
   const pKeep = Math.exp(eps) / (1 + Math.exp(eps));
-  const r = rng(11);
+  const r = xorshift32(11);
   let violations = 0;
   let sum = 0;
   const trials = 60;
@@ -133,7 +122,7 @@ test('ROC, AUC and TPR at low FPR', () => {
   const ties = rocCurve([1, 1, 1, 1], [1, 0, 1, 0]);
   assert.equal(ties.auc, 0.5);
   // AUC equals the Mann–Whitney statistic on random data
-  const r = rng(3);
+  const r = xorshift32(3);
   const scores = Array.from({ length: 500 }, () => Math.round(r() * 50));
   const labels = scores.map((s) => (r() < 0.3 + s / 100 ? 1 : 0));
   let pairs = 0;

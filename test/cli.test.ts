@@ -8,26 +8,13 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, rmSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { makeFixtureRun } from './report-fixture.js';
+import { dplensInProcess, spawnedDplens } from './cli-helper.js';
 
 const MAIN = join('src', 'cli', 'main.ts');
 
-function dplens(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, DPLENS_DEBUG: '' } });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-
-/**
- * Runs main() in this process with its output captured: the per-command matrix below would cost
- * a Node + tsx start-up per case if spawned. The process-level contract (exit status, streams) is
- * covered by the spawned tests.
- */
-async function dplensInProcess(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const { main } = await import('../src/cli/main.js');
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { out: (s) => (stdout += s), err: (s) => (stderr += s) });
-  return { code, stdout, stderr };
-}
+const dplens = spawnedDplens(60_000);
+// The per-command matrix below runs main() in this process (dplensInProcess): spawning would cost
+// a Node + tsx start-up per case. The process-level contract is covered by the spawned tests.
 
 const commands = readdirSync(join('src', 'cli', 'commands'))
   .filter((f) => f.endsWith('.ts') && !f.startsWith('_') && !f.endsWith('.d.ts'))

@@ -4,7 +4,6 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import { DpEvents, PrivacyLedger, RdpAccountant } from '../src/privacy/index.js'
 import { loadMnist, readNpz, type ImageDataset } from '../src/data/index.js';
 import { classMeanNoiseMultiplier, ensureEngine, findGenerator, generatorNames, GENERATORS } from '../src/generate/index.js';
 import { runSynthesis } from '../src/runs/synth.js';
+import { dplensInProcess, spawnedDplens } from './cli-helper.js';
 
 let mnist: ImageDataset;
 before(async () => {
@@ -19,18 +19,7 @@ before(async () => {
   mnist = loadMnist();
 });
 
-function dplensSpawned(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join('src', 'cli', 'main.ts'), ...args], { encoding: 'utf8', timeout: 300_000, env: { ...process.env, DPLENS_DEBUG: '' } });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-
-async function dplensInProcess(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const { main } = await import('../src/cli/main.js');
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { out: (s) => (stdout += s), err: (s) => (stderr += s) });
-  return { code, stdout, stderr };
-}
+const dplensSpawned = spawnedDplens(300_000);
 
 test('registry: every plugin is complete (presets resolve, flags typed, relation stated)', () => {
   assert.deepEqual(generatorNames().slice(0, 3), ['datalens', 'gpate', 'class-mean']);

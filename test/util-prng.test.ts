@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import '@tensorflow/tfjs-backend-cpu';
-import { fillMulberry32, mulberry32, xorshift32 } from '../src/util/prng.js';
+import { fillMulberry32, lcgStep, mulberry32, xorshift32 } from '../src/util/prng.js';
 import { mulberry32 as shardsMulberry32 } from '../src/generate/shards.js';
 import { ditherUniforms } from '../src/generate/kernel-teachers.js';
 import { initRefCnn } from '../src/audit/refcnn.js';
@@ -37,4 +37,15 @@ test('xorshift32 reproduces the audit initialisation it replaced; state 0 is map
     const v = c();
     assert.ok(v >= 0 && v < 1);
   }
+});
+
+test('lcgStep is the float LCG nn/ used inline for init and dropout seeds (not Math.imul)', () => {
+  // values of the former inline `(s * 1103515245 + 12345) >>> 0` from nn/layers.ts
+  const seeds: number[] = [];
+  let s = 12345;
+  for (let i = 0; i < 3; i++) seeds.push((s = lcgStep(s)));
+  assert.deepEqual(seeds, [3554416254, 2802067456, 1358247936]);
+  assert.equal(lcgStep(777), 2732865806);
+  // the product rounds above 2^53; Math.imul would give 3191464396 here
+  assert.equal(lcgStep(0xffffffff), 3191463936);
 });

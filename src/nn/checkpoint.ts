@@ -78,16 +78,23 @@ export function writeCheckpoint(dir: string, layout: CheckpointLayout, fields: R
   writeFileAtomic(join(dir, layout.header), JSON.stringify(header, null, 1) + '\n');
 }
 
+/**
+ * Parses the JSON file at `path`; a missing file or bad JSON is `fail(<one line naming path>)`
+ * (a CheckpointError unless the caller has its own error class).
+ */
+export function readJsonFile(path: string, fail: (message: string) => Error = (m) => new CheckpointError(m)): unknown {
+  if (!existsSync(path)) throw fail(`${path}: file not found`);
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw fail(`${path}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
+  }
+}
+
 /** Reads the header of a checkpoint (checked: present, JSON, format tag). */
 export function readCheckpointHeader(dir: string, layout: CheckpointLayout): Record<string, unknown> {
   const path = join(dir, layout.header);
-  if (!existsSync(path)) throw new CheckpointError(`${path}: file not found`);
-  let j: unknown;
-  try {
-    j = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new CheckpointError(`${path}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
-  }
+  const j = readJsonFile(path);
   if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new CheckpointError(`${path}: expected a JSON object`);
   const h = j as Record<string, unknown>;
   if (h.format !== layout.format) throw new CheckpointError(`${path}: unknown format ${JSON.stringify(h.format)} (expected "${layout.format}")`);

@@ -10,6 +10,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { readJsonFile } from './checkpoint.js';
 import { BatchNorm } from './layers/index.js';
 import { type LayerSpec, ModelError } from './module.js';
 import { buildModel } from './spec.js';
@@ -106,13 +107,7 @@ export function tfjsLayersToSpec(topology: Cfg): { spec: LayerSpec[]; inputShape
 
 /** Loads `model.json` (tfjs-layers format) and its weight shards into a DP-trainable model. */
 export function importTfjsLayersModel(modelJsonPath: string): { model: Sequential; inputShape: number[] } {
-  if (!existsSync(modelJsonPath)) throw new ModelError(`${modelJsonPath}: file not found`);
-  let j;
-  try {
-    j = JSON.parse(readFileSync(modelJsonPath, 'utf8'));
-  } catch (e) {
-    throw new ModelError(`${modelJsonPath}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
-  }
+  const j = readJsonFile(modelJsonPath, (m) => new ModelError(m)) as Cfg;
   const { spec, inputShape } = tfjsLayersToSpec(j.modelTopology ?? j);
   const model = buildModel(spec, inputShape);
   const params = model.parameters();

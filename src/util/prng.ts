@@ -1,9 +1,10 @@
 /**
  * The project's one seeded PRNG module (public permutations, model/attack initialisation, test
  * data). NOT for DP noise: privacy noise comes from privacy/ (node:crypto unless a seed is asked for).
- * Two algorithms because seeded outputs already published depend on which one a caller used:
- * mulberry32 (shards, teachers, synthetic eval, kernel-teacher dithering) and xorshift32 (audit
- * model and attack initialisation). Both return uniforms in [0, 1) with 32 bits of resolution.
+ * Several algorithms because seeded outputs already published depend on which one a caller used:
+ * mulberry32 (shards, teachers, synthetic eval, kernel-teacher dithering), xorshift32 (audit
+ * model and attack initialisation), both uniforms in [0, 1) with 32 bits of resolution, and the
+ * LCG step that derives tfjs seeds for nn/ initialisers and dropout.
  */
 
 /** mulberry32 stream from `seed` (uniforms in [0, 1)). */
@@ -32,6 +33,15 @@ export function fillMulberry32(seed: number, out: Float64Array | Float32Array): 
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     out[s] = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   }
+}
+
+/**
+ * One step of the LCG (a·x + c mod 2³², glibc constants) that seeds tfjs' initialisers and dropout
+ * masks in nn/. Float arithmetic on purpose (not Math.imul): the product rounds above 2⁵³, and
+ * seeded model inits already published depend on exactly these seeds.
+ */
+export function lcgStep(state: number): number {
+  return (state * 1103515245 + 12345) >>> 0;
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { engineCapabilities } from '../../engine/capabilities.js';
+import { lcgStep } from '../../util/prng.js';
 import { type GradTape, type LayerSpec, ModelError, type Module, type Param } from '../module.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -17,7 +18,7 @@ export function setInitSeed(seed: number): void {
 }
 /** Advances the initialiser seed (an LCG step) and returns it: one seed per new parameter. */
 export function nextInitSeed(): number {
-  initSeed = (initSeed * 1103515245 + 12345) >>> 0;
+  initSeed = lcgStep(initSeed);
   return initSeed;
 }
 export function uniformInit(shape: number[], bound: number): tf.Tensor {
@@ -41,19 +42,14 @@ export function requireCache<T>(v: T | undefined, layer: string): T {
   return v;
 }
 
-/** Backends whose tensors live in host memory: reading them (dataSync) is free. */
-function hostBackend(): boolean {
-  return engineCapabilities().hostMemory;
-}
-
 /**
  * Per-sample Σ a⊙b over each of the n rows of a (and b, same shape), or Σ a² without b.
- * On host backends a plain loop over the tensors' own buffers (float64 accumulation): the
+ * On host-memory backends (dataSync is a free read) a plain loop over the tensors' own buffers (float64 accumulation): the
  * elementwise product would be one more short-lived full-size native output, and such
  * allocations drive V8's external-memory-pressure GCs; elsewhere the tfjs ops.
  */
 export function rowDots(a: tf.Tensor, n: number, b?: tf.Tensor): tf.Tensor1D {
-  if (!hostBackend() || a.dtype !== 'float32') {
+  if (!engineCapabilities().hostMemory || a.dtype !== 'float32') {
     const p = b ? tf.mul(a, b) : tf.square(a);
     return tf.sum(tf.reshape(p, [n, -1]), 1) as tf.Tensor1D;
   }

@@ -1,6 +1,7 @@
 // Dropout (inverted, per-example masks).
 import * as tf from '@tensorflow/tfjs-core';
 import { Stateless } from './common.js';
+import { lcgStep } from '../../util/prng.js';
 import { type LayerSpec, ModelError } from '../module.js';
 import { registerLayer } from './registry.js';
 
@@ -18,7 +19,7 @@ export class Dropout extends Stateless {
       this.mask = undefined;
       return x;
     }
-    Dropout.seed = (Dropout.seed * 1103515245 + 12345) >>> 0;
+    Dropout.seed = lcgStep(Dropout.seed);
     const mask = tf.div(tf.cast(tf.greaterEqual(tf.randomUniform(x.shape, 0, 1, 'float32', Dropout.seed), this.rate), 'float32'), 1 - this.rate);
     this.mask = mask;
     return tf.mul(x, mask);

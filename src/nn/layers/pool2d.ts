@@ -28,9 +28,7 @@ export abstract class Pool2d extends Stateless {
   }
 }
 
-export type PoolPadding = number | 'valid' | 'same';
-type Num2 = number | [number, number];
 /** PoolOptions from a layer spec. */
 export function poolOptions(s: LayerSpec): PoolOptions {
-  return { kernel: s.kernel as Num2, stride: s.stride as Num2 | undefined, padding: s.padding as PoolPadding | undefined };
+  return { kernel: s.kernel as PoolOptions['kernel'], stride: s.stride as PoolOptions['stride'], padding: s.padding as PoolOptions['padding'] };
 }
