@@ -196,6 +196,15 @@ test('dataset fingerprint: keyed is shown as keyed; a plain hash of an older fol
   });
 });
 
+test('dataset fingerprint: without run.json, even a current ledger\'s 64-hex fingerprint is never repeated', () =>
+  withRun({}, async (dir) => {
+    // Only run.json states that a fingerprint is keyed; the ledger header's era says nothing about its entries.
+    rmSync(join(dir, 'run.json'));
+    const html = await buildReport(dir);
+    assert.ok(!html.includes(FIXTURE_FINGERPRINT.slice(0, 16)), 'a fingerprint not vouched for by run.json appears in the report');
+    assert.deepEqual(summarizePrivacy(readRunFolder(dir)).fingerprints.map((f) => [f.kind, f.value]), [['plain', undefined]]);
+  }));
+
 test('an older folder without run.json still gets a full report from config.json', () =>
   withRun({ legacy: true, withAudit: true }, async (dir) => {
     const html = await buildReport(dir);

@@ -199,7 +199,7 @@ export function loadTabularDataset(spec: DatasetSpec): TabularDataset {
   return loadDataset({ ...spec, expect: 'tabular' });
 }
 
-/** Shorthand for commands: `loadDataset(resolveDataFlag(data, dataPath))` (images). */
+/** @deprecated Use `loadDataset(resolveDataFlag(data, dataPath))` (no command calls this any more). */
 export function loadDataFlag(data: string, dataPath?: string): ImageDataset {
   return loadDataset({ ...resolveDataFlag(data, dataPath), expect: 'image' });
 }

@@ -129,9 +129,6 @@ export function loadPneumonia(path?: string): ImageDataset {
   return { ...loadNpzDataset(file, { name: 'pneumonia', classNames: [...PNEUMONIA_CLASSES] }), disclosure: builtinDisclosure() };
 }
 
-/** @deprecated The same type as `ImageBatch` (types.ts), the one image-batch type; use that name. */
-export type ImageArrays = ImageBatch;
-
 /**
  * Reads one images/labels pair from an .npz (default keys `images`/`labels`, as written by
  * `dplens synth`), with the same checks as the dataset loaders (shape, count, NaN/Inf, range),

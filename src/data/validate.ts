@@ -116,7 +116,10 @@ export function imageArrayToBytes(a: NpyArray, where: string): Uint8Array {
   return out;
 }
 
-/** JSON-ready description of a dataset for config.json, logs and reports (no pixel data). */
+/**
+ * JSON-ready description of a dataset (no pixel data) for local inspection and tests. No runner
+ * writes it to a run folder: its per-class training counts are private statistics.
+ */
 export interface DatasetSummary {
   name: string;
   source: string;

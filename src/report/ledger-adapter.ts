@@ -8,7 +8,7 @@
  * This file imports nothing from the rest of report/ except the JSON types, so that the privacy
  * summary can build on it without an import cycle.
  */
-import { NEIGHBOURING_RELATIONS, PrivacyLedger, makeAccountant, validateEvent, type AccountantKind, type NeighbouringRelation } from '../privacy/index.js';
+import { PrivacyLedger, isNeighbouringRelation, makeAccountant, validateEvent, type AccountantKind, type NeighbouringRelation } from '../privacy/index.js';
 import type { JsonObject } from './run-folder.js';
 
 export interface RandomnessFacts {
@@ -34,10 +34,6 @@ export interface LedgerFacts {
   /** The relation recorded in the ledger header (absent in ledgers written before relations were recorded). */
   relation?: NeighbouringRelation;
   integrity: IntegrityFacts;
-}
-
-export function asRelation(v: unknown): NeighbouringRelation | undefined {
-  return typeof v === 'string' && (NEIGHBOURING_RELATIONS as readonly string[]).includes(v) ? (v as NeighbouringRelation) : undefined;
 }
 
 function randomnessOf(r: { kind?: string; seed?: number } | undefined): RandomnessFacts | undefined {
@@ -68,7 +64,6 @@ function worstEntryRandomness(lines: readonly JsonObject[], header: RandomnessFa
  */
 export function ledgerFacts(path: string, lines: readonly JsonObject[], delta: number | undefined, fallbackAccountant: string | undefined): LedgerFacts {
   const rawHeader = lines.find((l) => l.type === 'header');
-  const relation = asRelation(rawHeader?.relation);
   try {
     const ledger = PrivacyLedger.read(path);
     const h = ledger.header;
@@ -79,7 +74,7 @@ export function ledgerFacts(path: string, lines: readonly JsonObject[], delta: n
       accountant: h.accountant,
       budget: h.budget,
       randomness: worstEntryRandomness(lines, randomnessOf(h.randomness)),
-      relation: asRelation((h as { relation?: unknown }).relation) ?? relation,
+      relation: h.relation,
       integrity: {
         status: 'verified',
         detail: `hash chain intact over ${ledger.entries.length} entr${ledger.entries.length === 1 ? 'y' : 'ies'}; tip file: ${ledger.verification.tip}`,
@@ -96,7 +91,7 @@ export function ledgerFacts(path: string, lines: readonly JsonObject[], delta: n
     return facts;
   } catch (e) {
     const err = e as Error;
-    const facts: LedgerFacts = { integrity: { status: 'failed', detail: err.message }, relation };
+    const facts: LedgerFacts = { integrity: { status: 'failed', detail: err.message }, relation: isNeighbouringRelation(rawHeader?.relation) ? rawHeader.relation : undefined };
     // Still price what the file claims, so a reader sees the size of the claim — labelled as unverified.
     const kind = (rawHeader?.accountant ?? fallbackAccountant) as AccountantKind | undefined;
     const budget = rawHeader?.budget as { epsilon: number; delta: number } | undefined;

@@ -9,7 +9,7 @@
 import type { NeighbouringRelation } from '../privacy/index.js';
 import type { ReleasedFact } from '../runs/manifest.js';
 import type { Json, JsonObject, RunFolder } from './run-folder.js';
-import { asRelation, ledgerFacts, type IntegrityFacts, type RandomnessFacts } from './ledger-adapter.js';
+import { ledgerFacts, type IntegrityFacts, type RandomnessFacts } from './ledger-adapter.js';
 
 export interface MechanismCount {
   kind: string;
@@ -161,32 +161,28 @@ export function looksLikePlainHash(fp: string): boolean {
 
 /**
  * Fingerprints as the report may show them. Keyed fingerprints (HMAC under the data owner's key,
- * privacy/owner-key) are shown; plain SHA-256 digests of the data — which older run folders hold —
- * are flagged and never repeated. Both are 64 hex digits, so the era decides: run.json's dataset
- * fingerprint is keyed by contract, and so is every fingerprint of a ledger whose header records a
- * relation or a keyed tip (written since fingerprints were keyed). In such a folder a 64-hex
- * fingerprint that matches neither is not repeated either: it may be a plain hash.
+ * privacy/owner-key) and plain SHA-256 digests both look like 64 hex digits, so the value cannot
+ * tell them apart; one recorded fact can: run.json's `dataset.fingerprint` is keyed by contract.
+ * That value, and fingerprints derived from it (an audit's "+input-canaries"), are shown; any other
+ * 64-hex fingerprint (every one of a folder without run.json) is flagged as a possible plain hash
+ * and never repeated.
  */
 function fingerprintsOf(run: RunFolder, entryFps: string[]): FingerprintShown[] {
   const out: FingerprintShown[] = [];
   const keyed = run.manifest?.dataset?.fingerprint;
-  const header = run.ledgerLines.find((l) => l.type === 'header');
-  const keyedLedger = !!header && (header.relation !== undefined || header.tipKey !== undefined);
-  const legacy = !run.manifest && !keyedLedger;
   if (keyed) out.push({ kind: 'keyed', value: keyed, where: 'run.json' });
   const dataset = run.config?.dataset;
   const configFps = dataset && typeof dataset === 'object' && !Array.isArray(dataset) ? [dataset.fingerprint, dataset.sha256].filter((v): v is string => typeof v === 'string' && !!v) : [];
   const seen = new Set<string>(keyed ? [keyed] : []);
-  const add = (fp: string, where: string, fromKeyedLedger: boolean): void => {
+  const add = (fp: string, where: string): void => {
     if (seen.has(fp)) return;
     seen.add(fp);
-    // Derived fingerprints (an audit's "+input-canaries") of the keyed one are keyed too.
-    if ((keyed && fp.startsWith(keyed)) || (fromKeyedLedger && !keyed)) out.push({ kind: 'keyed', value: fp, where });
-    else if (looksLikePlainHash(fp)) out.push({ kind: 'plain', where, ...(legacy ? {} : { note: `does not match the keyed fingerprint${keyed ? ' of run.json' : ''}` }) });
+    if (keyed && fp.startsWith(keyed)) out.push({ kind: 'keyed', value: fp, where });
+    else if (looksLikePlainHash(fp)) out.push({ kind: 'plain', where, ...(keyed ? { note: 'does not match the keyed fingerprint of run.json' } : {}) });
     else out.push({ kind: 'unrecognised', value: fp, where });
   };
-  for (const fp of entryFps) add(fp, run.ledgerName, keyedLedger);
-  for (const fp of configFps) add(fp, 'config.json', false);
+  for (const fp of entryFps) add(fp, run.ledgerName);
+  for (const fp of configFps) add(fp, 'config.json');
   return out;
 }
 
@@ -283,13 +279,12 @@ export function summarizePrivacy(run: RunFolder): PrivacySummary {
   }
   if (nonPrivate) epsilonNote = [epsilonNote, 'the ledger holds a non-private release: the guarantee is ε = ∞'].filter(Boolean).join('; ');
 
-  // ---- the neighbouring relation, from every place that records it; disagreement is an error.
+  // ---- the neighbouring relation, from run.json and the ledger header; disagreement is an error.
+  // (Entries need no check here: the ledger's own verification refuses an entry under another relation.)
   const notEstablished: string[] = [];
-  const entryRelations = [...new Set(entries.map((e) => asRelation(e.relation)).filter((r): r is NeighbouringRelation => !!r))];
   const recorded: [string, NeighbouringRelation][] = [];
   if (mp?.relation) recorded.push(['run.json', mp.relation]);
   if (fromLedger?.relation) recorded.push([`${run.ledgerName} header`, fromLedger.relation]);
-  for (const r of entryRelations) recorded.push([`${run.ledgerName} entries`, r]);
   const relations = [...new Set(recorded.map(([, r]) => r))];
   let relation: NeighbouringRelation | undefined;
   let relationSource: string;

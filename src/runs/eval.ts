@@ -7,13 +7,12 @@
  * eval.json holds test-set figures of a classifier trained on covered output (the synthetic set):
  * post-processing, so its status in the manifest is 'covered'.
  */
-import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { DataError, loadDataset, readImageNpz, resolveDataFlag } from '../data/index.js';
 import { ensureEngine } from '../engine/index.js';
 import { evaluateSynthetic, type EpochResult, type EvaluateResult } from '../evaluate/index.js';
 import { writeFileAtomic } from '../util/files.js';
-import { MANIFEST_FILE, readManifest, writeManifest } from './manifest.js';
+import { readManifest, writeManifest, type ManifestArtifact } from './manifest.js';
 
 export const EVAL_FILE = 'eval.json';
 
@@ -50,6 +49,18 @@ export interface EvalJobResult extends EvaluateResult {
   manifestUpdated?: string;
 }
 
+/**
+ * Lists eval.json in `folder`'s run.json (replacing an earlier listing), so the report shows it
+ * with its release status. False when the folder has no manifest (not a run folder).
+ */
+export function listEvalJson(folder: string, entry: Omit<ManifestArtifact, 'path'>): boolean {
+  const m = readManifest(folder);
+  if (!m) return false;
+  m.artifacts = [...m.artifacts.filter((a) => a.path !== EVAL_FILE), { path: EVAL_FILE, ...entry }];
+  writeManifest(folder, m);
+  return true;
+}
+
 export async function runEval(o: EvalJobOptions): Promise<EvalJobResult> {
   const declared = { ...(o.numClasses !== undefined ? { numClasses: o.numClasses } : {}), ...(o.classNames ? { classNames: o.classNames } : {}) };
   const real = loadDataset({ ...resolveDataFlag(o.data, o.dataPath), ...declared });
@@ -74,21 +85,11 @@ export async function runEval(o: EvalJobOptions): Promise<EvalJobResult> {
     onEpoch: o.onEpoch,
   });
   const folder = dirname(resolve(o.synthetic));
+  const written = { synthetic: resolve(o.synthetic), data: real.name, ...r };
   const evalJson = join(folder, EVAL_FILE);
-  const result: EvalJobResult = { synthetic: resolve(o.synthetic), data: real.name, ...r, evalJson };
-  const { evalJson: _omit, ...written } = result;
-  void _omit;
   writeFileAtomic(evalJson, JSON.stringify(written, null, 2));
-  if (existsSync(join(folder, MANIFEST_FILE))) {
-    const m = readManifest(folder);
-    if (m) {
-      m.artifacts = [
-        ...m.artifacts.filter((a) => a.path !== EVAL_FILE),
-        { path: EVAL_FILE, what: `utility of the synthetic set: a CNN trained on it, tested on the real ${real.name} test split`, status: 'covered' },
-      ];
-      writeManifest(folder, m);
-      result.manifestUpdated = folder;
-    }
-  }
+  const result: EvalJobResult = { ...written, evalJson };
+  const listed = listEvalJson(folder, { what: `utility of the synthetic set: a CNN trained on it, tested on the real ${real.name} test split`, status: 'covered' });
+  if (listed) result.manifestUpdated = folder;
   return result;
 }
