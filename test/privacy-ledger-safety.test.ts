@@ -269,3 +269,21 @@ test('tryRecord is the budget gate: it says no (and writes nothing) instead of t
   assert.throws(() => PrivacyLedger.open(missing, { accountant: 'rdp', create: false }), /no such ledger/);
   assert.equal(existsSync(missing) || existsSync(missing + '.lock'), false);
 });
+
+test('appends MAC the tip with the owner key verified at open, even if DPLENS_OWNER_KEY_FILE changes mid-run', () => {
+  const p = fresh();
+  const l = PrivacyLedger.open(p, { accountant: 'rdp' });
+  const keyFile = process.env.DPLENS_OWNER_KEY_FILE;
+  const other = join(dir, 'other-key', 'owner.key');
+  try {
+    process.env.DPLENS_OWNER_KEY_FILE = other;
+    l.record(rec);
+  } finally {
+    process.env.DPLENS_OWNER_KEY_FILE = keyFile;
+    l.close();
+  }
+  assert.equal(existsSync(other), false, 'no second key is created by an append');
+  const v = PrivacyLedger.read(p).verification;
+  assert.equal(v.macVerified, true);
+  assert.equal(v.entries, 1);
+});

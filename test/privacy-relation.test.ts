@@ -130,3 +130,17 @@ test('calibration says WHY a target is unreachable (the RDP order list, a non-pr
     /not private at any noise/,
   );
 });
+
+test('data-dependent GNMax (opted in) prices a part without its statistic exactly as the lowered event', () => {
+  const lowered = (e: DpEvent): Float64Array => new RdpAccountant().rdpOf(e);
+  const dd = new RdpAccountant(undefined, { dataDependent: true });
+  // statistics for neither part: identical to the data-independent lowering
+  const noStats = DpEvents.gnmax({ sigma: 40, thresholdSigma: 150, answered: true, dataDependent: {} });
+  assert.deepEqual(dd.rdpOf(noStats), lowered(DpEvents.gnmax({ sigma: 40, thresholdSigma: 150, answered: true })));
+  // logq only: the threshold part is the lowered Gaussian(thresholdSigma)
+  const withLogq = DpEvents.gnmax({ sigma: 40, thresholdSigma: 150, answered: true, dataDependent: { logq: -50 } });
+  const answeredOnly = dd.rdpOf(DpEvents.gnmax({ sigma: 40, answered: true, dataDependent: { logq: -50 } }));
+  const threshold = lowered(DpEvents.gaussian(150));
+  const both = dd.rdpOf(withLogq);
+  for (let i = 0; i < both.length; i++) assert.equal(both[i], answeredOnly[i] + threshold[i]);
+});

@@ -4,7 +4,7 @@ import { RdpAccountant } from './rdp-accountant.js';
 import { PldAccountant } from './pld.js';
 import type { PldAccountantOptions } from './pld.js';
 
-export function makeAccountant(kind: AccountantKind, opts: RdpAccountantOptions & PldAccountantOptions & { orders?: number[] } = {}): Accountant {
+export function makeAccountant(kind: AccountantKind, opts: RdpAccountantOptions & PldAccountantOptions & { orders?: readonly number[] } = {}): Accountant {
   if (kind === 'rdp') return new RdpAccountant(opts.orders, opts);
   if (kind === 'pld') return new PldAccountant(opts);
   throw new RangeError(`accountant must be rdp or pld, got ${String(kind)}`);

@@ -67,18 +67,9 @@ export function calibrate(input: GenericCalibrationInput): GenericCalibrationRes
   const orders = input.orders ?? DEFAULT_ORDERS;
   let evaluations = 0;
   const relation = input.relation ?? 'add-remove';
-  // RDP: one accountant prices every candidate (rdpOf caches per event; a single release's RDP
-  // vector converts exactly as a fresh accountant composing it once would)
-  const rdp = kind === 'rdp' ? new RdpAccountant(orders, { relation }) : undefined;
   const details = (noise: number): EpsilonDetails => {
     evaluations++;
-    if (rdp) {
-      const v = rdp.rdpOf(family(noise));
-      if (v.every((x) => x === 0)) return { epsilon: 0, warnings: [], accountant: 'rdp', delta };
-      const r = rdpToEpsilon(rdp.orders, v, delta);
-      return { epsilon: r.epsilon, optimalOrder: r.optimalOrder, warnings: r.warnings, accountant: 'rdp', delta };
-    }
-    return makeAccountant(kind, { relation }).compose(family(noise)).getEpsilonDetails(delta);
+    return makeAccountant(kind, { relation, orders }).compose(family(noise)).getEpsilonDetails(delta);
   };
   const eps = (noise: number): number => details(noise).epsilon;
   let noiseLow = low0;

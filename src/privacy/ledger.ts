@@ -38,14 +38,14 @@
  *
  * Each record is written and fsync'd before `record` returns, i.e. before the release is used.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { AccountingRelation, DpEvent, NeighbouringRelation } from './events.js';
-import { describeRelation, isNeighbouringRelation, validateEvent } from './events.js';
+import { describeEvent, describeRelation, isNeighbouringRelation, validateEvent } from './events.js';
 import type { Accountant, AccountantKind, EpsilonDetails } from './rdp-accountant.js';
-import { RelationError } from './rdp-accountant.js';
+import { AccountingError, RelationError } from './rdp-accountant.js';
 import { makeAccountant } from './accountants.js';
 import type { RandomSource } from './random.js';
 import { describeRandomness } from './random.js';
@@ -314,6 +314,11 @@ export class PrivacyLedger {
   private size: number;
   /** Absolute path of the held lock (undefined for read-only ledgers from `read`, or after close). */
   private lockKey: string | undefined;
+  /**
+   * Owner key that MACs the tip, checked against the header's key id when the ledger was opened for
+   * writing (undefined for unkeyed ledgers and for `read`): appends never re-resolve the key.
+   */
+  private ownerKey: Buffer | undefined;
   readonly verification: LedgerVerification;
 
   private constructor(path: string, header: LedgerHeader, headerHash: string, lastHash: string, entries: LedgerEntry[], verification: LedgerVerification, size: number) {
@@ -364,10 +369,14 @@ export class PrivacyLedger {
       if (!(opts.budget.epsilon > 0)) throw new RangeError(`budget epsilon must be > 0, got ${opts.budget.epsilon}`);
       if (!(opts.budget.delta > 0 && opts.budget.delta < 1)) throw new RangeError(`budget delta must be in (0, 1), got ${opts.budget.delta}`);
     }
-    if (!existsSync(path) && opts.create === false) throw new Error(`${path}: no such ledger (a resumed run needs the ledger of the run it continues; refusing to start a fresh one)`);
+    const noSuchLedger = (): Error => new Error(`${path}: no such ledger (a resumed run needs the ledger of the run it continues; refusing to start a fresh one)`);
+    // checked before locking (a missing resume creates no lock or folder) and again under the lock
+    if (opts.create === false && !existsSync(path)) throw noSuchLedger();
     const lockKey = acquireLock(path);
     try {
-      const l = existsSync(path) ? PrivacyLedger.continueExisting(path, opts, randomness) : PrivacyLedger.create(path, opts, randomness);
+      const exists = existsSync(path);
+      if (!exists && opts.create === false) throw noSuchLedger();
+      const l = exists ? PrivacyLedger.continueExisting(path, opts, randomness) : PrivacyLedger.create(path, opts, randomness);
       l.lockKey = lockKey;
       return l;
     } catch (e) {
@@ -394,6 +403,7 @@ export class PrivacyLedger {
       const key = loadOwnerKey({ create: false });
       if (!key) throw new LedgerTamperError(`${path}: this ledger's tip is keyed with the owner key, which is not available at ${ownerKeyPath()}; refusing to append`);
       if (ownerKeyId(key) !== h.tipKey.ownerKeyId) throw new LedgerTamperError(`${path}: this ledger was keyed with owner key ${h.tipKey.ownerKeyId}, but ${ownerKeyPath()} holds key ${ownerKeyId(key)}; refusing to append`);
+      l.ownerKey = key;
     }
     return l;
   }
@@ -421,7 +431,9 @@ export class PrivacyLedger {
       closeSync(fd);
     }
     writeTip(path, 0, hash, { key, headerHash: hash });
-    return new PrivacyLedger(path, header, hash, hash, [], { ok: true, entries: 0, tip: 'verified', keyed: true, macVerified: true, protection: PROTECTION_KEYED }, Buffer.byteLength(line) + 1);
+    const l = new PrivacyLedger(path, header, hash, hash, [], { ok: true, entries: 0, tip: 'verified', keyed: true, macVerified: true, protection: PROTECTION_KEYED }, Buffer.byteLength(line) + 1);
+    l.ownerKey = key;
+    return l;
   }
 
   /** Read and verify a ledger without intending to append (e.g. `dplens budget show`); takes no lock. */
@@ -543,6 +555,7 @@ export class PrivacyLedger {
     } else if (!this.accountant.supports(event)) {
       // price it for the error message (RelationError / AccountingError) before writing anything
       this.accountant.epsilonIf(event, 1e-5);
+      throw new AccountingError(`${this.header.accountant} accountant cannot price ${describeEvent(event)}; not recorded`);
     }
     const entry: LedgerEntry = { seq: this._entries.length, time: new Date().toISOString(), event, method: input.method, datasetFingerprint: input.datasetFingerprint };
     if (this.header.relation !== undefined) entry.relation = this.header.relation;
@@ -553,7 +566,7 @@ export class PrivacyLedger {
     const bytes = Buffer.from(line + '\n', 'utf8');
     const fd = openSync(this.path, 'a');
     try {
-      const size = statSync(this.path).size;
+      const size = fstatSync(fd).size;
       if (size !== this.size) throw new LedgerTamperError(`${this.path}: the ledger changed since it was opened (${size} bytes, expected ${this.size}): another writer? refusing to append`);
       writeSync(fd, bytes);
       fsyncSync(fd);
@@ -564,7 +577,7 @@ export class PrivacyLedger {
     this.lastHash = hash;
     this.accountant.compose(event);
     this._entries.push(entry);
-    writeTip(this.path, this._entries.length, hash, this.header.tipKey ? { key: loadOwnerKey(), headerHash: this.headerHash } : undefined);
+    writeTip(this.path, this._entries.length, hash, this.header.tipKey ? { key: this.ownerKey!, headerHash: this.headerHash } : undefined);
     return { ok: true, entry };
   }
 

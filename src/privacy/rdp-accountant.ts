@@ -4,7 +4,7 @@
  * distinct event's RDP vector is computed once and cached (keyed by its canonical JSON).
  */
 import type { AccountingRelation, DpEvent } from './events.js';
-import { assertNever, describeEvent, hasDataDependentStatistics, describeRelation, eventKey, isNeighbouringRelation, lowerEvent, relationProblem } from './events.js';
+import { DpEvents, assertNever, describeEvent, hasDataDependentStatistics, describeRelation, eventKey, isNeighbouringRelation, lowerEvent, relationProblem } from './events.js';
 import { computeRdpThreshold, rdpGaussianDataDependent } from './pate.js';
 import { DEFAULT_ORDERS, rdpGaussian, rdpLaplace, rdpRandomizedResponse, rdpSampledWithoutReplacement, rdpSubsampledGaussian, rdpToEpsilon } from './rdp.js';
 
@@ -259,16 +259,17 @@ export class RdpAccountant implements Accountant {
       case 'topAgg':
         throw new AccountingError(`internal: composite event ${describeEvent(e)} reached the RDP pricer without lowering`);
       case 'gnmax': {
-        // only reached for data-dependent GNMax when opted in (see keepDataDependent)
+        // only reached for data-dependent GNMax when opted in (see keepDataDependent); a part whose
+        // statistic is missing is priced as lowerEvent prices it (no second data-independent formula)
         if (!this.keepDataDependent(e)) throw new AccountingError(`internal: composite event ${describeEvent(e)} reached the RDP pricer without lowering`);
         const out = new Float64Array(this.orders.length);
         const dd = e.dataDependent;
         if (e.thresholdSigma !== undefined) {
-          const t = dd?.logPrAnswered !== undefined ? computeRdpThreshold(dd.logPrAnswered, e.thresholdSigma, this.orders) : this.map((a) => (e.thresholdSigma === 0 ? Infinity : a / (2 * e.thresholdSigma! * e.thresholdSigma!)));
+          const t = dd?.logPrAnswered !== undefined ? computeRdpThreshold(dd.logPrAnswered, e.thresholdSigma, this.orders) : this.rdpOf(lowerEvent(DpEvents.gnmax({ sigma: e.sigma, thresholdSigma: e.thresholdSigma, answered: false })));
           for (let i = 0; i < out.length; i++) out[i] += t[i];
         }
         if (e.answered) {
-          const g = dd?.logq !== undefined ? rdpGaussianDataDependent(dd.logq, e.sigma, this.orders) : this.map((a) => (e.sigma === 0 ? Infinity : a / (e.sigma * e.sigma)));
+          const g = dd?.logq !== undefined ? rdpGaussianDataDependent(dd.logq, e.sigma, this.orders) : this.rdpOf(lowerEvent(DpEvents.gnmax({ sigma: e.sigma, answered: true })));
           for (let i = 0; i < out.length; i++) out[i] += g[i];
         }
         return out;
