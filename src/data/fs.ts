@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, rmSync, statSync, type Stats } from 'node:fs';
+import { readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { writeFileAtomic } from '../util/files.js';
 import { DataError } from './types.js';
 
@@ -80,13 +80,8 @@ export function isFolder(path: string): boolean {
  */
 export function writeFileBytes(file: string, data: Uint8Array | string): void {
   try {
-    writeFileAtomic(file, data);
+    writeFileAtomic(file, data); // removes its temporary file on failure
   } catch (e) {
-    try {
-      rmSync(`${file}.tmp-${process.pid}`, { force: true }); // writeFileAtomic's temporary name
-    } catch {
-      // nothing was created
-    }
     throw new DataError(`${file}: cannot write (${fsErrorText(e)})`);
   }
 }
