@@ -43,8 +43,8 @@ const command: Command = {
     const restarts = getInteger(args, 'restarts', 2, 1)!;
     const tvWeight = getNumber(args, 'tv', method === 'layerwise' ? 0 : 0.01, (x) => x >= 0 || 'must be >= 0')!;
     const seed = getInteger(args, 'seed', undefined, 0);
-    const { initEngine } = await import('../../engine/index.js');
-    await initEngine();
+    const { ensureEngine } = await import('../../engine/index.js');
+    await ensureEngine();
     const { existsSync, mkdirSync, writeFileSync } = await import('node:fs');
     const { join } = await import('node:path');
     const audit = await import('../../audit/index.js');
