@@ -8,32 +8,12 @@ import { buildModel, clippedSum, forwardBackward, setInitSeed } from '../src/nn/
 import { DpEvents, makeAccountant, PrivacyLedger, seededRandom } from '../src/privacy/index.js';
 import { ensureEngine, GaussianPrivatizer, makePrivate, makePrivateWithEpsilon, poissonSample, SGD, TopAggPrivatizer, type TrainData } from '../src/train/index.js';
 import { runTraining } from '../src/runs/train.js';
-import type { ImageDataset } from '../src/data/index.js';
+import { toyDataset } from './train-fixture.js';
 
 before(async () => {
   await ensureEngine({ backend: process.env.DPLENS_TEST_BACKEND ?? 'cpu' });
   setInitSeed(3);
 });
-
-/** A small synthetic image dataset (class = brightest quadrant), for fast runs. */
-function toyDataset(n: number, seed: number): ImageDataset {
-  const rng = seededRandom(seed);
-  const mk = (count: number) => {
-    const images = new Uint8Array(count * 8 * 8);
-    const labels = new Int32Array(count);
-    for (let i = 0; i < count; i++) {
-      const c = Math.floor(rng.nextDouble() * 4);
-      labels[i] = c;
-      for (let y = 0; y < 8; y++)
-        for (let x = 0; x < 8; x++) {
-          const q = (y < 4 ? 0 : 2) + (x < 4 ? 0 : 1);
-          images[i * 64 + y * 8 + x] = Math.floor(rng.nextDouble() * 80) + (q === c ? 150 : 0);
-        }
-    }
-    return { images, labels, count };
-  };
-  return { kind: 'image', name: 'toy', height: 8, width: 8, channels: 1, numClasses: 4, train: mk(n), test: mk(200), rawFingerprint: 'toy-' + seed, source: 'test' };
-}
 
 function vecData(x: Float32Array, labels: Int32Array, d: number): TrainData {
   return {
@@ -140,9 +120,9 @@ test('TopAgg-SGD: each example casts exactly k ±1 votes (sensitivity √k); thr
 });
 
 test('reported ε equals the privacy core for the run events; ledger written before use; σ = 0 is recorded as non-private', async () => {
-  const ds = toyDataset(600, 1);
+  const ds = toyDataset(600, 1, { testCount: 200 });
   const dir = mkdtempSync(join(tmpdir(), 'dplens-train-'));
-  const res = await runTraining({ epochs: 0.5, batch: 30, noise: 1.1, clip: 1, lr: 0.5, delta: 1e-5, seed: 7, model: 'mlp', out: join(dir, 'a'), report: false }, { dataOverride: ds });
+  const res = await runTraining({ epochs: 0.5, batch: 30, noise: 1.1, clip: 1, lr: 0.5, delta: 1e-5, seed: 7, model: 'mlp', out: join(dir, 'a') }, { dataOverride: ds });
   const steps = Math.round(0.5 / (30 / 600));
   assert.equal(res.steps, steps);
   const acc = makeAccountant('rdp').compose(DpEvents.poissonSampled(30 / 600, DpEvents.gaussian(1.1)), steps);
@@ -153,18 +133,18 @@ test('reported ε equals the privacy core for the run events; ledger written bef
   const lines = readFileSync(join(dir, 'a', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.ok(lines.some((l) => l.type === 'eval' && l.testAccuracy > 0.5), 'toy task learned');
   // PLD accountant run
-  const pld = await runTraining({ epochs: 0.2, batch: 30, noise: 1.1, clip: 1, lr: 0.5, delta: 1e-5, seed: 7, model: 'mlp', accountant: 'pld', report: false, evaluate: false }, { dataOverride: ds });
+  const pld = await runTraining({ epochs: 0.2, batch: 30, noise: 1.1, clip: 1, lr: 0.5, delta: 1e-5, seed: 7, model: 'mlp', accountant: 'pld', evaluate: false }, { dataOverride: ds });
   const pacc = makeAccountant('pld').compose(DpEvents.poissonSampled(30 / 600, DpEvents.gaussian(1.1)), 4);
   assert.ok(Math.abs(pld.epsilon! - pacc.getEpsilon(1e-5)) < 1e-6);
   // σ = 0: explicit non-private run, ε = ∞ in ledger and result
-  const np = await runTraining({ epochs: 0.1, batch: 30, noise: 0, clip: 1, lr: 0.5, seed: 1, model: 'mlp', out: join(dir, 'b'), report: false }, { dataOverride: ds });
+  const np = await runTraining({ epochs: 0.1, batch: 30, noise: 0, clip: 1, lr: 0.5, seed: 1, model: 'mlp', out: join(dir, 'b') }, { dataOverride: ds });
   assert.equal(np.epsilon, null);
   assert.equal(np.nonPrivate, true);
   const l2 = PrivacyLedger.read(join(dir, 'b', 'ledger.jsonl'));
   assert.equal(l2.entries[0]!.event.kind, 'nonPrivate');
   assert.equal(l2.spent(1e-5), Infinity);
   // resume continues the ledger
-  const again = await runTraining({ epochs: 1, out: join(dir, 'a'), resume: true, report: false }, { dataOverride: ds });
+  const again = await runTraining({ epochs: 1, out: join(dir, 'a'), resume: true }, { dataOverride: ds });
   assert.equal(again.steps, 20);
   const acc2 = makeAccountant('rdp').compose(DpEvents.poissonSampled(30 / 600, DpEvents.gaussian(1.1)), 20);
   assert.ok(Math.abs(again.epsilon! - acc2.getEpsilon(1e-5)) < 1e-9);

@@ -15,7 +15,7 @@ before(async () => {
 
 test('DP-SGD on real MNIST (reference CNN, σ 1.3, C 1.5, 100 steps of q = 240/60000) beats chance by far', async () => {
   const ds = loadMnist();
-  const r = await runTraining({ epochs: 0.4, batch: 240, noise: 1.3, clip: 1.5, lr: 0.25, delta: 1e-5, seed: 11, report: false }, { dataOverride: ds });
+  const r = await runTraining({ epochs: 0.4, batch: 240, noise: 1.3, clip: 1.5, lr: 0.25, delta: 1e-5, seed: 11 }, { dataOverride: ds });
   assert.equal(r.steps, 100);
   assert.ok(r.testAccuracy! > 0.5, `test accuracy ${r.testAccuracy}`);
   assert.ok(r.epsilon! > 0.2 && r.epsilon! < 0.5, `ε ${r.epsilon}`);

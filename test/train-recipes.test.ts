@@ -6,10 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { buildModel, clippedSum, forwardBackward, loadModel, modelPresets, perSampleFlat, presetSpec, setInitSeed, softmaxCrossEntropy, type LayerSpec, type Module, type Param } from '../src/nn/index.js';
-import { seededRandom } from '../src/privacy/index.js';
 import { Adam, Ema, ensureEngine, SGD, type Optimizer } from '../src/train/index.js';
 import { runTraining } from '../src/runs/train.js';
-import type { ImageDataset } from '../src/data/index.js';
+import { toyDataset } from './train-fixture.js';
 
 before(async () => {
   await ensureEngine({ backend: process.env.DPLENS_TEST_BACKEND ?? 'cpu' });
@@ -116,26 +115,11 @@ test('SGD (momentum, Nesterov) and Adam continue exactly from a saved state', ()
   assert.throws(() => e2.setShadow([tf.ones([4])]), /shape/);
 });
 
-function toyDataset(n: number, seed: number): ImageDataset {
-  const rng = seededRandom(seed);
-  const mk = (count: number) => {
-    const images = new Uint8Array(count * 64);
-    const labels = new Int32Array(count);
-    for (let i = 0; i < count; i++) {
-      const c = Math.floor(rng.nextDouble() * 4);
-      labels[i] = c;
-      for (let y = 0; y < 8; y++) for (let x = 0; x < 8; x++) images[i * 64 + y * 8 + x] = Math.floor(rng.nextDouble() * 80) + ((y < 4 ? 0 : 2) + (x < 4 ? 0 : 1) === c ? 150 : 0);
-    }
-    return { images, labels, count };
-  };
-  return { kind: 'image', name: 'toy', height: 8, width: 8, channels: 1, numClasses: 4, train: mk(n), test: mk(100), rawFingerprint: 'toy-' + seed, source: 'test' };
-}
-
 test('run folder: model.json holds the EMA weights, train-state keeps momentum/live weights, resume restores them and reports the stored clip/batch', async () => {
   const ds = toyDataset(400, 3);
   const dir = join(mkdtempSync(join(tmpdir(), 'dplens-recipe-')), 'run');
   const spec: LayerSpec[] = [{ type: 'flatten' }, { type: 'dense', units: 8 }, { type: 'tanh' }, { type: 'dense', units: 4 }];
-  const first = await runTraining({ model: spec, epochs: 0.5, batch: 40, noise: 1, clip: 0.7, lr: 0.5, momentum: 0.9, ema: 0.9, seed: 4, out: dir, report: false }, { dataOverride: ds });
+  const first = await runTraining({ model: spec, epochs: 0.5, batch: 40, noise: 1, clip: 0.7, lr: 0.5, momentum: 0.9, ema: 0.9, seed: 4, out: dir }, { dataOverride: ds });
   assert.equal(first.clip, 0.7);
   assert.equal(first.batch, 40);
   const st = JSON.parse(readFileSync(join(dir, 'train-state.json'), 'utf8'));
@@ -148,7 +132,7 @@ test('run folder: model.json holds the EMA weights, train-state keeps momentum/l
   assert.ok(relErr(slot('live'), slot('ema')) > 1e-4, 'live weights differ from the average');
   assert.ok(slot('velocity').some((v) => v !== 0), 'momentum was built up');
   const logs: string[] = [];
-  const again = await runTraining({ epochs: 1, out: dir, resume: true, report: false }, { dataOverride: ds, log: (m) => logs.push(m) });
+  const again = await runTraining({ epochs: 1, out: dir, resume: true }, { dataOverride: ds, log: (m) => logs.push(m) });
   assert.ok(logs.some((l) => /optimizer state and EMA restored/.test(l)), logs.join('\n'));
   assert.equal(again.steps, 10);
   assert.equal(again.clip, 0.7, 'clip from the stored config, not the flag default');

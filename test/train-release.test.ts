@@ -11,12 +11,13 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdir
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setInitSeed } from '../src/nn/index.js';
-import { PrivacyLedger, seededRandom } from '../src/privacy/index.js';
+import { PrivacyLedger } from '../src/privacy/index.js';
 import { keyedFingerprint } from '../src/privacy/owner-key.js';
 import { ensureEngine } from '../src/train/index.js';
 import { main } from '../src/cli/main.js';
 import { runTraining } from '../src/runs/train.js';
 import type { ImageDataset } from '../src/data/index.js';
+import { toyDataset as toyImages } from './train-fixture.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dplens-train-release-'));
 // the owner key lives outside every run folder; keep the test's own key out of $HOME
@@ -29,19 +30,9 @@ before(async () => {
   setInitSeed(3);
 });
 
+/** The toy set with a raw fingerprint long enough to grep released files for. */
 function toyDataset(n: number, seed: number, name = 'toy'): ImageDataset {
-  const rng = seededRandom(seed);
-  const mk = (count: number) => {
-    const images = new Uint8Array(count * 64);
-    const labels = new Int32Array(count);
-    for (let i = 0; i < count; i++) {
-      const c = Math.floor(rng.nextDouble() * 4);
-      labels[i] = c;
-      for (let y = 0; y < 8; y++) for (let x = 0; x < 8; x++) images[i * 64 + y * 8 + x] = Math.floor(rng.nextDouble() * 80) + ((y < 4 ? 0 : 2) + (x < 4 ? 0 : 1) === c ? 150 : 0);
-    }
-    return { images, labels, count };
-  };
-  return { kind: 'image', name, height: 8, width: 8, channels: 1, numClasses: 4, train: mk(n), test: mk(100), rawFingerprint: `${name}-raw-sha-${seed}`, source: 'test' } as ImageDataset;
+  return toyImages(n, seed, { name, rawFingerprint: `${name}-raw-sha-${seed}` });
 }
 
 function dplens(args: string[], timeout = 120_000): { code: number | null; stdout: string; stderr: string } {

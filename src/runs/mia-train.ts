@@ -7,15 +7,8 @@ import type { ImageDataset, ImageSplit } from '../data/index.js';
 import type { Module } from '../nn/index.js';
 import { imageData } from '../train/index.js';
 import { auditRandom, liraOfflineScores, lossAndConfidence, lossThresholdAttack, attackMetrics, type AttackMetrics } from '../audit/index.js';
-import { runTraining, type TrainConfig } from './train.js';
+import { datasetNormalisation, runTraining, type TrainConfig } from './train.js';
 import { tidyRead } from '../engine/tidy-read.js';
-
-/** Normalisation runTraining uses for a dataset (fixed, data-independent). */
-export function datasetNormalisation(ds: ImageDataset): { mean: number[]; std: number[] } {
-  if (ds.name === 'mnist') return { mean: [0.1307], std: [0.3081] };
-  if (ds.name === 'fashion-mnist') return { mean: [0.286], std: [0.353] };
-  return { mean: new Array(ds.channels).fill(0.5), std: new Array(ds.channels).fill(0.5) };
-}
 
 /** Logits [count × classes] of `model` on a split (batched). */
 export function modelLogits(model: Module, split: ImageSplit, ds: ImageDataset): Float32Array {
@@ -59,7 +52,7 @@ export async function membershipInferenceTraining(config: TrainConfig, pool: Ima
   const rng = auditRandom(opts.seed);
   const n = pool.train.count;
   const per = pool.height * pool.width * pool.channels;
-  const cfg: TrainConfig = { ...config, out: undefined, outDir: undefined, report: false, evaluate: false };
+  const cfg: TrainConfig = { ...config, out: undefined, outDir: undefined, evaluate: false };
   const trainOn = async (inSet: boolean[]): Promise<Float32Array> => {
     const idx = inSet.flatMap((b, i) => (b ? [i] : []));
     const ds: ImageDataset = { ...pool, train: pick(pool.train, idx, per), rawFingerprint: `${pool.rawFingerprint}/subset` };

@@ -97,8 +97,6 @@ export interface TrainConfig {
   checkpointSeconds?: number;
   /** Command line, stored in config.json and run.json. */
   command?: string[];
-  /** Ignored (kept for old callers): the runner never writes the report; the CLI does. */
-  report?: boolean;
   /** Evaluate on the test split at the end (default true). */
   evaluate?: boolean;
   /** Also evaluate every this many epochs (metrics.jsonl 'eval' lines; default 1 when epochs >= 2, else off; 0 = off). */
@@ -113,8 +111,6 @@ export interface TrainHooks {
   onStep?: (info: StepInfo) => void;
   /** Gradient-space canaries for auditing (see GradientCanaries in trainer.ts). */
   gradientCanaries?: GradientCanaries;
-  /** Alias of gradientCanaries (the name used in the team briefing). */
-  canaries?: GradientCanaries;
   /** Log lines (default: none). */
   log?: (msg: string) => void;
   /**
@@ -168,7 +164,8 @@ export function publicTrainResult(r: TrainResult): Record<string, unknown> {
   return plain;
 }
 
-function normalisation(ds: ImageDataset): { mean: number[]; std: number[] } {
+/** The input normalisation of an image dataset (fixed per dataset: never statistics of the private data). */
+export function datasetNormalisation(ds: ImageDataset): { mean: number[]; std: number[] } {
   if (ds.name === 'mnist') return { mean: [0.1307], std: [0.3081] };
   if (ds.name === 'fashion-mnist') return { mean: [0.286], std: [0.353] };
   // Fixed, data-independent default (computing statistics of the private set would leak).
@@ -468,15 +465,14 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
     const privatizer = privFactory.create({ noiseMultiplier: sigma!, clip, clipping: cfg.clipping ?? 'flat', paramCount, options: cfg.privatizerOptions ?? {} });
     const opt = optFactory.create({ lr, schedule: cfg.schedule === 'cosine' ? schedules.cosine() : schedules.constant(), weightDecay: cfg.weightDecay, options: cfg.optimizerOptions ?? {} });
 
-    const publicFacts = (): ReleasedFact[] => releasedFacts(ds, !!outDir);
-    const facts = publicFacts();
+    const facts = releasedFacts(ds, !!outDir);
     const startedAt = new Date().toISOString();
     let manifest: RunManifest | undefined;
     const { command, ...rest } = cfg;
     if (outDir) {
       writeFileAtomic(
         join(outDir, 'config.json'),
-        JSON.stringify({ kind: 'train', command, createdAt: startedAt, config: { ...rest, model: modelName, data: cfg.data ?? ds.name }, dataset: { name: ds.name, source: ds.source, fingerprint, fingerprintKind: 'keyed (HMAC-SHA256 with the data owner key)', train: n, test: ds.test.count, shape: inputShape, classes: ds.numClasses }, derived: { sampleRate: q, steps, noiseMultiplier: sigma, relation, paramCount, ...(ds.kind === 'tabular' ? { labelColumn: ds.labelColumn, columns: publicColumns(ds), encodingNote: 'CSV encoding statistics (means, stds, category lists) come from the training split and are not covered by epsilon: this file leaves them out; model.json holds them (needed to apply the model) and run.json privacy.released lists them' } : { normalisation: normalisation(ds) }) } }, null, 1) + '\n',
+        JSON.stringify({ kind: 'train', command, createdAt: startedAt, config: { ...rest, model: modelName, data: cfg.data ?? ds.name }, dataset: { name: ds.name, source: ds.source, fingerprint, fingerprintKind: 'keyed (HMAC-SHA256 with the data owner key)', train: n, test: ds.test.count, shape: inputShape, classes: ds.numClasses }, derived: { sampleRate: q, steps, noiseMultiplier: sigma, relation, paramCount, ...(ds.kind === 'tabular' ? { labelColumn: ds.labelColumn, columns: publicColumns(ds), encodingNote: 'CSV encoding statistics (means, stds, category lists) come from the training split and are not covered by epsilon: this file leaves them out; model.json holds them (needed to apply the model) and run.json privacy.released lists them' } : { normalisation: datasetNormalisation(ds) }) } }, null, 1) + '\n',
       );
       let old: RunManifest | undefined;
       try {
@@ -516,7 +512,7 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
       writeManifest(outDir, manifest);
     }
 
-    const norm = ds.kind === 'image' ? normalisation(ds) : undefined;
+    const norm = ds.kind === 'image' ? datasetNormalisation(ds) : undefined;
     const asTrainData = (split: 'train' | 'test') => (ds.kind === 'image' ? imageData(ds[split], ds, norm!) : tabularData(ds[split], ds.numFeatures));
     const trainer = new PrivateTrainer({
       model,
@@ -536,7 +532,7 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
       // without a run folder there is no ledger: the in-memory accountant takes the cap
       maxEpsilon: !ledger && targetEps !== undefined ? targetEps * (1 + 1e-9) : undefined,
       emaDecay: cfg.ema,
-      gradientCanaries: hooks.gradientCanaries ?? hooks.canaries,
+      gradientCanaries: hooks.gradientCanaries,
     });
     if (resumeState) {
       const { live: _live, ema: emaShadow, ...slots } = resumeState.tensors;

@@ -376,6 +376,7 @@ export class PrivateTrainer {
     let perm: Int32Array | undefined;
     let done = 0;
     const shuffle = (this.o.sampling ?? 'poisson') === 'shuffle';
+    let epsilon = this.epsilon(); // changes only when a block is recorded
     for (let t = start; t < total; t++) {
       if (allowed === 0) {
         const want = Math.min(recordEvery, total - t);
@@ -384,6 +385,7 @@ export class PrivateTrainer {
           stoppedBy = 'budget';
           break;
         }
+        epsilon = this.epsilon();
       }
       let idx: Int32Array;
       if (shuffle) {
@@ -406,7 +408,7 @@ export class PrivateTrainer {
           loss: r.n ? r.lossSum / r.n : NaN,
           accuracy: r.n ? r.correct / r.n : NaN,
           batchSize: r.n,
-          epsilon: this.epsilon(),
+          epsilon,
           lr: this.o.optimizer.lr * this.o.optimizer.schedule(t, total),
         });
       }

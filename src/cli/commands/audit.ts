@@ -46,7 +46,7 @@ const command: Command = {
       dataNotPrivate,
       onStep: (info) => {
         progress ??= out.progress(info.totalSteps, 'audit run');
-        progress.update(info.step, { loss: info.loss });
+        progress.update(info.step, { eps: info.epsilon }); // the re-run's batch loss is a private diagnostic
       },
       log: (s) => out.log(s),
     });

@@ -62,7 +62,7 @@ async function trainStage(ds: ImageDataset, dir: string, minutes: number, epsilo
   // σ is calibrated so that DEMO_TRAIN_EPOCHS epochs spend exactly ε; the time limit may stop earlier
   // (then less than ε is spent — the report shows the recomputed figure).
   const res = await runTraining(
-    { data: 'mnist', model: 'cnn', epochs: DEMO_TRAIN_EPOCHS, targetEpsilon: epsilon, delta: DELTA, out: dir, maxMinutes: minutes, seed, command: commandLine(argv), report: false },
+    { data: 'mnist', model: 'cnn', epochs: DEMO_TRAIN_EPOCHS, targetEpsilon: epsilon, delta: DELTA, out: dir, maxMinutes: minutes, seed, command: commandLine(argv) },
     {
       dataOverride: ds,
       onStep: (p) => {

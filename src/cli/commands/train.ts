@@ -6,7 +6,7 @@ import { dataFlagSpecs } from '../../data/index.js';
 import { type MethodOption, type MethodOptionValues, privatizers } from '../../train/privatizers/index.js';
 import { optimizers } from '../../train/optimizers/index.js';
 import { ensureEngine } from '../../engine/index.js';
-import { publicTrainResult, runTraining } from '../../runs/train.js';
+import { runTraining } from '../../runs/train.js';
 import { writeReport } from '../../report/index.js';
 
 /** CLI flags of every registered privatizer/optimizer option (help says which method reads each). */
@@ -177,7 +177,6 @@ const command: Command = {
     );
     bar.done();
     const report = res.runDir ? await writeReport(res.runDir) : undefined;
-    const pub = publicTrainResult(res);
     out.result({
       epsilon: res.epsilon,
       delta: res.delta,
@@ -196,7 +195,7 @@ const command: Command = {
       privatizer: res.privatizer,
       accountant: res.accountant,
       randomness: res.randomness,
-      datasetFingerprint: pub.datasetFingerprint,
+      datasetFingerprint: res.datasetFingerprint,
       resumedFromStep: res.resumedFromStep,
       stoppedBy: res.stoppedBy,
       peakRssMB: res.peakRssMB,

@@ -5,7 +5,7 @@
  */
 import { Adam, AdamW, type LrSchedule, type Optimizer, SGD } from '../optim.js';
 import type { MethodOption, MethodOptionValues } from '../privatizers/types.js';
-import { methodRegistry } from '../privatizers/index.js';
+import { lookupMethod } from '../privatizers/index.js';
 
 export interface OptimizerBuildContext {
   lr: number;
@@ -46,11 +46,9 @@ export const adamwFactory: OptimizerFactory = {
   create: (ctx) => new AdamW(ctx.lr, { weightDecay: ctx.weightDecay }, ctx.schedule),
 };
 
-const optimizerRegistry = methodRegistry<OptimizerFactory>('optimizer', {
+export const optimizers: Readonly<Record<string, OptimizerFactory>> = {
   sgd: sgdFactory,
   adam: adamFactory,
   adamw: adamwFactory,
-});
-export const optimizers = optimizerRegistry.table;
-export const optimizerNames = optimizerRegistry.names;
-export const getOptimizer = optimizerRegistry.get;
+};
+export const getOptimizer = (name: string): OptimizerFactory => lookupMethod('optimizer', optimizers, name);

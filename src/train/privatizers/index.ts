@@ -11,18 +11,11 @@ export * from './types.js';
 export { GaussianPrivatizer, gaussianFactory } from './gaussian.js';
 export { TopAggPrivatizer, topaggFactory, type TopAggOptions } from './topagg.js';
 
-const privatizerRegistry = methodRegistry<PrivatizerFactory>('privatizer', {
+export const privatizers: Readonly<Record<string, PrivatizerFactory>> = {
   gaussian: gaussianFactory,
   topagg: topaggFactory,
-});
-export const privatizers = privatizerRegistry.table;
-export const privatizerNames = privatizerRegistry.names;
-export const getPrivatizer = privatizerRegistry.get;
-
-/** A method registry: the table, its names, and a lookup that refuses unknown names. */
-export function methodRegistry<F>(kind: string, table: Readonly<Record<string, F>>): { table: Readonly<Record<string, F>>; names: () => string[]; get: (name: string) => F } {
-  return { table, names: () => Object.keys(table), get: (name) => lookupMethod(kind, table, name) };
-}
+};
+export const getPrivatizer = (name: string): PrivatizerFactory => lookupMethod('privatizer', privatizers, name);
 
 /** The entry `name` of a method registry; RangeError listing the choices otherwise. */
 export function lookupMethod<F>(kind: string, table: Readonly<Record<string, F>>, name: string): F {
