@@ -7,6 +7,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { loadMnist } from '../src/data/index.js';
 import { distanceToClosestRecord, insertInputCanaries, summarizeAudit } from '../src/audit/index.js';
 import { auditSynthesis } from '../src/runs/audit.js';
@@ -47,4 +50,16 @@ test('DataLens end to end with 200 canaries: the bound does not exceed the claim
   assert.ok(r.empiricalEpsilonLowerBound <= r.claimedEpsilon!);
   assert.equal(r.m, 200);
   assert.equal(r.roc.fpr[0], 0);
+});
+
+test('input-canary re-run kept in rerunDir: only its ledger and config stay, never its private diagnostics', async () => {
+  const small = { ...mnist, train: { images: mnist.train.images.slice(0, 3000 * 784), labels: mnist.train.labels.slice(0, 3000), count: 3000 } };
+  const rerunDir = mkdtempSync(join(tmpdir(), 'dplens-audit-rerun-'));
+  try {
+    await auditSynthesis({ method: 'class-mean', data: 'mnist', epsilon: 1, delta: 1e-5, out: '' }, { dataOverride: small, canaries: 100, seed: 3, samples: 300, rerunDir });
+    assert.ok(existsSync(join(rerunDir, 'ledger.jsonl')), 'the re-run ledger is kept');
+    for (const f of ['private-diagnostics.jsonl', 'synthetic.npz', 'generator', 'metrics.jsonl']) assert.ok(!existsSync(join(rerunDir, f)), `${f} must not stay in the re-run folder`);
+  } finally {
+    rmSync(rerunDir, { recursive: true, force: true });
+  }
 });

@@ -89,7 +89,7 @@ export interface GeneratorPlugin<H extends object = Record<string, unknown>> {
 export type AnyGeneratorPlugin = GeneratorPlugin<any>;
 
 /** Hyper-parameters of `plugin` for `presetName` with `overrides` (undefined values ignored). */
-export function resolvePluginHyper<H extends object>(plugin: GeneratorPlugin<H>, presetName: string, overrides: Partial<H>): H {
+export function resolvePluginHyper<H extends object>(plugin: Pick<GeneratorPlugin<H>, 'name' | 'defaults' | 'presets'>, presetName: string, overrides: Partial<H>): H {
   const p = plugin.presets[presetName];
   if (!p) throw new RangeError(`unknown preset "${presetName}" for ${plugin.name}; choose one of ${Object.keys(plugin.presets).join(', ')}`);
   const h = { ...plugin.defaults, ...p.hyper } as H;

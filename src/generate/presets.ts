@@ -3,6 +3,7 @@
  * that fill in everything a preset does not say.
  */
 import type { GpateCharge } from './voting-gan.js';
+import { resolvePluginHyper, type PluginPreset } from './plugin.js';
 
 /** A generator's registry name (registry.ts lists them); the voting presets below exist for 'datalens' and 'gpate'. */
 export type Method = string;
@@ -95,11 +96,8 @@ export const BASE_HYPER: SynthesisHyper = {
   thresh: 0.5,
 };
 
-export interface Preset {
-  description: string;
-  epsilon: number;
-  hyper: Partial<SynthesisHyper>;
-}
+/** A voting preset: the plugin preset shape (plugin.ts) over SynthesisHyper. */
+export type Preset = PluginPreset<SynthesisHyper>;
 
 /** Shared by our DataLens presets (see the comment in PRESETS.datalens). */
 const TUNED_DATALENS: Partial<SynthesisHyper> = { topk: 784, clip: 0, stochastic: true, beta: 0, alpha: 1e-3, zDim: 50, queryBatch: 30, generatorLabelGain: 10, generatorOutputBias: -2, dStep: 1, pretrainSteps: 4, teacherHidden: 8, generatorLr: 2e-3, smoothDirection: 1 };
@@ -183,9 +181,5 @@ export function defaultPresetName(data: string, epsilon: number): string {
 export function resolveHyper(method: Method, presetName: string, overrides: Partial<SynthesisHyper>): SynthesisHyper {
   const byName = PRESETS[method];
   if (!byName) throw new RangeError(`unknown method "${method}" for the voting presets (${Object.keys(PRESETS).join('|')})`);
-  const p = byName[presetName];
-  if (!p) throw new RangeError(`unknown preset "${presetName}" for ${method}; choose one of ${Object.keys(byName).join(', ')}`);
-  const h: SynthesisHyper = { ...BASE_HYPER, ...p.hyper };
-  for (const [k, v] of Object.entries(overrides)) if (v !== undefined) (h as unknown as Record<string, unknown>)[k] = v;
-  return h;
+  return resolvePluginHyper<SynthesisHyper>({ name: method, defaults: BASE_HYPER, presets: byName }, presetName, overrides);
 }

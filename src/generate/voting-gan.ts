@@ -18,7 +18,7 @@ import { noisyAggregate, validateTopAggParams, voteSums, type TopAggParams } fro
 import { argmaxStep, backProject, drawProjections, histograms, thresholdStep, validateGpateParams, type GpateParams } from './gpate-agg.js';
 import type { DpGenerator, FitResult, GeneratorContext, GeneratorProgress, SampleSet, StopReason } from './types.js';
 import { tidyRead } from '../engine/tidy-read.js';
-import { type CheckpointLayout, readCheckpoint, readCheckpointHeader, writeCheckpoint } from '../nn/checkpoint.js';
+import { type CheckpointLayout, readCheckpoint, writeCheckpoint } from '../nn/checkpoint.js';
 
 export interface VotingGanOptions {
   teachers: Omit<TeacherConfig, 'batchSize'>;
@@ -138,6 +138,28 @@ export interface VotingFacts {
   queries: number;
   numClasses: number;
   dim: number;
+}
+
+/**
+ * One step's public facts from the options and public data facts (n, C, image size): m = ⌊n/N⌋,
+ * teacher batch min(batch, m), B = queryBatch ?? teacher batch. The one derivation: VotingGan's
+ * constructor and the audit's mechanism replay (votingStepFacts) both call it.
+ */
+export function votingFacts(
+  opts: Pick<VotingGanOptions, 'teachers' | 'batchSize' | 'queryBatch' | 'teacherKind' | 'kernelAssign'>,
+  data: { trainCount: number; numClasses: number; height: number; width: number; channels: number },
+): VotingFacts {
+  const numTeachers = opts.teachers.numTeachers;
+  const m = Math.floor(data.trainCount / numTeachers);
+  return {
+    kind: opts.teacherKind === 'kernel' ? 'kernel' : 'neural',
+    numTeachers,
+    shardSize: m,
+    assign: opts.kernelAssign ?? 'all',
+    queries: opts.queryBatch ?? Math.min(opts.batchSize, m),
+    numClasses: data.numClasses,
+    dim: data.height * data.width * data.channels,
+  };
 }
 
 /**
@@ -396,14 +418,13 @@ export class VotingGan implements DpGenerator {
     checkPositiveInt(opts.dStep, 'd-step');
     if (data.channels !== 1) throw new RangeError(`${data.name}: DataLens/G-PATE here support single-channel images, got ${data.channels} channels`);
     if (data.train.count < opts.teachers.numTeachers) throw new RangeError(`${opts.teachers.numTeachers} teachers need at least as many training records; ${data.name} has ${data.train.count}`);
-    this.numTeachers = opts.teachers.numTeachers;
-    this.dim = data.height * data.width * data.channels;
-    this.numClasses = data.numClasses;
-    const m = Math.floor(data.train.count / this.numTeachers);
-    this.teacherBatch = Math.min(opts.batchSize, m);
     if (opts.queryBatch !== undefined) checkPositiveInt(opts.queryBatch, 'query batch');
-    this.B = opts.queryBatch ?? this.teacherBatch;
-    this.facts = { kind: opts.teacherKind === 'kernel' ? 'kernel' : 'neural', numTeachers: this.numTeachers, shardSize: m, assign: opts.kernelAssign ?? 'all', queries: this.B, numClasses: this.numClasses, dim: this.dim };
+    this.facts = votingFacts(opts, { trainCount: data.train.count, numClasses: data.numClasses, height: data.height, width: data.width, channels: data.channels });
+    this.numTeachers = this.facts.numTeachers;
+    this.dim = this.facts.dim;
+    this.numClasses = this.facts.numClasses;
+    this.teacherBatch = Math.min(opts.batchSize, this.facts.shardSize);
+    this.B = this.facts.queries;
     const seed = ctx.random.nextUint32();
     this.generator = new ConditionalGenerator({ ...opts.generator, numClasses: data.numClasses, height: data.height, width: data.width, bnGroup: this.B }, seed);
     this.genOpt = tf.train.adam(opts.generatorLr, opts.generatorBeta1, 0.999, 1e-8);
@@ -562,9 +583,8 @@ export class VotingGan implements DpGenerator {
   }
 
   async load(dir: string): Promise<void> {
-    const meta = readCheckpointMeta(dir);
-    const all = readCheckpointWeights(dir, meta);
-    this.generator.restore(meta.params.map((p) => ({ name: p.name, shape: p.shape, values: all.subarray(p.offset, p.offset + p.shape.reduce((a, b) => a * b, 1)) })));
+    const { meta, params } = readGeneratorCheckpoint(dir);
+    this.generator.restore(params);
     this.stepsDone = meta.steps;
   }
 
@@ -580,19 +600,15 @@ interface CheckpointMeta {
   format: string;
   method: string;
   steps: number;
-  values?: number;
   config: ConstructorParameters<typeof ConditionalGenerator>[0];
-  params: { name: string; shape: number[]; offset: number }[];
 }
 
 const GENERATOR_CHECKPOINT: CheckpointLayout = { header: 'generator.json', blob: 'generator.bin', format: GENERATOR_CHECKPOINT_FORMAT, entriesKey: 'params', blobKey: 'weights' };
 
-function readCheckpointMeta(dir: string): CheckpointMeta {
-  return readCheckpointHeader(dir, GENERATOR_CHECKPOINT) as unknown as CheckpointMeta;
-}
-
-function readCheckpointWeights(dir: string, _meta: CheckpointMeta): Float32Array {
-  return readCheckpoint(dir, GENERATOR_CHECKPOINT).blob;
+/** Header and named parameter tensors of a generator checkpoint, from one checked read of both files. */
+function readGeneratorCheckpoint(dir: string): { meta: CheckpointMeta; params: { name: string; shape: number[]; values: Float32Array }[] } {
+  const { header, tensors } = readCheckpoint(dir, GENERATOR_CHECKPOINT);
+  return { meta: header as unknown as CheckpointMeta, params: tensors.map((t) => ({ name: String(t.entry.name), shape: t.entry.shape, values: t.data })) };
 }
 
 /** DataLens: the voting GAN with the TopAgg aggregator (kept as a class for callers and tests). */
@@ -636,10 +652,9 @@ export class SavedGenerator {
   ) {}
 
   static load(dir: string): SavedGenerator {
-    const meta = readCheckpointMeta(dir);
+    const { meta, params } = readGeneratorCheckpoint(dir);
     const g = new ConditionalGenerator(meta.config, 0);
-    const all = readCheckpointWeights(dir, meta);
-    g.restore(meta.params.map((p) => ({ name: p.name, shape: p.shape, values: all.subarray(p.offset, p.offset + p.shape.reduce((a, b) => a * b, 1)) })));
+    g.restore(params);
     return new SavedGenerator(g, meta.method, meta.steps);
   }
 

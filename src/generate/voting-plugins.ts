@@ -3,8 +3,10 @@
  * (teachers, generator), each method's aggregator flags, presets (presets.ts) and constructors.
  */
 import { BASE_HYPER, defaultPresetName, PRESETS, type Preset, type SynthesisHyper } from './presets.js';
-import { DataLens, Gpate, GpateAggregator, SavedGenerator, TopAggAggregator, type VoteAggregator, type VotingFacts, type VotingGanOptions } from './voting-gan.js';
-import type { GeneratorLimits, GeneratorPlugin, HyperParamSpec, PluginPreset } from './plugin.js';
+import { DataLens, Gpate, GpateAggregator, SavedGenerator, TopAggAggregator, votingFacts, type VotingFacts, type VotingGanOptions } from './voting-gan.js';
+import type { TopAggParams } from './topagg.js';
+import type { GpateParams } from './gpate-agg.js';
+import type { GeneratorLimits, GeneratorPlugin, HyperParamSpec } from './plugin.js';
 import type { GeneratorContext } from './types.js';
 
 export function votingGanOptions(h: SynthesisHyper, maxSteps: number, maxMinutes: number): VotingGanOptions {
@@ -72,7 +74,7 @@ const GPATE_HYPER: HyperParamSpec[] = [
   },
 ];
 
-function asPluginPresets(method: string): Record<string, PluginPreset<SynthesisHyper>> {
+function votingPresets(method: string): Record<string, Preset> {
   return PRESETS[method] as Record<string, Preset>;
 }
 
@@ -82,15 +84,25 @@ function finalizeVoting(h: SynthesisHyper, facts: { trainCount: number }): Synth
 }
 
 /**
- * One step's public facts as the VotingGan constructor derives them (m = ⌊n/N⌋, teacher batch
- * min(batch, m), B = queryBatch ?? teacher batch), for the mechanism replay of the audit; a test
- * (audit-synth-mechanism) checks it equals VotingGan.facts.
+ * One step's public facts for the mechanism replay of the audit: the same derivation as the
+ * VotingGan constructor (votingFacts), from the finalized hyper-parameters.
  */
 export function votingStepFacts(h: SynthesisHyper, f: { trainCount: number; numClasses: number; height: number; width: number; channels: number }): VotingFacts {
-  const hh = finalizeVoting(h, f);
-  const m = Math.floor(f.trainCount / hh.teachers);
-  const B = hh.queryBatch ?? Math.min(hh.batchSize, m);
-  return { kind: hh.teacherKind === 'kernel' ? 'kernel' : 'neural', numTeachers: hh.teachers, shardSize: m, assign: hh.kernelAssign ?? 'all', queries: B, numClasses: f.numClasses, dim: f.height * f.width * f.channels };
+  return votingFacts(votingGanOptions(finalizeVoting(h, f), Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY), f);
+}
+
+/** The aggregators' parameters from the hyper-parameters (one place for create() and mechanism()). */
+function topAggParams(h: SynthesisHyper): TopAggParams {
+  return { k: h.topk, sigma: h.sigma, clip: h.clip, stochastic: h.stochastic, beta: h.beta, alpha: h.alpha };
+}
+
+function gpateParams(h: SynthesisHyper): GpateParams {
+  return { projDim: h.projDim, bins: h.bins, clip: h.gpateClip, sigma1: h.sigma1, sigma2: h.sigma2, thresh: h.thresh };
+}
+
+/** The voting loop's options for a run on ctx's data (teachers 0 = one per record). */
+function runOptions(ctx: GeneratorContext, h: SynthesisHyper, limits: GeneratorLimits): VotingGanOptions {
+  return votingGanOptions(finalizeVoting(h, { trainCount: ctx.data.train.count }), limits.maxSteps, limits.maxMinutes);
 }
 
 const VOTING_PUBLIC = ['n, the number of training records (shards are a shuffle over the record count; q = B/n and the teacher count are published)', 'the number of teachers N', 'the class list (its size C sets the query labels)'];
@@ -111,12 +123,9 @@ export const datalensPlugin: GeneratorPlugin<SynthesisHyper> = {
   name: 'datalens',
   description: 'DataLens: teacher ensemble (kernel or MLP teachers, one disjoint shard each) votes with top-k stochastic signs; the Gaussian-noised vote sum (TopAgg) moves a conditional generator',
   hyperParameters: [...VOTING_HYPER, ...DATALENS_HYPER],
-  presets: asPluginPresets('datalens'),
-  create(ctx: GeneratorContext, h: SynthesisHyper, limits: GeneratorLimits) {
-    const o = votingGanOptions(finalizeVoting(h, { trainCount: ctx.data.train.count }), limits.maxSteps, limits.maxMinutes);
-    return new DataLens(ctx, o, { k: h.topk, sigma: h.sigma, clip: h.clip, stochastic: h.stochastic, beta: h.beta, alpha: h.alpha });
-  },
-  mechanism: (h, facts) => ({ aggregator: new TopAggAggregator({ k: h.topk, sigma: h.sigma, clip: h.clip, stochastic: h.stochastic, beta: h.beta, alpha: h.alpha }), facts: votingStepFacts(h, facts) }),
+  presets: votingPresets('datalens'),
+  create: (ctx, h, limits) => new DataLens(ctx, runOptions(ctx, h, limits), topAggParams(h)),
+  mechanism: (h, facts) => ({ aggregator: new TopAggAggregator(topAggParams(h)), facts: votingStepFacts(h, facts) }),
 };
 
 export const gpatePlugin: GeneratorPlugin<SynthesisHyper> = {
@@ -124,10 +133,7 @@ export const gpatePlugin: GeneratorPlugin<SynthesisHyper> = {
   name: 'gpate',
   description: 'G-PATE: teacher ensemble votes on randomly projected, binned image gradients; Confident-GNMax (noisy threshold test + noisy argmax) per coordinate moves a conditional generator',
   hyperParameters: [...VOTING_HYPER, ...GPATE_HYPER],
-  presets: asPluginPresets('gpate'),
-  create(ctx: GeneratorContext, h: SynthesisHyper, limits: GeneratorLimits) {
-    const o = votingGanOptions(finalizeVoting(h, { trainCount: ctx.data.train.count }), limits.maxSteps, limits.maxMinutes);
-    return new Gpate(ctx, o, { projDim: h.projDim, bins: h.bins, clip: h.gpateClip, sigma1: h.sigma1, sigma2: h.sigma2, thresh: h.thresh }, h.gpateCharge ?? 'worst-case');
-  },
-  mechanism: (h, facts): { aggregator: VoteAggregator; facts: VotingFacts } => ({ aggregator: new GpateAggregator({ projDim: h.projDim, bins: h.bins, clip: h.gpateClip, sigma1: h.sigma1, sigma2: h.sigma2, thresh: h.thresh }, h.gpateCharge ?? 'worst-case'), facts: votingStepFacts(h, facts) }),
+  presets: votingPresets('gpate'),
+  create: (ctx, h, limits) => new Gpate(ctx, runOptions(ctx, h, limits), gpateParams(h), h.gpateCharge ?? 'worst-case'),
+  mechanism: (h, facts) => ({ aggregator: new GpateAggregator(gpateParams(h), h.gpateCharge ?? 'worst-case'), facts: votingStepFacts(h, facts) }),
 };

@@ -33,7 +33,7 @@ import {
   summarizeAudit,
 } from '../audit/index.js';
 import { readManifest, writeManifest } from './manifest.js';
-import { runTraining, trainDataSpec, type TrainConfig, type TrainHooks } from './train.js';
+import { datasetNormalisation, runTraining, trainDataSpec, type TrainConfig, type TrainHooks } from './train.js';
 import { writeFileAtomic } from '../util/files.js';
 
 export const AUDIT_LEDGER_FILE = 'audit-ledger.jsonl';
@@ -57,9 +57,9 @@ export interface AuditOptions {
 
 export type TrainingAuditReport = AuditReport & { trainSeconds: number; steps: number; sampleRate: number; noiseMultiplier: number };
 
-/** The re-run's config: no run folder, no report or evaluation (its seed is the caller's choice). */
+/** The re-run's config: no run folder, no evaluation (its seed is the caller's choice). */
 function rerunConfig(config: TrainConfig): TrainConfig {
-  return { ...config, out: undefined, outDir: undefined, resume: false, report: false, evaluate: false };
+  return { ...config, out: undefined, outDir: undefined, resume: false, evaluate: false };
 }
 
 /**
@@ -107,8 +107,7 @@ export async function auditTrainingInput(config: TrainConfig, opts: AuditOptions
   const { data: withCanaries, canaries, included } = insertInputCanaries(ds, m, rng);
   // (the re-run does not evaluate, so the canaries' presence in the test split does not matter)
   const res = await runTraining(rerunConfig(config), { dataOverride: withCanaries, onStep: opts.onStep, log: opts.log, ledger: opts.ledger });
-  const norm = ds.name === 'mnist' ? { mean: [0.1307], std: [0.3081] } : ds.name === 'fashion-mnist' ? { mean: [0.286], std: [0.353] } : { mean: new Array<number>(ds.channels).fill(0.5), std: new Array<number>(ds.channels).fill(0.5) };
-  const data = imageData(canaries, ds, norm);
+  const data = imageData(canaries, ds, datasetNormalisation(ds));
   const scores: number[] = [];
   for (let s = 0; s < m; s += 256) {
     const e = Math.min(m, s + 256);
@@ -171,8 +170,10 @@ export async function auditSynthesis(config: SynthesisConfig, opts: SynthesisAud
     return { ...report, synthesisSeconds: res.seconds, generatorSteps: res.generatorSteps };
   } finally {
     if (opts.rerunDir) {
-      // keep only the ledger (and its tip): the re-run's samples and generator are not released
-      for (const f of ['synthetic.npz', 'samples.png', 'generator', 'metrics.jsonl', 'report.html']) rmSync(join(dir, f), { recursive: true, force: true });
+      // keep the ledger (and its tip) and the re-run's config: its samples and generator are not
+      // released, and its private-diagnostics.jsonl (data-dependent timings) must not stay in a
+      // folder the parent run.json does not list as private
+      for (const f of ['synthetic.npz', 'samples.png', 'generator', 'metrics.jsonl', 'private-diagnostics.jsonl', 'report.html']) rmSync(join(dir, f), { recursive: true, force: true });
     } else rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -268,15 +269,21 @@ function readJson(path: string): Record<string, unknown> {
   }
 }
 
-/** Links `ledger` (relative path) in run.json privacy.linkedLedgers, once. */
-function linkLedger(dir: string, ledger: string, purpose: string): void {
+/**
+ * Lists audit.json in run.json artifacts and links `ledger` (relative path, when the re-run was
+ * recorded) in privacy.linkedLedgers, once each. audit.json holds wall times of the audit (seconds,
+ * trainSeconds), which depend on the data: outside the guarantee, like train's result.json.
+ */
+function linkAudit(dir: string, ledger: string | undefined, purpose: string): void {
   const man = readManifest(dir);
   if (!man?.privacy) return; // legacy folder without a manifest: audit.json still names the ledger
-  const linked = man.privacy.linkedLedgers ?? [];
-  if (!linked.some((l) => l.path === ledger)) linked.push({ path: ledger, purpose });
-  man.privacy.linkedLedgers = linked;
-  if (!man.artifacts.some((a) => a.path === ledger)) man.artifacts.push({ path: ledger, what: 'privacy ledger of the audit re-run (same private data)', status: 'public' });
-  if (!man.artifacts.some((a) => a.path === 'audit.json')) man.artifacts.push({ path: 'audit.json', what: 'empirical privacy audit (canary scores, ROC, ε lower bound)', status: 'covered', why: 'post-processing of the audit re-run, recorded in the linked ledger' });
+  if (ledger !== undefined) {
+    const linked = man.privacy.linkedLedgers ?? [];
+    if (!linked.some((l) => l.path === ledger)) linked.push({ path: ledger, purpose });
+    man.privacy.linkedLedgers = linked;
+    if (!man.artifacts.some((a) => a.path === ledger)) man.artifacts.push({ path: ledger, what: 'privacy ledger of the audit re-run (same private data)', status: 'public' });
+  }
+  if (!man.artifacts.some((a) => a.path === 'audit.json')) man.artifacts.push({ path: 'audit.json', what: 'empirical privacy audit (canary scores, ROC, ε lower bound)', status: 'outside-guarantee', why: 'holds the audit\'s wall times (seconds, trainSeconds); the scores are post-processing of the re-run (recorded in the linked ledger unless the data was declared not private)' });
   writeManifest(dir, man);
 }
 
@@ -362,7 +369,7 @@ export async function auditRun(dir: string, opts: RunAuditOptions = {}): Promise
   } else {
     throw new Error(`${path}: not a dplens train or synth run folder`);
   }
-  if (auditLedger) linkLedger(dir, auditLedger, 'dplens audit re-ran the pipeline with canaries on the same private data');
+  linkAudit(dir, auditLedger, 'dplens audit re-ran the pipeline with canaries on the same private data');
   // JSON has no ∞: a non-private re-run (σ = 0) reads additionalEpsilonSpent null with additionalNonPrivate true
   const finite = additionalEpsilonSpent === null || Number.isFinite(additionalEpsilonSpent);
   const flagReason = report.claimedEpsilon === null

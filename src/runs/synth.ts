@@ -113,6 +113,7 @@ interface PriorConfig {
   epsilon?: number;
   delta?: number;
   seed?: number | null;
+  nonPrivate?: boolean;
 }
 
 function readJson<T>(path: string): T {
@@ -172,7 +173,7 @@ export async function runSynthesis(config: SynthesisConfig, hooks: SynthesisHook
     if (before.method !== method) throw new SynthesisInputError(`--resume: ${outDir} is a ${String(before.method)} run, not ${method}`);
     // The same data: name and keyed fingerprint (a resumed run on other data would charge one ledger for two datasets).
     if (before.data !== data.name || before.datasetFingerprint !== fingerprint) throw new SynthesisInputError(`--resume: ${outDir} was run on ${String(before.data)} (fingerprint ${String(before.datasetFingerprint).slice(0, 16)}…), not on ${data.name} (${fingerprint.slice(0, 16)}…); refusing to mix datasets in one ledger`);
-    if (!!(before as { nonPrivate?: boolean }).nonPrivate !== nonPrivate) throw new SynthesisInputError(`--resume: ${outDir} was ${nonPrivate ? 'a private' : 'an explicitly non-private'} run; resume it ${nonPrivate ? 'without' : 'with'} --non-private`);
+    if (!!before.nonPrivate !== nonPrivate) throw new SynthesisInputError(`--resume: ${outDir} was ${nonPrivate ? 'a private' : 'an explicitly non-private'} run; resume it ${nonPrivate ? 'without' : 'with'} --non-private`);
     if (!nonPrivate && (before.epsilon !== epsilon || before.delta !== delta)) throw new SynthesisInputError(`--resume: the run's budget is (ε=${before.epsilon}, δ=${before.delta}) and a resumed run keeps it; got --epsilon ${epsilon} --delta ${delta}. Pass the run's budget, or start a new run for a new budget`);
     const hdr = PrivacyLedger.read(ledgerPath).header;
     if (hdr.randomness.kind === 'secure' && config.seed !== undefined) throw new SynthesisInputError(`--resume: ${outDir} used cryptographically secure randomness; resuming it with --seed would make the rest of the run reproducible noise while the ledger says secure. Resume without --seed`);
