@@ -243,7 +243,7 @@ test('DataLens with kernel teachers on real MNIST: ledger ε = core ε, and samp
   try {
     const epsilon = 3;
     const hyper = { teacherKind: 'kernel' as const, kernelAssign: 'all' as const, teachers: n, topk: 784, sigma: 800, clip: 0, beta: 0, queryBatch: 30, generatorHidden: [64, 128], smoothDirection: 1 };
-    const r = await runSynthesis({ method: 'datalens', data: 'mnist', epsilon, delta: 1e-5, out: dir, samples: 500, seed: 11, noReport: true, maxSteps: 40, hyper }, { dataOverride: data });
+    const r = await runSynthesis({ method: 'datalens', data: 'mnist', epsilon, delta: 1e-5, out: dir, samples: 500, seed: 11, maxSteps: 40, hyper }, { dataOverride: data });
     assert.ok(r.epsilon <= epsilon);
     // One Gaussian release per step with the joint sensitivity 2√(k·⌈B/C⌉) (one record per teacher, 'all').
     const core = new RdpAccountant().compose(DpEvents.gaussianWithSensitivity(800, 2 * Math.sqrt(784 * 3)), r.generatorSteps).getEpsilon(1e-5);

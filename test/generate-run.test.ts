@@ -23,7 +23,7 @@ test('DataLens end-to-end on real MNIST: stops at the budget; ledger ε = privac
     // σ chosen so that only a handful of steps fit the budget: k = 50, σ = 2000 → per query 2kλ/σ².
     const epsilon = 0.35;
     const r = await runSynthesis(
-      { method: 'datalens', data: 'mnist', epsilon, delta: 1e-5, out: dir, samples: 500, seed: 7, noReport: true, preset: 'neural-mnist-eps1', hyper: { ...small, topk: 50, sigma: 2000, beta: 0.1 } },
+      { method: 'datalens', data: 'mnist', epsilon, delta: 1e-5, out: dir, samples: 500, seed: 7, preset: 'neural-mnist-eps1', hyper: { ...small, topk: 50, sigma: 2000, beta: 0.1 } },
       { dataOverride: mnist },
     );
     assert.equal(r.stoppedBy, 'budget');
@@ -108,7 +108,7 @@ test('G-PATE end-to-end: threshold charged for every coordinate, GNMax for answe
   try {
     const epsilon = 1.5;
     const r = await runSynthesis(
-      { method: 'gpate', data: 'mnist', epsilon, delta: 1e-5, out: dir, samples: 100, seed: 5, maxSteps: 3, noReport: true, preset: 'paper-mnist-eps1', hyper: { ...small, sigma1: 300, sigma2: 200, thresh: 0.3 } },
+      { method: 'gpate', data: 'mnist', epsilon, delta: 1e-5, out: dir, samples: 100, seed: 5, maxSteps: 3, preset: 'paper-mnist-eps1', hyper: { ...small, sigma1: 300, sigma2: 200, thresh: 0.3 } },
       { dataOverride: mnist },
     );
     assert.ok(r.epsilon <= epsilon);

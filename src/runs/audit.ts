@@ -154,7 +154,7 @@ export async function auditSynthesis(config: SynthesisConfig, opts: SynthesisAud
   try {
     const samples = opts.samples ?? Math.min(config.samples ?? 60000, 20000);
     const seed = opts.seed !== undefined ? (opts.seed ^ 0x5bd1e995) >>> 0 : undefined;
-    const res = await runSynthesis({ ...config, out: dir, resume: false, noReport: true, samples, seed }, { dataOverride: data, onStep: opts.onStep });
+    const res = await runSynthesis({ ...config, out: dir, resume: false, samples, seed }, { dataOverride: data, onStep: opts.onStep });
     const syn = readImageNpz(res.syntheticPath, { numClasses: ds.numClasses, expect: { height: ds.height, width: ds.width, channels: ds.channels } });
     const dcr = distanceToClosestRecord(canaries, syn, ds.height * ds.width * ds.channels);
     const scores = Array.from(dcr, (d) => (Number.isFinite(d) ? -d : -1e9));

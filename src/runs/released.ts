@@ -41,3 +41,15 @@ export function dataReleasedFacts(ds: Dataset, sites: DataFactSites): ReleasedFa
 export function fileHoldsUncovered(facts: readonly ReleasedFact[], file: string): boolean {
   return facts.some((f) => f.status === 'outside-guarantee' && f.where.includes(file));
 }
+
+/**
+ * Every ledger entry carries the time it was recorded, so the gaps between entries are wall times
+ * of the work between two releases, which can depend on the data (e.g. the class counts of a
+ * voting step's queries). Every runner that writes a ledger lists this fact.
+ */
+export const LEDGER_TIMESTAMPS: ReleasedFact = {
+  what: 'time stamp of each ledger entry (the gaps between releases are wall times)',
+  where: ['ledger.jsonl'],
+  status: 'outside-guarantee',
+  why: 'the work between two releases can take a data-dependent time; per-step timings themselves are kept in private-diagnostics.jsonl',
+};

@@ -17,6 +17,7 @@ import { PrivacyLedger, secureRandom, seededRandom, type LedgerOpenOptions, type
 import { keyedFingerprint } from '../privacy/owner-key.js';
 import { augmentAffine, getGenerator, resolvePluginHyper, type FitResult, type GeneratorProgress, type SampleSet } from '../generate/index.js';
 import { readManifest, writeManifest, type ManifestArtifact, type ReleasedFact, type RunManifest } from './manifest.js';
+import { LEDGER_TIMESTAMPS } from './released.js';
 
 export interface SynthesisConfig {
   /** Registry name of the generator (datalens, gpate, class-mean, ...). */
@@ -40,8 +41,6 @@ export interface SynthesisConfig {
   seed?: number;
   /** Continue a run folder: generator checkpoint + ledger (teachers restart from scratch). */
   resume?: boolean;
-  /** Kept for callers of the old runner: runners never write report.html (the CLI does). */
-  noReport?: boolean;
   /** The exact command line of the run (e.g. ['dplens', 'synth', ...]), recorded in config.json and run.json. */
   argv?: string[];
   /** Generator checkpoint every this many steps (default 5; also at the start and the end). */
@@ -257,16 +256,22 @@ export async function runSynthesis(config: SynthesisConfig, hooks: SynthesisHook
       const every = config.checkpointEvery ?? 5;
       const canResume = plugin.runFlags.includes('resume');
       if (canResume && !config.resume) await gen.save(genDir); // step-0 checkpoint: a kill at any step can resume
+      // Periodic checkpoints run one after another (never two writers on generator/), and a failed
+      // save is reported after fit instead of crashing the process from an unhandled rejection.
+      let saving: Promise<void> = Promise.resolve();
+      let saveError: unknown;
       const fit = await gen.fit({
         signal: hooks.signal,
         onProgress: (p) => {
           appendFileSync(metricsPath, JSON.stringify({ step: p.step, epoch: p.epoch, epsilon: p.epsilon, generatorLoss: p.generatorLoss, aggregateNonZero: p.aggregateNonZero }) + '\n');
           // Wall times depend on the data (e.g. class counts of a step's queries): private.
           appendFileSync(diagPath, JSON.stringify({ attempt, step: p.step, seconds: p.seconds, ...p.timing }) + '\n');
-          if (canResume && p.step % every === 0) void gen.save(genDir);
+          if (canResume && p.step % every === 0) saving = saving.then(() => gen.save(genDir)).catch((e: unknown) => { saveError ??= e; });
           hooks.onStep?.(p);
         },
       });
+      await saving;
+      if (saveError) throw saveError;
       if (canResume || gen.steps > 0) await gen.save(genDir);
       if (gen.steps === 0) throw new SynthesisInputError(`no generator step fitted the budget (ε=${epsilon}, δ=${delta}); nothing to sample`);
       const set = await gen.sample(samples);
@@ -333,10 +338,12 @@ function buildManifest(
     ...plugin.treatedAsPublic.map((what: string): ReleasedFact => ({ what, where: ['config.json', 'run.json', 'ledger.jsonl'], status: 'public-by-assumption', why: 'the replace-one proof treats it as public' })),
     { what: `class list (${data.numClasses} classes)`, where: ['config.json', 'synthetic.npz', 'samples.png'], status: classesDeclared ? 'public-by-assumption' : 'outside-guarantee', why: classesDeclared ? 'declared as public input' : 'derived from the data (max label + 1), not covered by ε' },
     { what: 'total wall time (seconds)', where: ['stdout'], status: 'outside-guarantee', why: 'wall time depends on the data; per-step timings are kept in private-diagnostics.jsonl' },
+    LEDGER_TIMESTAMPS,
   ];
   const artifacts: ManifestArtifact[] = [
     { path: 'config.json', what: 'resolved configuration (keyed dataset fingerprint)', status: 'public' },
     { path: 'ledger.jsonl', what: 'privacy ledger (data-independent events, keyed fingerprint)', status: 'public' },
+    { path: 'ledger.jsonl.tip', what: 'ledger tip (entry count and last hash, signed with the owner key)', status: 'public' },
     { path: 'metrics.jsonl', what: 'per-step ε and functions of the noised releases', status: 'covered' },
     { path: 'private-diagnostics.jsonl', what: 'wall time per phase of each step', status: 'private', why: 'timings depend on the private data (e.g. class counts of a step\'s queries); not covered by ε, do not publish' },
     { path: 'generator', what: 'generator checkpoint (post-processing of the noised releases)', status: 'covered' },

@@ -31,7 +31,7 @@ import { getOptimizer, optimizers } from '../train/optimizers/index.js';
 import { type GradientCanaries, imageData, PrivateTrainer, type StepInfo, tabularData } from '../train/trainer.js';
 import { writeFileAtomic } from '../util/files.js';
 import { type ManifestArtifact, type ReleasedFact, readManifest, type RunManifest, writeManifest } from './manifest.js';
-import { dataReleasedFacts, fileHoldsUncovered } from './released.js';
+import { dataReleasedFacts, fileHoldsUncovered, LEDGER_TIMESTAMPS } from './released.js';
 
 export interface TrainConfig {
   /** 'mnist' | 'fashion-mnist' | 'pneumonia' | a path (see src/data); ignored with hooks.dataOverride. */
@@ -671,6 +671,7 @@ function releasedFacts(ds: ImageDataset | TabularDataset, folder: boolean): Rele
       encoding: { where: written('model.json'), because: 'written to model.json (meta.columns) because applying the model to new rows needs the same encoding' },
     }),
     { what: 'training wall time and peak memory (seconds, samplesPerSecond, peakRssMB)', where: files('result.json', 'run.json'), status: 'outside-guarantee', why: 'timing depends on the realised batch sizes' },
+    LEDGER_TIMESTAMPS,
   ];
 }
 

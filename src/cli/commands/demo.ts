@@ -89,7 +89,7 @@ async function synthStage(ds: ImageDataset, dir: string, minutes: number, evalMi
   out.log(`\n[2/2] DataLens synthetic MNIST at ε = ${epsilon}, δ = ${DELTA} (≤ ${minutes.toFixed(1)} min) → ${dir}`);
   const bar = out.progress(100, 'datalens');
   const res = await gen.runSynthesis(
-    { method: 'datalens', data: 'mnist', epsilon, delta: DELTA, out: dir, samples: DEMO_SAMPLES, maxMinutes: minutes, seed, noReport: true, hyper: DEMO_SYNTH_HYPER, argv: commandLine(argv) },
+    { method: 'datalens', data: 'mnist', epsilon, delta: DELTA, out: dir, samples: DEMO_SAMPLES, maxMinutes: minutes, seed, hyper: DEMO_SYNTH_HYPER, argv: commandLine(argv) },
     {
       dataOverride: ds,
       onStep: (p) => bar.update(Math.min(99, Math.round((100 * (Date.now() - t0)) / 60000 / minutes)), { step: String(p.step), eps: p.epsilon, loss: p.generatorLoss }),
