@@ -10,7 +10,9 @@ export const LAYERS = [
   ['data', 'engine'],
   ['privacy'],
   ['nn'],
-  ['train', 'generate', 'federated'],
+  ['train', 'generate'],
+  // Federated protocols train models (train/) between parties; evaluate/audit may judge them.
+  ['federated'],
   ['evaluate', 'audit'],
   ['runs'],
   ['report'],
