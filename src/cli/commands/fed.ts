@@ -1,0 +1,143 @@
+/**
+ * `dplens fed simulate|server|client`: federated protocols between real processes over WebSockets.
+ *   simulate  a server and N clients (own connections and keys) on loopback, torn down at the end
+ *   server    one server party; clients connect with `dplens fed client --url ws://HOST:PORT`
+ *   client    one client party
+ * Protocols: secagg (one secure-aggregation round, Bonawitz et al. 2017) and dp-fedavg (user-level
+ * DP federated averaging with distributed discrete Gaussian noise and secure aggregation).
+ */
+import { UsageError, getChoice, getInteger, getNumber, getSeed, getString, stringFlags } from '../args.js';
+import type { Command } from '../command.js';
+import type { Output } from '../output.js';
+import type { ParsedArgs } from '../args.js';
+import { DATA_FLAG_SPECS } from '../../data/index.js';
+import { runDpFedAvg, runFedClient, runSecAggServer, runSecAggSimulation } from '../../runs/fed.js';
+import { writeReport } from '../../report/index.js';
+
+const SUBCOMMANDS = ['simulate', 'server', 'client'] as const;
+const PROTOCOLS = ['secagg', 'dp-fedavg'] as const;
+const PHASES = ['keys', 'shares', 'masked', 'unmask'] as const;
+
+const FLAGS = {
+  protocol: 'secagg (secure aggregation alone) or dp-fedavg',
+  clients: 'number of clients N',
+  dim: 'secagg: vector length D',
+  dropout: 'fraction of clients that crash after sharing keys (simulate; per round for dp-fedavg; < 1/3 to succeed)',
+  rounds: 'number of rounds (dp-fedavg default 20; secagg server default 1)',
+  epsilon: 'dp-fedavg: total ε of all rounds (user level, replace-one); the noise is calibrated to it',
+  delta: 'dp-fedavg: δ (default 1e-5)',
+  clip: 'dp-fedavg: L2 clipping norm of each client update (default 1)',
+  'local-epochs': 'dp-fedavg: local epochs per round (default 1)',
+  batch: 'dp-fedavg: local batch size (default 32)',
+  lr: 'dp-fedavg: client learning rate (default 0.5)',
+  'server-lr': 'dp-fedavg: server learning rate applied to the average update (default 1)',
+  'examples-per-client': 'dp-fedavg simulate: training examples per client (default: all, split evenly)',
+  'phase-timeout': 'seconds a protocol phase waits for answers before counting the silent clients as dropouts (default 120)',
+  host: 'server: address to listen on (default 127.0.0.1)',
+  port: 'server: port (default 8765)',
+  url: 'client: server address, e.g. ws://127.0.0.1:8765',
+  shard: 'client, dp-fedavg: this party holds training examples i with i mod --shards = K − 1',
+  shards: 'client, dp-fedavg: number of slices N',
+  'hold-at': 'client, testing: stop answering at this phase of round 1 (keys|shares|masked|unmask) and wait to be killed',
+};
+
+/** Which flags apply to (sub-command, protocol); anything else given is an error. */
+const APPLIES: Record<string, readonly string[]> = {
+  'simulate secagg': ['protocol', 'clients', 'dim', 'dropout', 'phase-timeout', 'seed'],
+  'simulate dp-fedavg': ['protocol', 'clients', 'dropout', 'rounds', 'epsilon', 'delta', 'clip', 'local-epochs', 'batch', 'lr', 'server-lr', 'examples-per-client', 'phase-timeout', 'data', 'data-path', 'out', 'seed'],
+  'server secagg': ['protocol', 'clients', 'dim', 'rounds', 'host', 'port', 'phase-timeout'],
+  'server dp-fedavg': ['protocol', 'clients', 'rounds', 'epsilon', 'delta', 'clip', 'local-epochs', 'batch', 'lr', 'server-lr', 'phase-timeout', 'data', 'data-path', 'out', 'seed', 'host', 'port'],
+  client: ['url', 'data', 'data-path', 'shard', 'shards', 'seed', 'hold-at', 'phase-timeout'],
+};
+const ALWAYS = new Set(['json', 'quiet', 'help', 'threads']);
+
+function checkApplicable(args: ParsedArgs, key: string): void {
+  const ok = new Set(APPLIES[key]);
+  for (const name of args.flags.keys()) {
+    if (!ALWAYS.has(name) && !ok.has(name)) throw new UsageError(`--${name} does not apply to fed ${key}`);
+  }
+}
+
+const command: Command = {
+  name: 'fed',
+  summary: 'federated protocols over real sockets: secure aggregation, DP-FedAvg',
+  usage: 'dplens fed simulate|server|client --protocol secagg|dp-fedavg [options]',
+  description:
+    'Parties talk over WebSockets (library ws; per-message size limit, phase timeouts). A client that disconnects, times out, or sends a malformed or oversized message is a dropout, not a crash. secagg: one round of secure aggregation (Bonawitz et al. CCS 2017: X25519, AES-CTR masks, Shamir shares of mask keys and self-mask seeds, AES-GCM routed shares, Z_2^32, tolerates up to 1/3 dropouts); prints sumCorrect, survivors, bytesPerClient, expansion, seconds. dp-fedavg: user-level DP federated averaging (softmax regression) with client-side clipping and distributed discrete Gaussian noise (Kairouz et al. 2021) through secure aggregation; each round is recorded in the server\'s ledger before the sum is unmasked; writes a run folder with a report. The guarantee is user-level replace-one (ε, δ)-DP: the clients and their number are public.',
+  flags: { ...stringFlags(FLAGS), ...DATA_FLAG_SPECS },
+  examples: [
+    'dplens fed simulate --protocol secagg --clients 100 --dim 100000 --dropout 0.3 --json',
+    'dplens fed simulate --protocol dp-fedavg --data mnist --clients 20 --rounds 20 --epsilon 4 --out runs/fedavg --json',
+    'dplens fed server --protocol secagg --clients 3 --dim 1000 --port 8765   # then, three times:',
+    'dplens fed client --url ws://127.0.0.1:8765',
+  ],
+  async run(args: ParsedArgs, out: Output, argv: string[]): Promise<number> {
+    const sub = args.positionals[0];
+    if (!sub || !(SUBCOMMANDS as readonly string[]).includes(sub)) throw new UsageError(`fed needs a sub-command: ${SUBCOMMANDS.join('|')}`);
+    if (args.positionals.length > 1) throw new UsageError(`unexpected argument "${args.positionals[1]}"`);
+    const phaseTimeoutMs = 1000 * getNumber(args, 'phase-timeout', 120, (x) => x > 0 || 'must be > 0')!;
+    if (sub === 'client') {
+      checkApplicable(args, 'client');
+      const url = getString(args, 'url');
+      if (!url || !/^wss?:\/\/[^\s]+$/.test(url)) throw new UsageError('--url is required (ws://HOST:PORT)');
+      const holdAt = args.flags.has('hold-at') ? getChoice(args, 'hold-at', PHASES, 'keys') : undefined;
+      const r = await runFedClient({ url, data: getString(args, 'data'), dataPath: getString(args, 'data-path'), shard: getInteger(args, 'shard', undefined, 1), shards: getInteger(args, 'shards', undefined, 1), seed: getSeed(args), holdAt, timeoutMs: phaseTimeoutMs * 5, onLog: (l) => out.log(l) });
+      out.result({ id: r.id, rounds: r.rounds, bytesSent: r.bytesSent, bytesReceived: r.bytesReceived, ended: r.ended });
+      return r.ended === 'done' ? 0 : 1;
+    }
+    const protocol = getChoice(args, 'protocol', PROTOCOLS, 'secagg');
+    checkApplicable(args, `${sub} ${protocol}`);
+    const clients = getInteger(args, 'clients', undefined, 3);
+    if (clients === undefined) throw new UsageError('--clients is required (>= 3)');
+    const dropout = getNumber(args, 'dropout', 0, (x) => (x >= 0 && x < 1) || 'must be in [0, 1)')!;
+    const host = getString(args, 'host', '127.0.0.1');
+    const port = getInteger(args, 'port', 8765, 0)!;
+    if (protocol === 'secagg') {
+      const dim = getInteger(args, 'dim', undefined, 1);
+      if (dim === undefined) throw new UsageError('--dim is required for secagg');
+      if (sub === 'server') {
+        const r = await runSecAggServer({ clients, dim, rounds: getInteger(args, 'rounds', 1, 1)!, host, port, phaseTimeoutMs, onLog: (l) => out.log(l) });
+        out.result(r);
+        return 0;
+      }
+      const r = await runSecAggSimulation({ clients, dim, dropout, seed: getSeed(args), phaseTimeoutMs, onLog: (l) => out.log(l) });
+      out.result({ protocol, ...r });
+      return r.sumCorrect ? 0 : 1;
+    }
+    const data = getString(args, 'data');
+    if (!data) throw new UsageError('--data is required for dp-fedavg (e.g. mnist)');
+    const outDir = getString(args, 'out');
+    if (!outDir) throw new UsageError('--out is required for dp-fedavg (the run folder: ledger, config, report)');
+    const epsilon = getNumber(args, 'epsilon', undefined, (x) => x > 0 || 'must be > 0');
+    if (epsilon === undefined) throw new UsageError('--epsilon is required for dp-fedavg');
+    const positive = (x: number): true | string => x > 0 || 'must be > 0';
+    const r = await runDpFedAvg({
+      data,
+      dataPath: getString(args, 'data-path'),
+      out: outDir,
+      clients,
+      examplesPerClient: getInteger(args, 'examples-per-client', undefined, 1),
+      rounds: getInteger(args, 'rounds', 20, 1)!,
+      epsilon,
+      delta: getNumber(args, 'delta', 1e-5, (x) => (x > 0 && x < 1) || 'must be in (0, 1)')!,
+      clip: getNumber(args, 'clip', 1, positive)!,
+      localEpochs: getInteger(args, 'local-epochs', 1, 1)!,
+      batch: getInteger(args, 'batch', 32, 1)!,
+      lr: getNumber(args, 'lr', 0.5, positive)!,
+      serverLr: getNumber(args, 'server-lr', 1, positive)!,
+      dropout,
+      seed: getSeed(args),
+      phaseTimeoutMs,
+      argv,
+      ...(sub === 'server' ? { external: { host, port } } : {}),
+      onLog: (l) => out.log(l),
+      onRound: (s) => out.log(`round ${s.round}: ${s.status === 'ok' ? `${s.survivors} survivors` : s.status}, test accuracy ${(100 * s.testAccuracy).toFixed(2)}%, ε ${s.epsilon.toFixed(3)}`),
+    });
+    out.log(`report: ${await writeReport(r.runDir)}`);
+    const { datasetFingerprint: _fp, ...shown } = r;
+    out.result({ protocol, ...shown, report: `${r.runDir}/report.html` });
+    return 0;
+  },
+};
+
+export default command;

@@ -1,0 +1,198 @@
+/**
+ * DP-FedAvg (dpfedavg.ts) between a real WebSocket server and N clients on loopback, all in this
+ * process (each client has its own connection, keys and RandomSource; only the event loop is
+ * shared). The caller's `record` is called once per round, after the survivor set is fixed and
+ * BEFORE unmasking (the runner passes the ledger's tryRecord there): the model is updated only
+ * from a sum whose release is already in the ledger. A round that aborts after `record` (too few
+ * unmasking answers) stays charged — budget is never lost, and no round is recorded twice.
+ */
+import type { DpEvent, RandomSource } from '../privacy/index.js';
+import { randomInt } from '../privacy/index.js';
+import { runClient, type ClientResult, type DiePhase } from './client.js';
+import { accuracy, ddgRoundEvent, decodeAverage, encodeClientUpdate, localUpdate, newModel, type DdgParams, type LabeledVectors, type LinearModel, type LocalTraining } from './dpfedavg.js';
+import { SecAggError, defaultThreshold } from './secagg.js';
+import { FedServer } from './server.js';
+
+export interface DpFedAvgSimOptions {
+  train: LabeledVectors;
+  test: LabeledVectors;
+  features: number;
+  classes: number;
+  clients: number;
+  /** Examples per client (default: the training set split evenly). */
+  examplesPerClient?: number;
+  rounds: number;
+  local: LocalTraining;
+  serverLr: number;
+  ddg: Omit<DdgParams, 'dim'>;
+  phaseTimeoutMs?: number;
+  /** Randomness of the data split (server side, simulation only). */
+  splitRandom: RandomSource;
+  /** Each client's own randomness (local SGD order, rounding, noise). */
+  clientRandom: (id: number) => RandomSource;
+  /** Records the round's release; must throw (e.g. BudgetError) to refuse it. */
+  record: (event: DpEvent, meta: Record<string, unknown>) => void;
+  dieAt?: (id: number, round: string) => DiePhase | undefined;
+  onRound?: (r: RoundSummary) => void;
+  log?: (line: string) => void;
+  /** Serve clients that run elsewhere (`dplens fed client`) on this port instead of starting them here. */
+  external?: { host: string; port: number };
+}
+
+export interface RoundSummary {
+  round: number;
+  survivors: number;
+  threshold: number;
+  testAccuracy: number;
+  /** 'ok', or why the round was aborted (nothing revealed, model unchanged). */
+  status: string;
+  seconds: number;
+}
+
+export interface DpFedAvgSimResult {
+  model: LinearModel;
+  testAccuracy: number;
+  roundsCompleted: number;
+  roundsAborted: number;
+  /** Rounds whose release was recorded (completed + aborted after recording). */
+  roundsRecorded: number;
+  threshold: number;
+  /** All bytes on the wire, both directions, all clients. */
+  bytesTotal: number;
+  /** Mean bytes a client sent per completed round. */
+  bytesPerClientRound: number;
+  perRound: RoundSummary[];
+  stoppedBy: 'rounds' | 'budget' | 'clients';
+  seconds: number;
+}
+
+/** Contiguous blocks of a random permutation: shard k (1-based) for client id k. */
+export function splitShards(data: LabeledVectors, features: number, n: number, per: number | undefined, rng: RandomSource): LabeledVectors[] {
+  const perm = Array.from({ length: data.count }, (_, i) => i);
+  for (let i = perm.length - 1; i > 0; i--) {
+    const j = randomInt(rng, i + 1);
+    [perm[i], perm[j]] = [perm[j]!, perm[i]!];
+  }
+  const m = per ?? Math.floor(data.count / n);
+  if (m < 1 || m * n > data.count) throw new RangeError(`cannot give ${n} clients ${m} examples each from ${data.count}`);
+  return Array.from({ length: n }, (_, k) => {
+    const x = new Float32Array(m * features);
+    const labels = new Int32Array(m);
+    for (let q = 0; q < m; q++) {
+      const i = perm[k * m + q]!;
+      x.set(data.x.subarray(i * features, (i + 1) * features), q * features);
+      labels[q] = data.labels[i]!;
+    }
+    return { x, labels, count: m };
+  });
+}
+
+export async function simulateDpFedAvg(o: DpFedAvgSimOptions): Promise<DpFedAvgSimResult> {
+  const t0 = performance.now();
+  const model = newModel(o.features, o.classes);
+  const dim = model.params.length;
+  const ddg: DdgParams = { ...o.ddg, dim };
+  const shards = splitShards(o.train, o.features, o.clients, o.examplesPerClient, o.splitRandom);
+  const maxPayload = 8 * dim + (1 << 20);
+  const T = o.phaseTimeoutMs ?? 120_000;
+  const server = await FedServer.listen({ maxPayload, phaseTimeoutMs: T, log: o.log, ...(o.external ?? {}) });
+  if (o.external) o.log?.(`server listening on ${server.url}, waiting for ${o.clients} clients`);
+  const threshold = defaultThreshold(o.clients);
+  const clientRngs = new Map<number, RandomSource>();
+  const runs: Promise<ClientResult>[] = [];
+  for (let k = 0; k < (o.external ? 0 : o.clients); k++) {
+    runs.push(
+      runClient({
+        url: server.url,
+        maxPayload,
+        idleTimeoutMs: T * 5,
+        dieAt: o.dieAt,
+        computeInput: (r, id) => clientInput(r.payload, r.info, shards[id - 1]!, model, ddg, rngOf(id)),
+      }).catch((e: Error) => ({ id: 0, rounds: 0, bytesSent: 0, bytesReceived: 0, ended: e.message })),
+    );
+  }
+  const rngOf = (id: number) => {
+    let r = clientRngs.get(id);
+    if (!r) clientRngs.set(id, (r = o.clientRandom(id)));
+    return r;
+  };
+  const perRound: RoundSummary[] = [];
+  let stoppedBy: DpFedAvgSimResult['stoppedBy'] = 'rounds';
+  let recorded = 0;
+  let sentInCompleted = 0;
+  let bytesTotal = 0;
+  try {
+    await server.waitForClients(o.clients, o.external ? 600_000 : 60_000);
+    const event = ddgRoundEvent(ddg, threshold);
+    for (let round = 1; round <= o.rounds; round++) {
+      const tr = performance.now();
+      const id = `round-${round}`;
+      const before = new Map(server.traffic().map((x) => [x.id, x.clientSent]));
+      if (server.connectedIds.length < threshold) {
+        stoppedBy = 'clients';
+        break;
+      }
+      let status = 'ok';
+      let survivors = 0;
+      try {
+        const params32 = Float32Array.from(model.params);
+        const r = await server.aggregate(id, {
+          dim,
+          threshold,
+          info: { protocol: 'dp-fedavg', lr: o.local.lr, epochs: o.local.epochs, batch: o.local.batch, clip: ddg.clip, scaleBits: ddg.scaleBits, sigma: ddg.sigma },
+          payload: new Uint8Array(params32.buffer),
+          beforeUnmask: (u3) => {
+            o.record(event, { round, survivors: u3.length, threshold, clients: o.clients, ddgSigma: ddg.sigma, clip: ddg.clip, scaleBits: ddg.scaleBits, dim });
+            recorded++;
+          },
+        });
+        survivors = r.u3.length;
+        const avg = decodeAverage(r.sum, ddg, survivors);
+        for (let j = 0; j < dim; j++) model.params[j]! += o.serverLr * avg[j]!;
+        for (const x of server.traffic()) if (r.u3.includes(x.id)) sentInCompleted += x.clientSent - (before.get(x.id) ?? 0);
+      } catch (e) {
+        if ((e as Error).name === 'BudgetError') {
+          stoppedBy = 'budget';
+          o.log?.(`round ${round}: ${(e as Error).message}`);
+          break;
+        }
+        if (!(e instanceof SecAggError)) throw e;
+        status = `aborted: ${e.message}`;
+      }
+      const s: RoundSummary = { round, survivors, threshold, testAccuracy: accuracy(model, o.test), status, seconds: (performance.now() - tr) / 1000 };
+      perRound.push(s);
+      o.onRound?.(s);
+    }
+  } finally {
+    const traffic = server.traffic();
+    await server.close({ rounds: perRound.length });
+    await Promise.all(runs);
+    bytesTotal = traffic.reduce((s, x) => s + x.clientSent + x.serverSent, 0);
+  }
+  const completed = perRound.filter((r) => r.status === 'ok');
+  const survivorRounds = completed.reduce((s, r) => s + r.survivors, 0);
+  return {
+    model,
+    testAccuracy: accuracy(model, o.test),
+    roundsCompleted: completed.length,
+    roundsAborted: perRound.length - completed.length,
+    roundsRecorded: recorded,
+    threshold,
+    bytesTotal,
+    bytesPerClientRound: survivorRounds ? Math.round(sentInCompleted / survivorRounds) : 0,
+    perRound,
+    stoppedBy,
+    seconds: (performance.now() - t0) / 1000,
+  };
+}
+
+/** One client's round: local training from the broadcast model, then the DDG encoding. */
+export function clientInput(payload: Uint8Array, info: Record<string, unknown>, shard: LabeledVectors, shape: LinearModel, ddg: DdgParams, rng: RandomSource): Uint32Array {
+  if (payload.length !== 4 * ddg.dim) throw new SecAggError(`model broadcast has ${payload.length} bytes, expected ${4 * ddg.dim}`);
+  // A client checks the public parameters it is asked to use: less noise than agreed would void the guarantee.
+  if (info.sigma !== ddg.sigma || info.clip !== ddg.clip || info.scaleBits !== ddg.scaleBits) throw new SecAggError('round parameters differ from the agreed clip/scale/noise; refusing');
+  const start = Float64Array.from(new Float32Array(payload.buffer, payload.byteOffset, ddg.dim));
+  const local = { epochs: Number(info.epochs), batch: Number(info.batch), lr: Number(info.lr) };
+  const update = localUpdate(shape, start, shard, local, rng);
+  return encodeClientUpdate(update, ddg, rng);
+}
