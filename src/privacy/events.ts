@@ -152,6 +152,38 @@ export interface NoOpEvent {
   readonly kind: 'noOp';
 }
 
+/**
+ * One metric-DP (εd-privacy) release, e.g. a von Mises–Fisher perturbation of a direction
+ * (metric-dp.ts). It is NOT (ε, δ)-DP in dplens's accounting: the RDP and PLD accountants refuse
+ * it, and only the metric-DP tally (metric-dp.ts) composes it (ε's add up; Chatzikokolakis et al.
+ * 2013). Proved for replace-one only: `epsilon` is per unit of `metric` distance between the
+ * replaced record's input and its replacement.
+ */
+export interface MetricDpEvent {
+  readonly kind: 'metricDp';
+  /** ε per unit of distance for ONE release (VMF: κ). */
+  readonly epsilon: number;
+  /** 'angular': angle in radians between unit directions (≥ their chordal distance). */
+  readonly metric: 'angular';
+  /** Mechanism name, for descriptions ('vmf'). */
+  readonly mechanism: string;
+}
+
+/**
+ * One propose-test-release round with a Gaussian release (Wang et al. 2022; priced in ptr.ts):
+ * pass iff γ + Lap(1/testEpsilon) > threshold (γ: distance to instability, sensitivity 1, capped at
+ * kMax), then release f + N(0, (noiseMultiplier·β)²); f's global L2 sensitivity is gsRatio·β.
+ * Analysed under add/remove (γ has add/remove sensitivity 1).
+ */
+export interface PtrEvent {
+  readonly kind: 'ptr';
+  readonly testEpsilon: number;
+  readonly threshold: number;
+  readonly noiseMultiplier: number;
+  readonly gsRatio: number;
+  readonly kMax: number;
+}
+
 export type DpEvent =
   | GaussianEvent
   | LaplaceEvent
@@ -164,7 +196,9 @@ export type DpEvent =
   | RandomizedResponseEvent
   | NonPrivateEvent
   | UnsupportedEvent
-  | NoOpEvent;
+  | NoOpEvent
+  | MetricDpEvent
+  | PtrEvent;
 
 export type DpEventKind = DpEvent['kind'];
 
@@ -273,6 +307,22 @@ export const DpEvents = {
   noOp(): NoOpEvent {
     return freeze({ kind: 'noOp' });
   },
+  /** One propose-test-release round (see PtrEvent; RDP in ptr.ts). */
+  ptr(o: { testEpsilon: number; threshold: number; noiseMultiplier: number; gsRatio: number; kMax: number }): PtrEvent {
+    positive(o.testEpsilon, 'ptr testEpsilon');
+    check(typeof o.threshold === 'number' && Number.isFinite(o.threshold), `ptr threshold must be finite, got ${o.threshold}`);
+    nonNeg(o.noiseMultiplier, 'ptr noiseMultiplier');
+    check(typeof o.gsRatio === 'number' && Number.isFinite(o.gsRatio) && o.gsRatio >= 1, `ptr gsRatio must be a finite number >= 1, got ${o.gsRatio}`);
+    check(Number.isInteger(o.kMax) && o.kMax >= 1, `ptr kMax must be an integer >= 1, got ${o.kMax}`);
+    return freeze({ kind: 'ptr', testEpsilon: o.testEpsilon, threshold: o.threshold, noiseMultiplier: o.noiseMultiplier, gsRatio: o.gsRatio, kMax: o.kMax });
+  },
+  /** A metric-DP release (see MetricDpEvent): never priced as (ε, δ). */
+  metricDp(epsilon: number, metric: 'angular', mechanism: string): MetricDpEvent {
+    nonNeg(epsilon, 'metricDp epsilon');
+    check(metric === 'angular', `metricDp metric must be 'angular', got ${JSON.stringify(metric)}`);
+    check(typeof mechanism === 'string' && mechanism !== '', 'metricDp needs a mechanism name');
+    return freeze({ kind: 'metricDp', epsilon, metric, mechanism });
+  },
 };
 
 /** Canonical JSON key of an event (used for caching per-event privacy curves). */
@@ -310,6 +360,10 @@ export function validateEvent(e: unknown, path = 'event'): DpEvent {
       return DpEvents.unsupported(o.reason);
     case 'noOp':
       return DpEvents.noOp();
+    case 'metricDp':
+      return DpEvents.metricDp(o.epsilon, o.metric, o.mechanism);
+    case 'ptr':
+      return DpEvents.ptr({ testEpsilon: o.testEpsilon, threshold: o.threshold, noiseMultiplier: o.noiseMultiplier, gsRatio: o.gsRatio, kMax: o.kMax });
     default:
       throw new DpEventError(`${path}: unknown event kind ${JSON.stringify(o.kind)}`);
   }
@@ -342,6 +396,10 @@ export function describeEvent(e: DpEvent): string {
       return `Unsupported(${e.reason})`;
     case 'noOp':
       return 'NoOp';
+    case 'metricDp':
+      return `MetricDP(${e.mechanism}, eps=${e.epsilon} per radian, ${e.metric})`;
+    case 'ptr':
+      return `PTR(eps_test=${e.testEpsilon}, T=${e.threshold}, z=${e.noiseMultiplier}, GS/beta=${e.gsRatio})`;
     default:
       return assertNever(e, 'event kind');
   }
@@ -379,6 +437,10 @@ export function relationProblem(e: DpEvent, relation: AccountingRelation): strin
     case 'unsupported':
     case 'noOp':
       return undefined;
+    case 'ptr':
+      return relation === 'add-remove' ? undefined : `propose-test-release (${describeEvent(e)}) is analysed under add/remove (distance to instability has add/remove sensitivity 1), not ${relation}`;
+    case 'metricDp':
+      return relation === 'replace-one' ? undefined : `metric DP (${describeEvent(e)}) is proved for replacing one record (distance between the two records' directions), not ${relation}`;
     default:
       return assertNever(e, 'event kind');
   }
@@ -423,6 +485,8 @@ export function lowerEvent(e: DpEvent, keep?: (e: DpEvent) => boolean): DpEvent 
     case 'nonPrivate':
     case 'unsupported':
     case 'noOp':
+    case 'metricDp':
+    case 'ptr':
       return e;
     case 'poissonSampled':
       return DpEvents.poissonSampled(e.samplingProbability, lowerEvent(e.event, keep));

@@ -44,9 +44,10 @@ import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { AccountingRelation, DpEvent, NeighbouringRelation } from './events.js';
 import { describeEvent, describeRelation, isNeighbouringRelation, validateEvent } from './events.js';
-import type { Accountant, AccountantKind, EpsilonDetails } from './rdp-accountant.js';
+import type { AccountantKind, EpsilonDetails } from './rdp-accountant.js';
 import { AccountingError, RelationError } from './rdp-accountant.js';
 import { makeAccountant } from './accountants.js';
+import { type Guarantee, guaranteeOf, type MetricAwareAccountant, withMetricDp } from './metric-dp.js';
 import type { RandomSource } from './random.js';
 import { describeRandomness } from './random.js';
 import { loadOwnerKey, ownerKeyId, ownerKeyPath, ownerMac } from './owner-key.js';
@@ -307,7 +308,8 @@ export class PrivacyLedger {
   readonly path: string;
   readonly header: LedgerHeader;
   private readonly _entries: LedgerEntry[] = [];
-  private readonly accountant: Accountant;
+  /** The header's (ε, δ) accountant, extended so metric-DP releases are recorded in their own terms (metric-dp.ts). */
+  private readonly accountant: MetricAwareAccountant;
   private lastHash: string;
   private readonly headerHash: string;
   /** Bytes this object expects the file to have (appends refuse when another writer changed it). */
@@ -327,7 +329,7 @@ export class PrivacyLedger {
     this.headerHash = headerHash;
     this.lastHash = lastHash;
     this.size = size;
-    this.accountant = makeAccountant(header.accountant, { relation: header.relation ?? 'unrecorded' });
+    this.accountant = withMetricDp(makeAccountant(header.accountant, { relation: header.relation ?? 'unrecorded' }));
     for (const e of entries) {
       this.accountant.compose(e.event);
       this._entries.push(e);
@@ -595,6 +597,14 @@ export class PrivacyLedger {
   }
   spentDetails(delta: number): EpsilonDetails {
     return this.accountant.getEpsilonDetails(delta);
+  }
+  /** The metric-DP guarantee of the metric-DP entries (VMF), undefined when there are none. Never converted to (ε, δ). */
+  metricSpent(): { epsilon: number; metric: 'angular' } | undefined {
+    return this.accountant.metricSpent();
+  }
+  /** What the recorded entries guarantee: (ε, δ) at `delta`, metric DP, or none. */
+  guarantee(delta: number): Guarantee {
+    return guaranteeOf(this.accountant, delta);
   }
   /** epsilon if `event` were recorded now (nothing is written). */
   epsilonIf(event: DpEvent, delta: number): number {

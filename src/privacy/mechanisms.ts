@@ -371,20 +371,7 @@ export function vonMisesFisher(mu: ArrayLike<number>, kappa: number, rng: Random
   norm = Math.sqrt(norm);
   if (!(norm > 0) || !Number.isFinite(norm)) throw new MechanismError('VMF mean direction must be a finite non-zero vector');
   // w = component along mu
-  let w: number;
-  if (kappa === 0) {
-    w = 2 * betaSample((d - 1) / 2, (d - 1) / 2, rng) - 1;
-  } else {
-    const b = (d - 1) / (2 * kappa + Math.sqrt(4 * kappa * kappa + (d - 1) * (d - 1)));
-    const x0 = (1 - b) / (1 + b);
-    const c = kappa * x0 + (d - 1) * Math.log(1 - x0 * x0);
-    for (;;) {
-      const z = betaSample((d - 1) / 2, (d - 1) / 2, rng);
-      w = (1 - (1 + b) * z) / (1 - (1 - b) * z);
-      const u = uniformOpen(rng);
-      if (kappa * w + (d - 1) * Math.log(1 - x0 * w) - c >= Math.log(u)) break;
-    }
-  }
+  const w = vmfSampleW(d, kappa, rng);
   // uniform direction orthogonal to e1
   const v = new Float64Array(d);
   let vn = 0;
@@ -416,6 +403,24 @@ export function vonMisesFisher(mu: ArrayLike<number>, kappa: number, rng: Random
   const f = (2 * dot) / un;
   for (let i = 0; i < d; i++) x[i] -= f * u[i];
   return x;
+}
+
+/**
+ * The component w = ⟨X, mu⟩ of a VMF(mu, kappa) sample on S^{d-1} (Wood 1994 rejection sampler);
+ * the rest of X is uniform on the orthogonal sphere scaled by √(1 − w²). Shared by
+ * `vonMisesFisher` and the bulk VMF privatizer (train/privatizers/vmf.ts).
+ */
+export function vmfSampleW(d: number, kappa: number, rng: RandomSource): number {
+  if (kappa === 0) return 2 * betaSample((d - 1) / 2, (d - 1) / 2, rng) - 1;
+  const b = (d - 1) / (2 * kappa + Math.sqrt(4 * kappa * kappa + (d - 1) * (d - 1)));
+  const x0 = (1 - b) / (1 + b);
+  const c = kappa * x0 + (d - 1) * Math.log(1 - x0 * x0);
+  for (;;) {
+    const z = betaSample((d - 1) / 2, (d - 1) / 2, rng);
+    const w = (1 - (1 + b) * z) / (1 - (1 - b) * z);
+    const u = uniformOpen(rng);
+    if (kappa * w + (d - 1) * Math.log(1 - x0 * w) - c >= Math.log(u)) return w;
+  }
 }
 
 /** DP event of one VMF release of a unit vector (pure epsilon = kappa * maxDistance, maxDistance <= 2). */

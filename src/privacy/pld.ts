@@ -100,6 +100,10 @@ function collect(e: DpEvent, mult: number, out: Map<string, { comp: Component; c
       return;
     case 'unsupported':
       throw new AccountingError(`PLD accountant cannot price an unsupported event: ${e.reason}`);
+    case 'ptr':
+      throw new AccountingError(`PLD accountant cannot price ${describeEvent(e)}; use the RDP accountant (privacy/ptr.ts)`);
+    case 'metricDp':
+      throw new AccountingError(`PLD accountant refuses ${describeEvent(e)}: metric DP is not (epsilon, delta)-DP and is never converted; it is composed by the metric-DP tally (privacy/metric-dp.ts)`);
     case 'nonPrivate':
       notes.add(`non-private release composed (${e.reason}): epsilon is infinite`);
       return add({ type: 'inf', reason: e.reason });

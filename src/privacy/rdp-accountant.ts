@@ -6,6 +6,7 @@
 import type { AccountingRelation, DpEvent } from './events.js';
 import { DpEvents, assertNever, describeEvent, hasDataDependentStatistics, describeRelation, eventKey, isNeighbouringRelation, lowerEvent, relationProblem } from './events.js';
 import { computeRdpThreshold, rdpGaussianDataDependent } from './pate.js';
+import { rdpPtr, rdpSubsampledPtr } from './ptr.js';
 import { DEFAULT_ORDERS, rdpGaussian, rdpLaplace, rdpRandomizedResponse, rdpSampledWithoutReplacement, rdpSubsampledGaussian, rdpToEpsilon } from './rdp.js';
 
 export type AccountantKind = 'rdp' | 'pld';
@@ -203,6 +204,12 @@ export class RdpAccountant implements Accountant {
         return this.map(() => Infinity);
       case 'unsupported':
         throw new AccountingError(`RDP accountant cannot price an unsupported event: ${e.reason}`);
+      case 'ptr': {
+        const pe = e;
+        return this.map((a) => rdpPtr(pe, a));
+      }
+      case 'metricDp':
+        throw new AccountingError(`RDP accountant refuses ${describeEvent(e)}: metric DP is not (epsilon, delta)-DP and is never converted; it is composed by the metric-DP tally (privacy/metric-dp.ts)`);
       case 'gaussian':
         return this.map((a) => rdpGaussian(e.noiseMultiplier, a));
       case 'laplace':
@@ -230,6 +237,10 @@ export class RdpAccountant implements Accountant {
         if (e.event.kind === 'gaussian') {
           const z = e.event.noiseMultiplier;
           return this.map((a) => rdpSubsampledGaussian(q, z, a));
+        }
+        if (e.event.kind === 'ptr') {
+          const pe = e.event;
+          return this.map((a) => rdpSubsampledPtr(q, pe, a));
         }
         throw new AccountingError(`RDP accountant cannot price Poisson-subsampled ${describeEvent(e.event)} (only Gaussian); use the PLD accountant`);
       }

@@ -25,6 +25,8 @@ export interface IntegrityFacts {
 export interface LedgerFacts {
   entryCount?: number;
   epsilon?: number;
+  /** Metric-DP guarantee of the ledger's metric-DP entries (vmf); ε above is then ∞ (no (ε, δ) stated). */
+  metricDp?: { epsilon: number; metric: string };
   epsilonSource?: string;
   epsilonNote?: string;
   delta?: number;
@@ -86,6 +88,8 @@ export function ledgerFacts(path: string, lines: readonly JsonObject[], delta: n
       const details = ledger.spentDetails(d);
       facts.epsilon = details.epsilon;
       facts.epsilonSource = `recomputed from the verified ledger by the ${h.accountant} accountant`;
+      const metricDp = ledger.metricSpent();
+      if (metricDp) facts.metricDp = metricDp;
       if (details.warnings?.length) facts.epsilonNote = details.warnings.join('; ');
     }
     return facts;

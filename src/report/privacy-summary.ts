@@ -64,6 +64,8 @@ export interface PrivacySummary {
   integrity: IntegrityFacts;
   /** True when some event is non-private (ε = ∞) — shown prominently. */
   nonPrivate: boolean;
+  /** Metric-DP guarantee (vmf): stated in its own terms, never as (ε, δ). */
+  metricDp?: { epsilon: number; metric: string };
   /** The neighbouring relation the guarantee is stated for (undefined: not recorded). */
   relation?: NeighbouringRelation;
   /** Where the relation came from, or why it is unknown. */
@@ -344,6 +346,7 @@ export function summarizePrivacy(run: RunFolder): PrivacySummary {
     randomness,
     integrity,
     nonPrivate,
+    ...(fromLedger?.metricDp ? { metricDp: fromLedger.metricDp } : {}),
     relation,
     relationSource,
     treatedAsPublic,

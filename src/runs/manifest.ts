@@ -13,7 +13,7 @@ import type { NeighbouringRelation } from '../privacy/index.js';
 export const MANIFEST_FILE = 'run.json';
 
 /** What kind of job produced the folder. */
-export type RunKind = 'train' | 'synth' | 'audit' | 'eval';
+export type RunKind = 'train' | 'synth' | 'audit' | 'eval' | 'fed';
 
 /** How a file in the run folder relates to the guarantee. */
 export type ReleaseStatus =

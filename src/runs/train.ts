@@ -20,7 +20,7 @@
 import { accessSync, appendFileSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { type AccountantKind, calibrateNoiseMultiplier, type NeighbouringRelation, PrivacyLedger, type RandomSource, secureRandom, seededRandom } from '../privacy/index.js';
+import { type AccountantKind, calibrateNoiseMultiplier, type Guarantee, type NeighbouringRelation, PrivacyLedger, type RandomSource, secureRandom, seededRandom } from '../privacy/index.js';
 import { keyedFingerprint } from '../privacy/owner-key.js';
 import { buildModel, type LayerSpec, loadModel, type ModelPreset, modelPresets, presetSpec, saveModel, setInitSeed, type Sequential } from '../nn/index.js';
 import { readCheckpoint, writeCheckpoint } from '../nn/checkpoint.js';
@@ -29,6 +29,10 @@ import { schedules } from '../train/optim.js';
 import { checkMethodOptions, getPrivatizer, type MethodOptionValues, privatizers } from '../train/privatizers/index.js';
 import { getOptimizer, optimizers } from '../train/optimizers/index.js';
 import { type GradientCanaries, imageData, PrivateTrainer, type StepInfo, tabularData } from '../train/trainer.js';
+import { checkPruneOptions, MagnitudePruner } from '../train/prune.js';
+import { byzantineLoss, corruptDataset, parseCorruption } from '../train/corrupt.js';
+import { PtrRobustPrivatizer } from '../train/privatizers/ptr-robust.js';
+import { ptrApproxDpEpsilon } from '../privacy/ptr.js';
 import { writeFileAtomic } from '../util/files.js';
 import { type ManifestArtifact, type ReleasedFact, readManifest, type RunManifest, writeManifest } from './manifest.js';
 import { dataReleasedFacts, fileHoldsUncovered, LEDGER_TIMESTAMPS } from './released.js';
@@ -58,6 +62,8 @@ export interface TrainConfig {
   epsilon?: number;
   /** Clip bound C (default 1.5); only for privatizers that use it (gaussian). */
   clip?: number;
+  /** Robustness experiment (train/corrupt.ts): e.g. 'labels:0.2', 'features:0.2', 'byzantine:0.1[:target]' (comma-separated). Not a privacy setting. */
+  corrupt?: string;
   lr?: number;
   delta?: number;
   /** A name of the privatizer registry (train/privatizers): 'gaussian' (default) | 'topagg'. */
@@ -81,6 +87,10 @@ export interface TrainConfig {
   ema?: number;
   clipping?: 'flat' | 'per-layer';
   sampling?: 'poisson' | 'shuffle';
+  /** Magnitude pruning (train/prune.ts): fraction of each weight tensor set to zero and kept there. */
+  prune?: number;
+  /** Fraction of the steps after which the prune mask is chosen (0 = from the public init; default 0.5). */
+  pruneAt?: number;
   maxPhysicalBatch?: number;
   /** Run folder. Alias: out. */
   outDir?: string;
@@ -124,6 +134,8 @@ export interface TrainResult {
   epsilon: number | null;
   /** true when σ = 0 or shuffled batches: ε = ∞. */
   nonPrivate: boolean;
+  /** What the run guarantees: {kind:'approxDP', epsilon, delta}, {kind:'metricDP', epsilon, metric} (vmf) or {kind:'none'}. */
+  guarantee: Guarantee;
   delta: number;
   noiseMultiplier: number;
   sampleRate: number;
@@ -148,6 +160,14 @@ export interface TrainResult {
   datasetFingerprint: string;
   /** Step this attempt started from (0 for a fresh run). */
   resumedFromStep: number;
+  /** Bytes one step would send in a communication-limited deployment: expected batch × bytes per example (dense float32 = 4·P). */
+  bytesPerStep: number;
+  /** With cfg.corrupt: the spec and how many training records were corrupted. */
+  corrupt?: { spec: string; labels: number; features: number; byzantine: number };
+  /** ptr-robust: the (ε, δ)-PTR comparison bound for the same run, and how many steps passed the test (released: a failed test releases ⊥). */
+  ptr?: { epsilonApproxDp: number | null; passed: number; tested: number };
+  /** With cfg.prune: requested sparsity, when the mask was fixed (steps done) and the zero fraction reached. */
+  prune?: { sparsity: number; at: number; maskStep: number | null; measuredSparsity: number };
   runDir?: string;
   model: Sequential;
   peakRssMB: number;
@@ -369,6 +389,7 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
   if (cfg.optimizerOptions?.nesterov === true && !((cfg.optimizerOptions.momentum as number | undefined) ?? 0)) throw new RangeError('--nesterov needs --momentum > 0');
 
   const ds = hooks.dataOverride ?? loadData(cfg);
+  const corruption = cfg.corrupt ? corruptDataset(ds, parseCorruption(cfg.corrupt)) : undefined;
   const fingerprint = keyedFingerprint(ds.rawFingerprint);
   if (prev) {
     const was = prev.dataset ?? {};
@@ -393,10 +414,21 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
   const sampling = cfg.sampling ?? 'poisson';
   // Poisson sampling at the fixed rate q = B/n proves add/remove (n is treated as public); fixed-size
   // shuffled batches are recorded as non-private, and only make sense for a fixed n: replace-one.
-  const relation: NeighbouringRelation = sampling === 'poisson' ? 'add-remove' : 'replace-one';
+  // A privatizer with its own accounting (vmf: metric DP) states its relation and sets its noise from its own options.
+  const own = privFactory.ownAccounting;
+  const relation: NeighbouringRelation = own?.relation ?? (sampling === 'poisson' ? 'add-remove' : 'replace-one');
   const q = batch / n;
   const steps = Math.max(1, Math.round(epochs / q));
+  if (cfg.prune !== undefined || cfg.pruneAt !== undefined) {
+    if (cfg.prune === undefined) throw new RangeError('--prune-at needs --prune SPARSITY');
+    checkPruneOptions({ sparsity: cfg.prune, at: cfg.pruneAt });
+  }
   let sigma = cfg.noise;
+  if (own) {
+    // (config.json records noise 0 for such runs: a re-run or resume passes it back)
+    if ((sigma !== undefined && sigma !== 0) || targetEps !== undefined) throw new RangeError(`noise / target epsilon do not apply to --privatizer ${privFactory.name} (${own.why})`);
+    sigma = 0; // unused by the privatizer; the run's guarantee is read from the ledger (result.guarantee)
+  }
   if (sigma === undefined) {
     if (targetEps === undefined) throw new RangeError('give a noise multiplier (noise) or a target epsilon');
     sigma = calibrateNoiseMultiplier({ targetEpsilon: targetEps, delta, sampleRate: q, steps, accountant });
@@ -462,7 +494,7 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
     const rng: RandomSource = cfg.seed !== undefined ? seededRandom(resumeSeed(cfg.seed, entriesAtStart)) : secureRandom();
     const params = model.parameters();
     const paramCount = params.reduce((s, p) => s + p.value.size, 0);
-    const privatizer = privFactory.create({ noiseMultiplier: sigma!, clip, clipping: cfg.clipping ?? 'flat', paramCount, options: cfg.privatizerOptions ?? {} });
+    const privatizer = privFactory.create({ noiseMultiplier: sigma!, clip, clipping: cfg.clipping ?? 'flat', paramCount, steps, expectedBatch: batch, options: cfg.privatizerOptions ?? {} });
     const opt = optFactory.create({ lr, schedule: cfg.schedule === 'cosine' ? schedules.cosine() : schedules.constant(), weightDecay: cfg.weightDecay, options: cfg.optimizerOptions ?? {} });
 
     const facts = releasedFacts(ds, !!outDir);
@@ -513,7 +545,11 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
     }
 
     const norm = ds.kind === 'image' ? datasetNormalisation(ds) : undefined;
-    const asTrainData = (split: 'train' | 'test') => (ds.kind === 'image' ? imageData(ds[split], ds, norm!) : tabularData(ds[split], ds.numFeatures));
+    const asTrainData = (split: 'train' | 'test') => {
+      const src = split === 'train' && corruption ? corruption.data : ds;
+      return src.kind === 'image' ? imageData(src[split], src, norm!) : tabularData(src[split], src.numFeatures);
+    };
+    const byzantine = corruption?.byzantine;
     const trainer = new PrivateTrainer({
       model,
       optimizer: opt,
@@ -526,6 +562,7 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
       sampling,
       privatizer,
       accountant,
+      relation,
       ledger,
       datasetFingerprint: fingerprint,
       rng,
@@ -533,6 +570,7 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
       maxEpsilon: !ledger && targetEps !== undefined ? targetEps * (1 + 1e-9) : undefined,
       emaDecay: cfg.ema,
       gradientCanaries: hooks.gradientCanaries,
+      lossForChunk: byzantine ? (chunk) => byzantineLoss(byzantine, parseCorruption(cfg.corrupt!).byzantine!.mode, chunk) : undefined,
     });
     if (resumeState) {
       const { live: _live, ema: emaShadow, ...slots } = resumeState.tensors;
@@ -541,6 +579,9 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
       if (emaShadow && trainer.ema) trainer.ema.setShadow(emaShadow);
       tf.dispose(Object.values(resumeState.tensors).flat());
     }
+    // mask from the public init or the DP iterate, re-applied after every step: post-processing (train/prune.ts)
+    const pruner = cfg.prune ? new MagnitudePruner(params, { sparsity: cfg.prune, at: cfg.pruneAt }, () => (trainer.ema ? [trainer.ema.getShadow()] : [])) : undefined;
+    pruner?.start(startStep, steps);
     const saveState = (step: number, final: boolean) => {
       const optState = opt.getState?.();
       writeTrainState(outDir!, { optimizer: opt.name, t: optState?.t ?? 0, step, tensors: { ...(optState?.slots ?? {}), live: params.map((p) => p.value), ...(trainer.ema ? { ema: trainer.ema.getShadow() } : {}) } }, final);
@@ -570,6 +611,7 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
       startStep,
       maxSeconds: cfg.maxMinutes !== undefined ? cfg.maxMinutes * 60 : undefined,
       onStep: (info) => {
+        pruner?.afterStep(info.step, steps);
         if (info.step % logEvery === 0 || info.step === steps) {
           metrics.push(JSON.stringify({ type: 'step', step: info.step, epoch: +info.epoch.toFixed(4), epsilon: eps(info.epsilon), lr: info.lr }) + '\n');
           diagnostics.push(JSON.stringify({ type: 'step', step: info.step, loss: info.loss, accuracy: info.accuracy, batchSize: info.batchSize }) + '\n');
@@ -596,6 +638,8 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
     flush();
     if (fit.stoppedBy === 'budget' && trainer.refusal) log(`stopped by the ledger: ${trainer.refusal}`);
     const epsilon = trainer.epsilon();
+    // (ε, δ), or metric DP for vmf (ε above is then ∞ → null: no (ε, δ) is stated), or none
+    const guarantee = trainer.guarantee();
     let testAccuracy: number | null = null;
     let testLoss: number | null = null;
     if (cfg.evaluate !== false && ds.test.count > 0) {
@@ -607,7 +651,8 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
     const seconds = fit.seconds - evalSeconds;
     const result: TrainResult = {
       epsilon: eps(epsilon),
-      nonPrivate: !Number.isFinite(epsilon),
+      nonPrivate: guarantee.kind === 'none',
+      guarantee,
       delta,
       noiseMultiplier: sigma!,
       sampleRate: q,
@@ -627,6 +672,10 @@ export async function runTraining(config: TrainConfig, hooks: TrainHooks = {}): 
       randomness: rng.kind,
       datasetFingerprint: fingerprint,
       resumedFromStep: startStep,
+      bytesPerStep: batch * (privatizer.bytesPerExample ?? 4 * paramCount),
+      ...(corruption ? { corrupt: { spec: cfg.corrupt!, ...corruption.counts } } : {}),
+      ...(privatizer instanceof PtrRobustPrivatizer ? { ptr: { epsilonApproxDp: eps(ptrApproxDpEpsilon(q, privatizer.event(), fit.steps, delta)), passed: privatizer.passed, tested: privatizer.tested } } : {}),
+      ...(pruner ? { prune: { sparsity: pruner.sparsity, at: pruner.at, maskStep: pruner.maskStep ?? null, measuredSparsity: pruner.measuredSparsity() } } : {}),
       model,
       peakRssMB: Math.round(Math.max(peakRss, process.memoryUsage().rss, process.resourceUsage().maxRSS * 1024) / 2 ** 20),
       privateDiagnostics: { trainLoss: fit.loss, trainAccuracy: fit.accuracy },

@@ -7,4 +7,6 @@ export * from './privatizers/index.js';
 export * from './optim.js';
 export * from './trainer.js';
 export * from './optimizers/index.js';
+export * from './prune.js';
 export { ensureEngine } from '../engine/index.js';
+export { AdaptiveClipPrivatizer, gradientNoiseMultiplier, type AdaptiveClipOptions } from './adaptive-clip.js';

@@ -18,8 +18,8 @@
  * private-diagnostics.jsonl).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { type AccountantKind, type Accountant, BudgetError, calibrateNoiseMultiplier, type DpEvent, DpEvents, makeAccountant, type PrivacyLedger, type RandomSource, secureRandom } from '../privacy/index.js';
-import { evaluate, forwardBackward, type Module, type Param } from '../nn/index.js';
+import { type AccountantKind, type Accountant, BudgetError, calibrateNoiseMultiplier, type DpEvent, DpEvents, type Guarantee, guaranteeOf, makeAccountant, type NeighbouringRelation, type PrivacyLedger, type RandomSource, secureRandom, withMetricDp } from '../privacy/index.js';
+import { evaluate, forwardBackward, type LossOutput, type Module, type Param } from '../nn/index.js';
 import type { ImageSplit } from '../data/index.js';
 import { type Optimizer, Ema } from './optim.js';
 import { GaussianPrivatizer, type Privatizer } from './privatizers/index.js';
@@ -141,6 +141,8 @@ export interface PrivateTrainerOptions {
   perLayerNorms?: number[];
   privatizer?: Privatizer;
   accountant?: AccountantKind;
+  /** Neighbouring relation of the in-memory accountant (without a ledger; default add-remove; vmf: replace-one). */
+  relation?: NeighbouringRelation;
   /** Ledger to record into (else an in-memory accountant); its budget, if any, is the only budget gate. */
   ledger?: PrivacyLedger;
   datasetFingerprint?: string;
@@ -153,6 +155,11 @@ export interface PrivateTrainerOptions {
   /** EMA decay of the weights (evaluation uses the average). */
   emaDecay?: number;
   gradientCanaries?: GradientCanaries;
+  /**
+   * Robustness experiments only (train/corrupt.ts): the loss used for one physical chunk of record
+   * indices (undefined = cross-entropy). Byzantine records replace their loss gradient through it.
+   */
+  lossForChunk?: (chunk: Int32Array) => ((logits: tf.Tensor, labels: tf.Tensor1D) => LossOutput) | undefined;
 }
 
 export interface FitOptions {
@@ -205,7 +212,8 @@ export class PrivateTrainer {
     this.sampleRate = o.batchSize / o.data.count;
     this.rng = o.rng ?? secureRandom();
     this.privatizer = o.privatizer ?? new GaussianPrivatizer(o.noiseMultiplier, { maxGradNorm: o.maxGradNorm, mode: o.clipping ?? 'flat', perLayerNorms: o.perLayerNorms });
-    if (!o.ledger) this.accountant = makeAccountant(o.accountant ?? 'rdp');
+    // metric-DP steps (vmf) are tallied in their own terms, never priced as (ε, δ) (privacy/metric-dp.ts)
+    if (!o.ledger) this.accountant = withMetricDp(makeAccountant(o.accountant ?? 'rdp', { relation: o.relation ?? 'add-remove' }));
     else if (o.maxEpsilon !== undefined) throw new RangeError('with a ledger, the budget is the ledger\'s (open it with a budget) instead of maxEpsilon');
     if (o.emaDecay !== undefined) this.ema = new Ema(this.params, o.emaDecay);
   }
@@ -219,6 +227,11 @@ export class PrivateTrainer {
   /** ε spent so far at the trainer's δ (by the ledger if any). */
   epsilon(): number {
     return this.o.ledger ? this.o.ledger.spent(this.o.delta) : this.accountant!.getEpsilon(this.o.delta);
+  }
+
+  /** What the recorded steps guarantee: (ε, δ) at the trainer's δ, metric DP (vmf), or none. */
+  guarantee(): Guarantee {
+    return this.o.ledger ? this.o.ledger.guarantee(this.o.delta) : guaranteeOf(this.accountant!, this.o.delta);
   }
 
   /** Records `m` steps (before they run); returns how many were recorded (fewer near a budget). */
@@ -276,6 +289,22 @@ export class PrivateTrainer {
     return true;
   }
 
+  /** Σ over included canaries of the privatizer's release of C·u_j (per-example privatizers only), as [1, P]. */
+  private privatizedCanaries(matrix: tf.Tensor2D, included: boolean[]): tf.Tensor2D {
+    const [m, P] = matrix.shape;
+    const unit = matrix.dataSync();
+    const out = new Float32Array(P);
+    const C = this.privatizer.sensitivity;
+    for (let j = 0; j < m; j++) {
+      if (!included[j]) continue;
+      const g = new Float32Array(P);
+      for (let i = 0; i < P; i++) g[i] = C * unit[j * P + i]!;
+      const r = this.privatizer.privatizeExample!(g, this.rng);
+      for (let i = 0; i < P; i++) out[i] += r[i]!;
+    }
+    return tf.tensor2d(out, [1, P]);
+  }
+
   private canaries(): { matrix: tf.Tensor2D; dirs: Float32Array[] } | undefined {
     const gc = this.o.gradientCanaries;
     if (!gc) return undefined;
@@ -308,7 +337,7 @@ export class PrivateTrainer {
       const res = tf.tidy(() => {
         const x = this.o.data.batch(chunk);
         const y = tf.tensor1d(Int32Array.from(chunk, (i) => this.o.data.labels[i]!), 'int32');
-        const fb = forwardBackward(this.o.model, x, y);
+        const fb = forwardBackward(this.o.model, x, y, this.o.lossForChunk?.(chunk));
         const s = this.privatizer.chunkSum(fb.tape, this.params, this.rng);
         return { s: sum ? s.map((g, i) => tf.add(g, sum![i]!)) : s, loss: fb.lossSum, correct: fb.correct };
       });
@@ -325,7 +354,8 @@ export class PrivateTrainer {
       included = can.dirs.map((_, j) => this.rng.nextDouble() < (typeof prob === 'number' ? prob : prob[j]!));
       const C = this.privatizer.sensitivity;
       const w = tf.tensor2d(included.map((b) => (b ? C : 0)), [1, can.dirs.length]);
-      const add = tf.matMul(w, can.matrix);
+      // A privatizer that perturbs each example (vmf) perturbs an included canary like any example.
+      const add = this.privatizer.privatizeExample ? this.privatizedCanaries(can.matrix, included) : tf.matMul(w, can.matrix);
       let off = 0;
       sum = sum.map((s) => {
         const r = tf.tidy(() => tf.add(s, tf.reshape(tf.slice(add, [0, off], [1, s.size]), s.shape)));

@@ -6,7 +6,7 @@ import { UsageError, getChoice, getNumber, stringFlags } from '../args.js';
 import type { Command } from '../command.js';
 import type { Output } from '../output.js';
 import type { ParsedArgs } from '../args.js';
-import { PrivacyLedger, describeEvent, describeRelation, makeAccountant } from '../../privacy/index.js';
+import { PrivacyLedger, describeEvent, describeMetricDp, describeRelation, makeAccountant, withMetricDp } from '../../privacy/index.js';
 import type { AccountantKind } from '../../privacy/index.js';
 
 const command: Command = {
@@ -67,13 +67,18 @@ const command: Command = {
       createdAt: ledger.header.createdAt,
       methods,
       datasetFingerprints: [...fingerprints],
-      epsilon: d.epsilon,
+      // no (ε, δ) is stated for metric-DP releases (vmf): null, with the metric guarantee below
+      epsilon: ledger.metricSpent() ? null : d.epsilon,
       delta,
+      // (ε, δ), or metric DP (vmf) stated in its own terms (then epsilon above is ∞ / null), or none
+      guarantee: ledger.guarantee(delta),
     };
+    const metric = ledger.metricSpent();
+    if (metric) res.metricDp = describeMetricDp(metric.epsilon, metric.metric);
     if (d.optimalOrder !== undefined) res.optimalOrder = d.optimalOrder;
     if (args.flags.has('accountant')) {
       const kind = getChoice<AccountantKind>(args, 'accountant', ['rdp', 'pld'], 'rdp');
-      const acc = makeAccountant(kind, { relation: ledger.relation });
+      const acc = withMetricDp(makeAccountant(kind, { relation: ledger.relation }));
       for (const e of ledger.entries) acc.compose(e.event);
       res.recomputed = { accountant: kind, epsilon: acc.getEpsilon(delta), delta };
     }

@@ -72,6 +72,9 @@ const command: Command = {
       clipping: 'flat (default) | per-layer [--privatizer gaussian]',
       'physical-batch': 'largest chunk run at once (memory bound, default 256)',
       sampling: 'poisson (default, DP) | shuffle (fixed batches, NOT accounted: ε = ∞)',
+      prune: 'magnitude pruning: fraction in [0, 1) of each weight tensor set to zero and kept at zero (same ε: the mask is post-processing; pruning without noise is not DP)',
+      corrupt: 'robustness experiment, not a privacy setting: labels:F | features:F | byzantine:F[:negate|target] (comma-separated) corrupts a fraction F of the training records (train/corrupt.ts)',
+      'prune-at': 'fraction of the steps after which the prune mask is chosen from the DP weights (0 = from the public init; default 0.5)',
     }),
     resume: { type: 'boolean', help: 'continue the run in --out from its last checkpoint (weights, optimizer momentum, EMA, step count, ledger; stored config unless a flag is given again); refused when the ledger is missing or behind the checkpoint, or the data differ' },
     ...stringFlags({
@@ -93,12 +96,15 @@ const command: Command = {
     const noise = getNumber(args, 'noise', undefined, (x) => x >= 0 || 'must be >= 0');
     const targetEpsilon = getNumber(args, 'target-epsilon', undefined, (x) => x > 0 || 'must be > 0');
     const resume = getBool(args, 'resume');
-    if (noise === undefined && targetEpsilon === undefined && !resume) throw new UsageError('give --noise σ or --target-epsilon ε');
-    if (noise !== undefined && targetEpsilon !== undefined) throw new UsageError('give either --noise or --target-epsilon, not both');
     const clip = getNumber(args, 'clip', 1.5, (x) => x > 0 || 'must be > 0')!;
     const lr = getNumber(args, 'lr', 0.25, (x) => x > 0 || 'must be > 0')!;
     const delta = getNumber(args, 'delta', 1e-5, (x) => (x > 0 && x < 1) || 'must be in (0, 1)')!;
     const privatizer = getChoice(args, 'privatizer', Object.keys(privatizers), 'gaussian');
+    // vmf sets its noise with its own flags and states metric DP, not (ε, δ)
+    const ownAccounting = privatizers[privatizer]!.ownAccounting;
+    if (ownAccounting && (noise !== undefined || targetEpsilon !== undefined)) throw new UsageError(`--noise / --target-epsilon do not apply to --privatizer ${privatizer} (${ownAccounting.why})`);
+    if (!ownAccounting && noise === undefined && targetEpsilon === undefined && !resume) throw new UsageError('give --noise σ or --target-epsilon ε');
+    if (noise !== undefined && targetEpsilon !== undefined) throw new UsageError('give either --noise or --target-epsilon, not both');
     const accountant = getChoice(args, 'accountant', ['rdp', 'pld'] as const, 'rdp');
     const model = args.flags.has('model') ? getChoice(args, 'model', ['cnn', 'cnn-tanh', 'cnn-tanh-gn', 'mlp'] as const, 'cnn') : undefined;
     const optimizer = getChoice(args, 'optimizer', Object.keys(optimizers), 'sgd');
@@ -107,6 +113,10 @@ const command: Command = {
     const sampling = getChoice(args, 'sampling', ['poisson', 'shuffle'] as const, 'poisson');
     const backend = getChoice(args, 'backend', ['ort', 'cpu'] as const, 'ort');
     const ema = getNumber(args, 'ema', undefined, (x) => (x > 0 && x < 1) || 'must be in (0, 1)');
+    const prune = getNumber(args, 'prune', undefined, (x) => (x >= 0 && x < 1) || 'must be in [0, 1)');
+    const corrupt = getString(args, 'corrupt');
+    const pruneAt = getNumber(args, 'prune-at', undefined, (x) => (x >= 0 && x <= 1) || 'must be in [0, 1]');
+    if (pruneAt !== undefined && prune === undefined) throw new UsageError('--prune-at needs --prune SPARSITY');
     const seed = getSeed(args);
     const categorical = categoricalColumns(args);
     const physical = getInteger(args, 'physical-batch', 256, 1)!;
@@ -149,6 +159,9 @@ const command: Command = {
       optimizerOptions,
       schedule,
       ema,
+      prune,
+      pruneAt,
+      corrupt,
       clipping: given('clipping') ? clipping : undefined,
       sampling,
       maxPhysicalBatch: physical,
@@ -159,7 +172,7 @@ const command: Command = {
       command: ['dplens', ...argv],
       backend,
     };
-    const flagOf: Record<string, string> = { dataPath: 'data-path', labelColumn: 'label', targetEpsilon: 'target-epsilon', maxPhysicalBatch: 'physical-batch', noise: 'noise', evalEvery: 'eval-every', checkpointEvery: 'checkpoint-every', numClasses: 'num-classes', classNames: 'class-names' };
+    const flagOf: Record<string, string> = { dataPath: 'data-path', labelColumn: 'label', targetEpsilon: 'target-epsilon', maxPhysicalBatch: 'physical-batch', noise: 'noise', evalEvery: 'eval-every', checkpointEvery: 'checkpoint-every', pruneAt: 'prune-at', numClasses: 'num-classes', classNames: 'class-names' };
     const always = ['outDir', 'resume', 'command', 'backend', 'privatizerOptions', 'optimizerOptions'];
     const config = resume ? Object.fromEntries(Object.entries(full).filter(([k]) => always.includes(k) || given(flagOf[k] ?? k))) : full;
     const res = await runTrainingOrUsage(() =>
@@ -181,6 +194,7 @@ const command: Command = {
       epsilon: res.epsilon,
       delta: res.delta,
       nonPrivate: res.nonPrivate,
+      guarantee: res.guarantee,
       relation: res.relation,
       testAccuracy: res.testAccuracy,
       testLoss: res.testLoss,
@@ -188,7 +202,7 @@ const command: Command = {
       samplesPerSecond: +res.samplesPerSecond.toFixed(1),
       steps: res.steps,
       epochs: +res.epochs.toFixed(4),
-      noiseMultiplier: res.noiseMultiplier,
+      noiseMultiplier: ownAccounting ? null : res.noiseMultiplier,
       sampleRate: res.sampleRate,
       clip: res.clip,
       batch: res.batch,
@@ -197,6 +211,10 @@ const command: Command = {
       randomness: res.randomness,
       datasetFingerprint: res.datasetFingerprint,
       resumedFromStep: res.resumedFromStep,
+      ...(res.prune ? { prune: res.prune } : {}),
+      bytesPerStep: res.bytesPerStep,
+      ...(res.corrupt ? { corrupt: res.corrupt } : {}),
+      ...(res.ptr ? { ptr: res.ptr } : {}),
       stoppedBy: res.stoppedBy,
       peakRssMB: res.peakRssMB,
       runDir: res.runDir,

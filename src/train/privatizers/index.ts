@@ -5,15 +5,33 @@
  */
 import { gaussianFactory } from './gaussian.js';
 import { topaggFactory } from './topagg.js';
+import { vmfFactory } from './vmf.js';
+import { ptrRobustFactory } from './ptr-robust.js';
+import { topkFactory } from './topk.js';
+import { randkFactory } from './randk.js';
+import { signFactory } from './sign.js';
+import { sketchFactory } from './sketch.js';
 import type { MethodOptionValues, PrivatizerFactory } from './types.js';
 
 export * from './types.js';
 export { GaussianPrivatizer, gaussianFactory } from './gaussian.js';
 export { TopAggPrivatizer, topaggFactory, type TopAggOptions } from './topagg.js';
+export { VmfPrivatizer, vmfFactory } from './vmf.js';
+export { PtrRobustPrivatizer, ptrRobustFactory, robustAggregate, type PtrRobustOptions } from './ptr-robust.js';
+export { TopKPrivatizer, topkFactory } from './topk.js';
+export { RandKPrivatizer, randkFactory } from './randk.js';
+export { SignPrivatizer, signFactory } from './sign.js';
+export { SketchPrivatizer, sketchFactory } from './sketch.js';
 
 export const privatizers: Readonly<Record<string, PrivatizerFactory>> = {
   gaussian: gaussianFactory,
   topagg: topaggFactory,
+  vmf: vmfFactory,
+  'ptr-robust': ptrRobustFactory,
+  topk: topkFactory,
+  randk: randkFactory,
+  sign: signFactory,
+  sketch: sketchFactory,
 };
 export const getPrivatizer = (name: string): PrivatizerFactory => lookupMethod('privatizer', privatizers, name);
 

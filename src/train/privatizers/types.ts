@@ -5,7 +5,7 @@
  * builds its choices, help and flag checks from the registry (privatizers/index.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { DpEvent, RandomSource } from '../../privacy/index.js';
+import type { DpEvent, NeighbouringRelation, RandomSource } from '../../privacy/index.js';
 import type { GradTape, Param } from '../../nn/index.js';
 
 export interface Privatizer {
@@ -23,6 +23,14 @@ export interface Privatizer {
   finalize(sum: tf.Tensor[], expectedBatch: number, rng: RandomSource): tf.Tensor[];
   /** Public parameters recorded with each ledger entry (noise multiplier, k, …). */
   ledgerMeta(): Record<string, number | string>;
+  /**
+   * Per-example privatizers only (vmf): the release of ONE example whose clipped gradient is `g`
+   * (flat, all parameters), i.e. its contribution to the summed statistic. The trainer uses it for
+   * gradient canaries, so an audited canary is perturbed exactly like a training example.
+   */
+  privatizeExample?(g: Float32Array, rng: RandomSource): Float32Array;
+  /** Bytes one example's compressed contribution takes (compression privatizers); absent = dense float32 (4·P). */
+  readonly bytesPerExample?: number;
 }
 
 /** One option of a registered method: its CLI flag (also its key in the config's option record). */
@@ -53,6 +61,10 @@ export interface PrivatizerBuildContext {
   clipping: 'flat' | 'per-layer';
   /** Number of model parameters (defaults that scale with the model, e.g. TopAgg's k). */
   paramCount: number;
+  /** Planned number of steps T (privatizers whose options set a whole-run target, e.g. --vmf-epsilon). */
+  steps?: number;
+  /** Expected (public) logical batch size B (privatizers whose sensitivity is stated per B, e.g. ptr-robust). */
+  expectedBatch?: number;
   options: MethodOptionValues;
 }
 
@@ -64,6 +76,12 @@ export interface PrivatizerFactory {
   readonly uses: readonly SharedPrivatizerSetting[];
   readonly options: readonly MethodOption[];
   create(ctx: PrivatizerBuildContext): Privatizer;
+  /**
+   * Set by privatizers whose guarantee is not (ε, δ)-DP and whose noise comes from their own
+   * options, not from σ / --target-epsilon (vmf: metric DP under replace-one). The runner then
+   * opens the ledger under `relation` and refuses --noise / --target-epsilon.
+   */
+  readonly ownAccounting?: { guarantee: 'metricDP'; relation: NeighbouringRelation; why: string };
 }
 
 /** Gaussian noise tensor from the privacy RandomSource (never Math.random / tfjs PRNG). */
