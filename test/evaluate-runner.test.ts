@@ -25,7 +25,9 @@ test('runEval writes eval.json next to the synthetic set and lists it in the fol
     const now = new Date().toISOString();
     writeManifest(dir, { version: 1, kind: 'synth', method: 'class-mean', createdAt: now, updatedAt: now, config: {}, artifacts: [{ path: 'synthetic.npz', what: 'synthetic images', status: 'covered' }], attempts: [] });
     const logs: string[] = [];
-    const r = await runEval({ synthetic: join(dir, 'synthetic.npz'), data: 'mnist', epochs: 1, batchSize: 64, seed: 3, onLog: (l) => logs.push(l) });
+    // a small fidelity feature net (1000 real training images, 1 epoch), cached in a temporary folder
+    process.env.DPLENS_CACHE_DIR = join(dir, 'cache');
+    const r = await runEval({ synthetic: join(dir, 'synthetic.npz'), data: 'mnist', epochs: 1, batchSize: 64, seed: 3, featureNetTrainLimit: 1000, featureNetEpochs: 1, onLog: (l) => logs.push(l) });
     assert.equal(r.evalJson, join(dir, 'eval.json'));
     assert.equal(r.trainCount, n);
     assert.equal(r.manifestUpdated, dir);
@@ -33,16 +35,26 @@ test('runEval writes eval.json next to the synthetic set and lists it in the fol
     assert.equal(written.testAccuracy, r.testAccuracy);
     assert.equal(written.data, 'mnist');
     assert.equal(written.evalJson, undefined, 'eval.json keeps its original shape');
+    assert.equal(written.protocol, 'default');
+    for (const k of ['fid', 'precision', 'recall']) assert.equal(typeof written[k], 'number', k);
+    assert.equal(written.fidelityCount, n);
+    assert.equal(written.classCounts.reduce((a: number, b: number) => a + b, 0), n);
+    assert.ok(existsSync(join(dir, 'cache', 'feature-net')), 'feature net cached outside the run folder');
+    // fidelity uses a net trained on private data: eval.json is released outside the guarantee
     const m = readManifest(dir)!;
-    assert.deepEqual(m.artifacts.map((a) => [a.path, a.status]), [['synthetic.npz', 'covered'], ['eval.json', 'covered']]);
+    assert.deepEqual(m.artifacts.map((a) => [a.path, a.status]), [['synthetic.npz', 'covered'], ['eval.json', 'outside-guarantee']]);
+    assert.match(m.artifacts[1]!.why!, /private training split/);
     assert.match(logs.join('\n'), /256 synthetic images/);
     // The report's utility table shows it.
     assert.match(await buildReport(dir), /this run \(eval\.json\)/);
     // Again: eval.json is listed once.
-    await runEval({ synthetic: join(dir, 'synthetic.npz'), data: 'mnist', epochs: 1, limit: 64, seed: 3 });
+    await runEval({ synthetic: join(dir, 'synthetic.npz'), data: 'mnist', epochs: 1, limit: 64, seed: 3, fidelity: false });
     assert.equal(readManifest(dir)!.artifacts.filter((a) => a.path === 'eval.json').length, 1);
+    // without fidelity the accuracy figures are post-processing of the synthetic set
+    assert.equal(readManifest(dir)!.artifacts.find((a) => a.path === 'eval.json')!.status, 'covered');
     assert.ok(existsSync(join(dir, 'eval.json')));
   } finally {
+    delete process.env.DPLENS_CACHE_DIR;
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -19,7 +19,8 @@ test('the evaluation CNN learns from good data and reports final-epoch and best-
   assert.equal(r.testAccuracy, epochs[1]);
   assert.equal(r.bestEpochTestAccuracy, Math.max(...epochs));
   assert.ok(r.testAccuracy > 0.6, `real MNIST as "synthetic" should give > 60%, got ${r.testAccuracy}`);
-  assert.match(r.protocol, /optimistic/);
+  assert.equal(r.protocol, 'default');
+  assert.match(r.protocolDescription, /optimistic/);
 });
 
 test('labels carry the signal: shuffled labels give chance-level accuracy', async () => {

@@ -9,6 +9,7 @@
 export * from './stats.js';
 export * from './dpsgd.js';
 export * from './synth-audit.js';
+export * from './gaussian-release-audit.js';
 export * from './mia.js';
 
 export * from './inversion.js';

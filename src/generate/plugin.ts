@@ -8,6 +8,7 @@
 import type { NeighbouringRelation } from '../privacy/index.js';
 import type { DpGenerator, GeneratorContext, SampleSet } from './types.js';
 import type { VoteAggregator, VotingFacts } from './voting-gan.js';
+import type { GaussianReleaseMechanism } from './mean-embedding.js';
 
 /** One hyper-parameter: its key in the plugin's hyper object, its CLI flag, type and help. */
 export interface HyperParamSpec {
@@ -83,6 +84,13 @@ export interface GeneratorPlugin<H extends object = Record<string, unknown>> {
    * The mechanism-level audit (src/audit/synth-audit.ts) replays it with canary voters.
    */
   mechanism?(hyper: H, facts: { trainCount: number; numClasses: number; height: number; width: number; channels: number }): { aggregator: VoteAggregator; facts: VotingFacts };
+  /**
+   * For plugins whose private contact is Gaussian releases of a fixed-length vector (dp-merf,
+   * dp-kernel): the release rebuilt from hyper-parameters, public facts and the run's budget
+   * (ε null = a non-private run, σ = 0), with the plugin's own noise code. The audit replays it
+   * with canary coordinates (replayGaussianRelease in src/audit/synth-audit.ts).
+   */
+  gaussianMechanism?(hyper: H, facts: { trainCount: number; numClasses: number; epsilon: number | null; delta: number; /** generator steps the run made (run.json result.generatorSteps), when recorded */ steps?: number }): GaussianReleaseMechanism;
 }
 
 /** A plugin with its hyper-parameter type erased (what the registry holds). */

@@ -8,11 +8,19 @@ import type { AnyGeneratorPlugin, GeneratorLimits, HyperParamSpec } from './plug
 import type { DpGenerator, GeneratorContext } from './types.js';
 import { datalensPlugin, gpatePlugin } from './voting-plugins.js';
 import { classMeanPlugin } from './class-mean.js';
+import { psgPlugin } from './psg.js';
+import { dpMerfPlugin } from './dp-merf.js';
+import { dpKernelPlugin } from './dp-kernel.js';
+import { dpSinkhornPlugin } from './dp-sinkhorn.js';
 
 export const GENERATORS: readonly AnyGeneratorPlugin[] = [
   datalensPlugin,
   gpatePlugin,
   classMeanPlugin,
+  psgPlugin,
+  dpMerfPlugin,
+  dpKernelPlugin,
+  dpSinkhornPlugin,
 ];
 
 /** Registry names, in registration order (the first is the default --method). */

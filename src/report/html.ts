@@ -189,6 +189,8 @@ function privacySection(run: RunFolder, p: PrivacySummary): string {
       } and must not be relied on.`
     : eps === undefined
       ? 'The privacy loss could not be computed (see the notes below).'
+      : p.metricDp && !p.nonPrivate
+        ? `<strong>Metric differential privacy</strong> (εd-privacy, ${h(p.metricDp.metric)} metric) with ε = ${formatNumber(p.metricDp.epsilon)} per radian, with respect to ${h(relationText)}${dataset ? ` (<code>${h(dataset)}</code>)` : ''}: changing one record changes the probability of any outcome by a factor of at most e<sup>ε·θ</sup>, θ being the largest angle between the two records' clipped gradient directions (at worst θ = π). This is <strong>not</strong> an (ε, δ)-DP guarantee and dplens does not convert it into one; compare it with (ε, δ) runs through the empirical audit figures only.`
       : eps === Infinity || p.nonPrivate
         ? 'This run made a <strong>non-private</strong> release: it offers no differential-privacy guarantee (ε = ∞).'
         : `${statement}. Informally: changing the training data in this way changes the probability of any outcome of this run by a factor of at most e<sup>ε</sup> ≈ ${formatNumber(
@@ -225,7 +227,8 @@ ${kv([
   ['ε budget', budget],
   ...(p.totalEpsilon !== undefined || p.linked.length ? ([['ε spent on this data in total', p.totalEpsilon !== undefined ? `<strong>${formatNumber(p.totalEpsilon)}</strong> at δ = ${formatNumber(p.totalDelta)} <span class="muted">(this run + ${p.linked.length} linked ledger${p.linked.length === 1 ? '' : 's'})</span>` : '<span class="bad">cannot be computed</span>']] as [string, string][]) : []),
   ['neighbouring relation', `${p.relation ? `<code>${h(p.relation)}</code>: ${h(describeRelation(p.relation))}` : '<span class="warn">not recorded</span>'} <span class="muted">(${h(p.relationSource)})</span>`],
-  ['accountant', p.accountant ? h(p.accountant === 'rdp' ? 'rdp (Rényi DP, converted to (ε, δ))' : p.accountant === 'pld' ? 'pld (privacy loss distributions)' : p.accountant) : '—'],
+  // A metric-DP run is never converted to (ε, δ): its ε is the composed metric-DP tally (issue 16).
+  ['accountant', p.metricDp ? h(`metric DP (${p.metricDp.metric}): per-release ε added up, never converted to (ε, δ)`) : p.accountant ? h(p.accountant === 'rdp' ? 'rdp (Rényi DP, converted to (ε, δ))' : p.accountant === 'pld' ? 'pld (privacy loss distributions)' : p.accountant) : '—'],
   ['method(s)', p.methods.length ? p.methods.map((m) => `<code>${h(m)}</code>`).join(', ') : '—'],
   ['dataset fingerprint', p.fingerprints.length ? p.fingerprints.map(fingerprintHtml).join('<br>') : '—'],
   ['randomness', `<span class="${randClass}">${randText}</span> <span class="muted">(${h(p.randomness.detail)})</span>`],
@@ -351,7 +354,20 @@ function utilitySection(run: RunFolder): string {
     ['metric', ...columns.map((c) => h(c.name))],
     rows.map((r) => [`<code>${h(r)}</code>`, ...columns.map((c) => (c.values.has(r) ? h(jsonInline(c.values.get(r))) : '—'))]),
     'num',
-  )}${typeof ev?.protocol === 'string' ? `<p class="muted">Protocol: ${h(ev.protocol)}</p>` : ''}${hasRef ? '' : '<p class="na">No non-private reference is recorded for this run.</p>'}</section>`;
+  )}${typeof ev?.protocol === 'string' ? `<p class="muted">Protocol: ${h(ev.protocol)}${typeof ev.protocolDescription === 'string' ? ` — ${h(ev.protocolDescription)}` : ''}</p>` : ''}${evalExtras(ev)}${hasRef ? '' : '<p class="na">No non-private reference is recorded for this run.</p>'}</section>`;
+}
+
+/** eval.json extras (dplens eval): per-classifier accuracies, per-class counts, what fid/precision/recall compare. */
+function evalExtras(ev: JsonObject | undefined): string {
+  if (!ev) return '';
+  const parts: string[] = [];
+  if (Array.isArray(ev.classifiers)) {
+    const rows = ev.classifiers.filter((c): c is JsonObject => !!c && typeof c === 'object' && !Array.isArray(c));
+    if (rows.length) parts.push(`<p class="muted">Classifiers: ${rows.map((c) => `<code>${h(String(c.name))}</code> ${h(jsonInline(c.testAccuracy))} (epoch ${h(jsonInline(c.selectedEpoch))} selected on synthetic validation)`).join(' · ')}</p>`);
+  }
+  if (Array.isArray(ev.classCounts)) parts.push(`<p class="muted">Synthetic samples per class: ${ev.classCounts.map((n, i) => `${i}: ${h(jsonInline(n))}`).join(' · ')}</p>`);
+  if (typeof ev.fidelityDescription === 'string') parts.push(`<p class="warn">fid / precision / recall: ${h(ev.fidelityDescription)}</p>`);
+  return parts.join('');
 }
 
 async function auditSection(run: RunFolder): Promise<string> {

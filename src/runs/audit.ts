@@ -18,8 +18,10 @@ import { loadDataset, readImageNpz, resolveDataFlag } from '../data/index.js';
 import { tidyRead } from '../engine/tidy-read.js';
 import { ensureEngine, findGenerator } from '../generate/index.js';
 import { ledgerGeneratorSteps, runSynthesis, type SynthesisConfig } from './synth.js';
+import { auditGaussianReleaseRun } from './audit-gaussian.js';
+import { auditPsgRun } from './audit-psg.js';
 import { type AccountantKind, type NeighbouringRelation, PrivacyLedger } from '../privacy/index.js';
-import { imageData } from '../train/index.js';
+import { getPrivatizer, imageData } from '../train/index.js';
 import {
   auditRandom,
   type AuditReport,
@@ -73,11 +75,15 @@ export async function auditTraining(config: TrainConfig, opts: AuditOptions = {}
   const confidence = opts.confidence ?? 0.95;
   const rng = auditRandom(opts.seed);
   const ds = opts.dataOverride ?? loadDataset({ ...trainDataSpec(config), expect: 'image' });
-  if (config.noise === undefined) throw new Error('audit: the config must state the noise multiplier (noise); run folders record it');
+  // A privatizer with its own accounting (vmf) declares no σ: its plan uses σ-equivalent 0 for κ = ∞ (no noise), else 1 (a noisy run).
+  const own = getPrivatizer(config.privatizer ?? 'gaussian').ownAccounting;
+  const kappa = config.privatizerOptions?.['vmf-kappa'];
+  const planNoise = own ? (kappa === Infinity ? 0 : 1) : config.noise;
+  if (planNoise === undefined) throw new Error('audit: the config must state the noise multiplier (noise); run folders record it');
   // the plan needs q and the planned steps before training (as runTraining computes them)
   const q = Math.min(1, (config.batch ?? 240) / ds.train.count);
   const plannedSteps = Math.max(1, Math.round((config.epochs ?? 1) / q));
-  const plan = canaryAuditPlan({ m, sampleRate: q, steps: plannedSteps, noiseMultiplier: config.noise });
+  const plan = canaryAuditPlan({ m, sampleRate: q, steps: plannedSteps, noiseMultiplier: planNoise });
   const canaries = makeDiracCanaries(m, q, rng, plan.statistic);
   const res = await runTraining(rerunConfig(config), { dataOverride: ds, gradientCanaries: canaries.hook, onStep: opts.onStep, log: opts.log, ledger: opts.ledger });
   if (Math.abs(res.sampleRate - q) > 1e-12) throw new Error(`audit: the run's sampling rate ${res.sampleRate} differs from the canaries' ${q}`);
@@ -300,9 +306,12 @@ export async function auditRun(dir: string, opts: RunAuditOptions = {}): Promise
   let report: AuditReport;
   let additionalEpsilonSpent: number | null = null;
   let auditLedger: string | undefined;
+  // vmf runs state metric DP (replace-one), not (ε, δ): the audit's (ε, δ) bound has no claim to compare with
+  let metricClaim = false;
   if (doc.kind === 'train' && doc.config) {
     // Re-run with the σ the run actually used (it may have been calibrated from a target ε).
     const cfg: TrainConfig = { ...(doc.config as TrainConfig) };
+    metricClaim = getPrivatizer(cfg.privatizer ?? 'gaussian').ownAccounting?.guarantee === 'metricDP';
     const derived = doc.derived as { noiseMultiplier?: number; relation?: NeighbouringRelation } | undefined;
     if (derived?.noiseMultiplier !== undefined) {
       cfg.noise = derived.noiseMultiplier;
@@ -336,6 +345,16 @@ export async function auditRun(dir: string, opts: RunAuditOptions = {}): Promise
     } finally {
       ledger?.close();
     }
+  } else if (doc.command === 'synth' && (opts.canaryType ?? 'gradient') !== 'input' && doc.method === 'psg') {
+    // White-box replay of psg's DP-SGD release with Dirac gradient canaries: no private data, no ε.
+    opts.log?.('generator run (psg): replaying its DP-SGD release with gradient canaries (no private data, no ε spent)');
+    report = auditPsgRun(dir, doc, { canaries: opts.canaries, confidence: opts.confidence, strategy: opts.strategy, seed: opts.seed });
+    additionalEpsilonSpent = 0;
+  } else if (doc.command === 'synth' && (opts.canaryType ?? 'gradient') !== 'input' && findGenerator(String(doc.method))?.gaussianMechanism) {
+    // White-box replay of the run's Gaussian release with canary coordinates: no private data, no ε.
+    opts.log?.(`generator run (${String(doc.method)}): replaying its Gaussian release with canary coordinates (no private data, no ε spent)`);
+    report = auditGaussianReleaseRun(dir, doc, findGenerator(String(doc.method))!, { canaries: opts.canaries, confidence: opts.confidence, strategy: opts.strategy, seed: opts.seed });
+    additionalEpsilonSpent = 0;
   } else if (doc.command === 'synth' && (opts.canaryType ?? 'gradient') !== 'input' && findGenerator(String(doc.method))?.mechanism) {
     // White-box replay of the run's release mechanism with canary voters: no private data, no ε.
     opts.log?.(`generator run (${String(doc.method)}): replaying its aggregator with canary voters (no private data, no ε spent)`);
@@ -372,7 +391,9 @@ export async function auditRun(dir: string, opts: RunAuditOptions = {}): Promise
   linkAudit(dir, auditLedger, 'dplens audit re-ran the pipeline with canaries on the same private data');
   // JSON has no ∞: a non-private re-run (σ = 0) reads additionalEpsilonSpent null with additionalNonPrivate true
   const finite = additionalEpsilonSpent === null || Number.isFinite(additionalEpsilonSpent);
-  const flagReason = report.claimedEpsilon === null
+  const flagReason = metricClaim
+    ? `the run states metric DP (angular, replace-one), not (ε, δ)-DP, so there is no claimed ε to compare with; empirical (ε, δ) lower bound ${report.empiricalEpsilonLowerBound.toFixed(3)} at ${report.confidence} confidence (canaries added or removed)`
+    : report.claimedEpsilon === null
     ? `the run claims no DP guarantee (explicitly non-private, ε = ∞); empirical ε lower bound ${report.empiricalEpsilonLowerBound.toFixed(3)} at ${report.confidence} confidence`
     : report.empiricalEpsilonLowerBound > report.claimedEpsilon
       ? `the empirical ε lower bound ${report.empiricalEpsilonLowerBound.toFixed(3)} exceeds the claimed ε ${report.claimedEpsilon.toFixed(3)}: the implementation leaks more than its accounting says`

@@ -125,7 +125,7 @@ async function synthStage(ds: ImageDataset, dir: string, minutes: number, evalMi
       {
         synthetic: strip(onSynthetic),
         reference: strip(reference),
-        protocol: `${onSynthetic.protocol} The reference trains the same classifier for the same time on ${n} REAL training images without privacy: an engineering benchmark, not a private release.`,
+        protocol: `${onSynthetic.protocolDescription} The reference trains the same classifier for the same time on ${n} REAL training images without privacy: an engineering benchmark, not a private release.`,
       },
       null,
       2,
