@@ -48,7 +48,7 @@ import { ConditionalGenerator, type GeneratorArch } from './generator.js';
 import { balancedLabels, GENERATOR_CHECKPOINT_FORMAT, SavedGenerator, smoothImages } from './voting-gan.js';
 import { accumulateOtGradient, pairwiseCost, sinkhorn, type CostSpec } from './sinkhorn.js';
 import type { GeneratorLimits, GeneratorPlugin, SavedSampler } from './plugin.js';
-import type { GaussianReleaseMechanism } from './mean-embedding.js';
+import type { GaussianReleaseMechanism } from './types.js';
 import type { DpGenerator, FitResult, GeneratorContext, GeneratorProgress, SampleSet } from './types.js';
 
 export interface DpSinkhornHyper {

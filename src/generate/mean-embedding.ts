@@ -32,7 +32,7 @@ import { classMeanNoiseMultiplier } from './class-mean.js';
 import { ConditionalGenerator, type GeneratorConfig } from './generator.js';
 import { balancedLabels, GENERATOR_CHECKPOINT_FORMAT, SavedGenerator } from './voting-gan.js';
 import type { GeneratorLimits } from './plugin.js';
-import type { DpGenerator, FitResult, GeneratorContext, GeneratorProgress, SampleSet } from './types.js';
+import type { DpGenerator, FitResult, GaussianReleaseMechanism, GeneratorContext, GeneratorProgress, SampleSet } from './types.js';
 
 /** Sensitivity Δ₂ of the release under replace-one (see the header). */
 export const EMBEDDING_SENSITIVITY = Math.SQRT2;
@@ -139,24 +139,7 @@ export function releaseSigma(budget: { epsilon: number; delta: number } | null):
   return classMeanNoiseMultiplier(1, budget.epsilon, budget.delta) * EMBEDDING_SENSITIVITY;
 }
 
-/**
- * The release as the audit replays it (src/audit/synth-audit.ts, replayGaussianRelease): length,
- * the charged event and the run's own noise code. Rebuilt from hyper-parameters and public facts.
- */
-export interface GaussianReleaseMechanism {
-  readonly method: string;
-  /** Length of one released vector. */
-  readonly dim: number;
-  /** Releases the run makes. */
-  readonly releases: number;
-  /** σ the run adds (0 for a non-private run). */
-  readonly sigma: number;
-  /** L2 sensitivity Δ of one release under the plugin's relation. */
-  readonly l2Sensitivity: number;
-  /** The event each release is charged (a Gaussian with its L2 sensitivity), or nonPrivate. */
-  readonly event: DpEvent;
-  addNoise(r: Float64Array, rng: RandomSource): void;
-}
+export type { GaussianReleaseMechanism } from './types.js';
 
 export interface MeanEmbeddingHyper {
   /** Feature blocks, encoded as hyper-parameters by the plugins. */

@@ -8,7 +8,7 @@
 import type { NeighbouringRelation } from '../privacy/index.js';
 import type { DpGenerator, GeneratorContext, SampleSet } from './types.js';
 import type { VoteAggregator, VotingFacts } from './voting-gan.js';
-import type { GaussianReleaseMechanism } from './mean-embedding.js';
+import type { GaussianReleaseMechanism } from './types.js';
 
 /** One hyper-parameter: its key in the plugin's hyper object, its CLI flag, type and help. */
 export interface HyperParamSpec {

@@ -82,3 +82,21 @@ export interface DpGenerator {
   dispose(): void;
 }
 
+/**
+ * The release as the audit replays it (src/audit/synth-audit.ts, replayGaussianRelease): length,
+ * the charged event and the run's own noise code. Rebuilt from hyper-parameters and public facts.
+ */
+export interface GaussianReleaseMechanism {
+  readonly method: string;
+  /** Length of one released vector. */
+  readonly dim: number;
+  /** Releases the run makes. */
+  readonly releases: number;
+  /** σ the run adds (0 for a non-private run). */
+  readonly sigma: number;
+  /** L2 sensitivity Δ of one release under the plugin's relation. */
+  readonly l2Sensitivity: number;
+  /** The event each release is charged (a Gaussian with its L2 sensitivity), or nonPrivate. */
+  readonly event: DpEvent;
+  addNoise(r: Float64Array, rng: RandomSource): void;
+}
