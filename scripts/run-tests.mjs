@@ -24,6 +24,8 @@ const concurrency = process.env.DPLENS_TEST_CONCURRENCY ?? '1';
 // Tests never touch the user's real owner key (~/.config/dplens/owner.key): one throw-away key
 // per test run, shared by every test file and the CLI processes they start.
 const env = { ...process.env };
+// Likewise the evaluation cache (the fidelity feature net): tests never write into ~/.cache.
+if (!env.DPLENS_CACHE_DIR) env.DPLENS_CACHE_DIR = mkdtempSync(join(tmpdir(), 'dplens-test-cache-'));
 if (!env.DPLENS_OWNER_KEY_FILE) env.DPLENS_OWNER_KEY_FILE = join(mkdtempSync(join(tmpdir(), 'dplens-test-key-')), 'owner.key');
 const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files], { stdio: 'inherit', env });
 process.exit(r.status ?? 1);
