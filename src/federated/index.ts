@@ -13,3 +13,5 @@ export * from './quantize.js';
 export * from './dpfedavg.js';
 export * from './simulate-secagg.js';
 export * from './simulate-dpfedavg.js';
+export * from './dp-svm.js';
+export * from './dp-svm-simulate.js';

@@ -12,26 +12,33 @@ import type { Output } from '../output.js';
 import type { ParsedArgs } from '../args.js';
 import { DATA_FLAG_SPECS } from '../../data/index.js';
 import { runDpFedAvg, runFedClient, runSecAggServer, runSecAggSimulation } from '../../runs/fed.js';
+import { runDpSvm } from '../../runs/fed-dpsvm.js';
 import { writeReport } from '../../report/index.js';
+import { runCopml } from '../../runs/fed-copml.js';
 
 const SUBCOMMANDS = ['simulate', 'server', 'client'] as const;
-const PROTOCOLS = ['secagg', 'dp-fedavg'] as const;
+const PROTOCOLS = ['secagg', 'dp-fedavg', 'copml', 'dp-svm'] as const;
 const PHASES = ['keys', 'shares', 'masked', 'unmask'] as const;
 
 const FLAGS = {
-  protocol: 'secagg (secure aggregation alone) or dp-fedavg',
+  protocol: 'secagg (secure aggregation alone), dp-fedavg, or dp-svm (simulate only: locally trained models averaged with one secure summation, record-level DP); copml (simulate only: logistic regression on Lagrange-coded data, not DP)',
   clients: 'number of clients N',
+  colluding: 'copml: T, how many colluding parties learn nothing about the data (default 1); needs N ≥ (2r+1)(K+T−1)+1',
+  degree: 'copml: degree r of the polynomial sigmoid approximation, 1 or 3 (default 1)',
+  'fit-range': 'copml: the sigmoid polynomial is the least-squares fit on [−R, R] (default 2)',
   dim: 'secagg: vector length D',
   dropout: 'fraction of clients that crash after sharing keys (simulate; per round for dp-fedavg; < 1/3 to succeed)',
-  rounds: 'number of rounds (dp-fedavg default 20; secagg server default 1)',
+  rounds: 'number of rounds (dp-fedavg default 20; copml: gradient-descent iterations, default 30; secagg server default 1)',
   epsilon: 'dp-fedavg: total ε of all rounds (user level, replace-one); the noise is calibrated to it',
   delta: 'dp-fedavg: δ (default 1e-5)',
   clip: 'dp-fedavg: L2 clipping norm of each client update (default 1)',
   'local-epochs': 'dp-fedavg: local epochs per round (default 1)',
   batch: 'dp-fedavg: local batch size (default 32)',
-  lr: 'dp-fedavg: client learning rate (default 0.5)',
+  lr: 'dp-fedavg: client learning rate (default 0.5); copml: full-batch gradient-descent step on the mean gradient (default 2; use ~0.2 for mnist)',
   'server-lr': 'dp-fedavg: server learning rate applied to the average update (default 1)',
   'examples-per-client': 'dp-fedavg simulate: training examples per client (default: all, split evenly)',
+  lambda: 'dp-svm: L2 regularisation λ of each party\'s one-vs-rest logistic model (default 0.003)',
+  iterations: 'dp-svm: full-batch gradient-descent iterations per party (default 700)',
   'phase-timeout': 'seconds a protocol phase waits for answers before counting the silent clients as dropouts (default 120)',
   host: 'server: address to listen on (default 127.0.0.1)',
   port: 'server: port (default 8765)',
@@ -44,7 +51,9 @@ const FLAGS = {
 /** Which flags apply to (sub-command, protocol); anything else given is an error. */
 const APPLIES: Record<string, readonly string[]> = {
   'simulate secagg': ['protocol', 'clients', 'dim', 'dropout', 'phase-timeout', 'seed'],
+  'simulate copml': ['protocol', 'clients', 'colluding', 'degree', 'fit-range', 'rounds', 'lr', 'dropout', 'phase-timeout', 'data', 'data-path', 'out'],
   'simulate dp-fedavg': ['protocol', 'clients', 'dropout', 'rounds', 'epsilon', 'delta', 'clip', 'local-epochs', 'batch', 'lr', 'server-lr', 'examples-per-client', 'phase-timeout', 'data', 'data-path', 'out', 'seed'],
+  'simulate dp-svm': ['protocol', 'clients', 'dropout', 'epsilon', 'delta', 'lambda', 'iterations', 'examples-per-client', 'phase-timeout', 'data', 'out', 'seed'],
   'server secagg': ['protocol', 'clients', 'dim', 'rounds', 'host', 'port', 'phase-timeout'],
   'server dp-fedavg': ['protocol', 'clients', 'rounds', 'epsilon', 'delta', 'clip', 'local-epochs', 'batch', 'lr', 'server-lr', 'phase-timeout', 'data', 'data-path', 'out', 'seed', 'host', 'port'],
   client: ['url', 'data', 'data-path', 'shard', 'shards', 'seed', 'hold-at', 'phase-timeout'],
@@ -61,13 +70,14 @@ function checkApplicable(args: ParsedArgs, key: string): void {
 const command: Command = {
   name: 'fed',
   summary: 'federated protocols over real sockets: secure aggregation, DP-FedAvg',
-  usage: 'dplens fed simulate|server|client --protocol secagg|dp-fedavg [options]',
+  usage: 'dplens fed simulate|server|client --protocol secagg|dp-fedavg|dp-svm [options]',
   description:
     'Parties talk over WebSockets (library ws; per-message size limit, phase timeouts). A client that disconnects, times out, or sends a malformed or oversized message is a dropout, not a crash. secagg: one round of secure aggregation (Bonawitz et al. CCS 2017: X25519, AES-CTR masks, Shamir shares of mask keys and self-mask seeds, AES-GCM routed shares, Z_2^32, tolerates up to 1/3 dropouts); prints sumCorrect, survivors, bytesPerClient, expansion, seconds. dp-fedavg: user-level DP federated averaging (softmax regression) with client-side clipping and distributed discrete Gaussian noise (Kairouz et al. 2021) through secure aggregation; each round is recorded in the server\'s ledger before the sum is unmasked; writes a run folder with a report. The guarantee is user-level replace-one (ε, δ)-DP: the clients and their number are public.',
   flags: { ...stringFlags(FLAGS), ...DATA_FLAG_SPECS },
   examples: [
     'dplens fed simulate --protocol secagg --clients 100 --dim 100000 --dropout 0.3 --json',
     'dplens fed simulate --protocol dp-fedavg --data mnist --clients 20 --rounds 20 --epsilon 4 --out runs/fedavg --json',
+    'dplens fed simulate --protocol copml --data adult --clients 7 --colluding 1 --rounds 30 --out runs/copml --json',
     'dplens fed server --protocol secagg --clients 3 --dim 1000 --port 8765   # then, three times:',
     'dplens fed client --url ws://127.0.0.1:8765',
   ],
@@ -86,6 +96,7 @@ const command: Command = {
       return r.ended === 'done' ? 0 : 1;
     }
     const protocol = getChoice(args, 'protocol', PROTOCOLS, 'secagg');
+    if (protocol === 'dp-svm' && sub !== 'simulate') throw new UsageError('dp-svm runs only as fed simulate (all parties in one process, each with its own connection)');
     checkApplicable(args, `${sub} ${protocol}`);
     const clients = getInteger(args, 'clients', undefined, 3);
     if (clients === undefined) throw new UsageError('--clients is required (>= 3)');
@@ -103,6 +114,60 @@ const command: Command = {
       const r = await runSecAggSimulation({ clients, dim, dropout, seed: getSeed(args), phaseTimeoutMs, onLog: (l) => out.log(l) });
       out.result({ protocol, ...r });
       return r.sumCorrect ? 0 : 1;
+    }
+    if (protocol === 'copml') {
+      if (sub !== 'simulate') throw new UsageError('copml runs only as fed simulate (all parties in one process, each with its own connection)');
+      const copmlOut = getString(args, 'out');
+      if (!copmlOut) throw new UsageError('--out is required for copml (the run folder: config, metrics, model, report)');
+      const r = await runCopml({
+        data: getChoice(args, 'data', ['adult', 'mnist'] as const, 'adult'),
+        dataPath: getString(args, 'data-path'),
+        out: copmlOut,
+        clients,
+        colluding: getInteger(args, 'colluding', 1, 1)!,
+        rounds: getInteger(args, 'rounds', 30, 1)!,
+        degree: getChoice(args, 'degree', ['1', '3'] as const, '1') === '3' ? 3 : 1,
+        lr: getNumber(args, 'lr', 2, (x) => x > 0 || 'must be > 0')!,
+        fitRange: getNumber(args, 'fit-range', 2, (x) => x > 0 || 'must be > 0')!,
+        lx: 8,
+        lw: 10,
+        lc: 8,
+        dropouts: Math.round(dropout * clients),
+        timeoutMs: phaseTimeoutMs,
+        argv: ['dplens', ...argv],
+        onLog: (l) => out.log(l),
+      });
+      out.log(`report: ${await writeReport(r.runDir)}`);
+      out.result({ ...r, report: `${r.runDir}/report.html` });
+      return 0;
+    }
+    if (protocol === 'dp-svm') {
+      if (sub !== 'simulate') throw new UsageError('dp-svm runs only as fed simulate');
+      const data = getString(args, 'data');
+      if (!data) throw new UsageError('--data is required for dp-svm (mnist or fashion-mnist)');
+      const outDir = getString(args, 'out');
+      if (!outDir) throw new UsageError('--out is required for dp-svm (the run folder: ledger, config, report)');
+      const epsilon = getNumber(args, 'epsilon', undefined, (x) => x > 0 || 'must be > 0');
+      if (epsilon === undefined) throw new UsageError('--epsilon is required for dp-svm');
+      const r = await runDpSvm({
+        data,
+        out: outDir,
+        clients,
+        examplesPerClient: getInteger(args, 'examples-per-client', 50, 1)!,
+        epsilon,
+        delta: getNumber(args, 'delta', 1e-5, (x) => (x > 0 && x < 1) || 'must be in (0, 1)')!,
+        lambda: getNumber(args, 'lambda', 0.003, (x) => x > 0 || 'must be > 0')!,
+        iterations: getInteger(args, 'iterations', 700, 1)!,
+        dropout,
+        seed: getSeed(args),
+        phaseTimeoutMs,
+        argv: ['dplens', ...argv],
+        onLog: (l) => out.log(l),
+      });
+      out.log(`report: ${await writeReport(r.runDir)}`);
+      const { datasetFingerprint: _fp, ...shown } = r;
+      out.result({ protocol, ...shown, report: `${r.runDir}/report.html` });
+      return 0;
     }
     const data = getString(args, 'data');
     if (!data) throw new UsageError('--data is required for dp-fedavg (e.g. mnist)');
@@ -128,7 +193,7 @@ const command: Command = {
       dropout,
       seed: getSeed(args),
       phaseTimeoutMs,
-      argv,
+      argv: ['dplens', ...argv],
       ...(sub === 'server' ? { external: { host, port } } : {}),
       onLog: (l) => out.log(l),
       onRound: (s) => out.log(`round ${s.round}: ${s.status === 'ok' ? `${s.survivors} survivors` : s.status}, test accuracy ${(100 * s.testAccuracy).toFixed(2)}%, ε ${s.epsilon.toFixed(3)}`),
