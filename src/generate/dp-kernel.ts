@@ -30,7 +30,7 @@
  */
 import { SavedGenerator } from './voting-gan.js';
 import { MEAN_EMBEDDING_FLAGS } from './dp-merf.js';
-import { MeanEmbeddingGenerator, mechanismFor, type FeatureBlock, type MeanEmbeddingHyper } from './mean-embedding.js';
+import { MeanEmbeddingGenerator, meanEmbeddingHyper, mechanismFor, type FeatureBlock, type MeanEmbeddingHyper } from './mean-embedding.js';
 import type { GeneratorPlugin, SavedSampler } from './plugin.js';
 
 export interface DpKernelHyper {
@@ -63,21 +63,7 @@ export function kernelBlocks(h: Pick<DpKernelHyper, 'features' | 'bandwidthMin' 
 }
 
 export function kernelEmbeddingHyper(h: DpKernelHyper): MeanEmbeddingHyper {
-  return {
-    blocks: kernelBlocks(h),
-    arch: h.arch,
-    hidden: [256, 512],
-    fc: 256,
-    channels: 32,
-    zDim: h.zDim,
-    perClass: h.perClass,
-    iterations: h.iterations,
-    lr: h.lr,
-    lrEnd: 0.1,
-    labelGain: 1,
-    outputBias: -2,
-    augment: h.augment,
-  };
+  return meanEmbeddingHyper(kernelBlocks(h), [256, 512], h);
 }
 
 export const dpKernelPlugin: GeneratorPlugin<DpKernelHyper> = {

@@ -27,7 +27,7 @@
  *    (the noise norm is ~10 % of the signal at ε = 1), the kernel's resolution is.
  */
 import { SavedGenerator } from './voting-gan.js';
-import { MeanEmbeddingGenerator, mechanismFor, type MeanEmbeddingHyper } from './mean-embedding.js';
+import { MeanEmbeddingGenerator, meanEmbeddingHyper, mechanismFor, type MeanEmbeddingHyper } from './mean-embedding.js';
 import type { GeneratorPlugin, HyperParamSpec, SavedSampler } from './plugin.js';
 
 export interface DpMerfHyper {
@@ -57,21 +57,7 @@ const DEFAULTS: DpMerfHyper = { features: 10000, bandwidth: 10, arch: 'mlp', zDi
 
 export function merfEmbeddingHyper(h: DpMerfHyper): MeanEmbeddingHyper {
   if (!Number.isInteger(h.features) || h.features < 2 || h.features % 2 !== 0) throw new RangeError(`dp-merf: features must be an even integer ≥ 2, got ${h.features}`);
-  return {
-    blocks: [{ bandwidth: h.bandwidth, frequencies: h.features / 2, weight: 1 }],
-    arch: h.arch,
-    hidden: [200, 500],
-    fc: 256,
-    channels: 32,
-    zDim: h.zDim,
-    perClass: h.perClass,
-    iterations: h.iterations,
-    lr: h.lr,
-    lrEnd: 0.1,
-    labelGain: 1,
-    outputBias: -2,
-    augment: h.augment,
-  };
+  return meanEmbeddingHyper([{ bandwidth: h.bandwidth, frequencies: h.features / 2, weight: 1 }], [200, 500], h);
 }
 
 export const dpMerfPlugin: GeneratorPlugin<DpMerfHyper> = {

@@ -141,6 +141,14 @@ export function releaseSigma(budget: { epsilon: number; delta: number } | null):
 
 export type { GaussianReleaseMechanism } from './types.js';
 
+/**
+ * The MeanEmbeddingHyper of a plugin: its feature blocks and mlp widths, plus the generator settings
+ * every mean-embedding plugin shares (dp-merf, dp-kernel).
+ */
+export function meanEmbeddingHyper(blocks: FeatureBlock[], hidden: number[], h: Pick<MeanEmbeddingHyper, 'arch' | 'zDim' | 'perClass' | 'iterations' | 'lr' | 'augment'>): MeanEmbeddingHyper {
+  return { blocks, arch: h.arch, hidden, fc: 256, channels: 32, zDim: h.zDim, perClass: h.perClass, iterations: h.iterations, lr: h.lr, lrEnd: 0.1, labelGain: 1, outputBias: -2, augment: h.augment };
+}
+
 export interface MeanEmbeddingHyper {
   /** Feature blocks, encoded as hyper-parameters by the plugins. */
   blocks: FeatureBlock[];
