@@ -199,7 +199,6 @@ export async function runDpSvm(j: DpSvmJob): Promise<DpSvmJobResult> {
         released: [
           { what: `number of parties (${j.clients}) and survivors`, where: ['config.json', 'ledger.jsonl', 'metrics.jsonl'], status: 'public-by-assumption', why: 'the replace-one proof treats the parties and their record counts as public' },
           { what: 'total wall time (seconds)', where: ['stdout'], status: 'outside-guarantee', why: 'local training time can depend on the data' },
-          { what: 'non-private accuracy (average of the un-noised local models, a reference)', where: ['stdout'], status: 'outside-guarantee', why: 'computed from the raw local models for comparison only' },
           LEDGER_TIMESTAMPS,
         ],
       },
