@@ -37,8 +37,10 @@ export interface PluginPreset<H> {
 /**
  * Run-level flags a plugin accepts besides its hyper-parameters. 'non-private': the plugin can run
  * without a budget (noise 0 allowed), recorded as DpEvents.nonPrivate (ctx.nonPrivate).
+ * 'public-data': the plugin can pre-train on a public dataset (`--public-data`, ctx.publicData), which
+ * is outside the guarantee (not protected by ε) and must never be the private set.
  */
-export type RunFlag = 'steps' | 'max-minutes' | 'resume' | 'non-private';
+export type RunFlag = 'steps' | 'max-minutes' | 'resume' | 'non-private' | 'public-data';
 
 export interface GeneratorLimits {
   maxSteps: number;

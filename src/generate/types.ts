@@ -45,8 +45,25 @@ export interface FitResult {
   seconds: number;
 }
 
+/**
+ * A public dataset for pre-training (`--public-data`, issue 15). It is outside the guarantee: ε
+ * protects the private records only. Its images have the private set's height, width and channels
+ * (the runner checks); its labels may be of another label space (e.g. Fashion-MNIST public for MNIST).
+ */
+export interface PublicData {
+  /** The name as given (mnist | fashion-mnist | a path), as written in the ledger header and report. */
+  readonly name: string;
+  /** Where it was read from. */
+  readonly source: string;
+  /** SHA-256 of its raw files (public data: the plain fingerprint may be written). */
+  readonly fingerprint: string;
+  readonly data: ImageDataset;
+}
+
 export interface GeneratorContext {
   data: ImageDataset;
+  /** Public pre-training data (plugins with the 'public-data' run flag; undefined when not given). */
+  publicData?: PublicData;
   /**
    * The keyed dataset fingerprint written into ledger entries (privacy/owner-key); default:
    * keyedFingerprint(data.rawFingerprint). Never the plain SHA-256 (issue 12 #2).

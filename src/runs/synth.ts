@@ -15,7 +15,7 @@ import { writeNpz } from '../data/npy.js';
 import { writePngGrid } from '../data/png.js';
 import { PrivacyLedger, secureRandom, seededRandom, type LedgerOpenOptions, type RandomSource } from '../privacy/index.js';
 import { keyedFingerprint } from '../privacy/owner-key.js';
-import { augmentAffine, getGenerator, resolvePluginHyper, type FitResult, type GeneratorProgress, type SampleSet } from '../generate/index.js';
+import { augmentAffine, getGenerator, resolvePluginHyper, type FitResult, type GeneratorProgress, type PublicData, type SampleSet } from '../generate/index.js';
 import { readManifest, writeManifest, type ManifestArtifact, type ReleasedFact, type RunManifest } from './manifest.js';
 import { LEDGER_TIMESTAMPS } from './released.js';
 
@@ -51,10 +51,18 @@ export interface SynthesisConfig {
    * DpEvents.nonPrivate entry (ε = ∞). Needs maxSteps or maxMinutes. For calibrating audits.
    */
   nonPrivate?: boolean;
+  /**
+   * Public pre-training data (`--public-data mnist|fashion-mnist|PATH`; plugins with the
+   * 'public-data' run flag). Named in the ledger header, config.json, run.json and the report as
+   * outside the guarantee. Refused when it is the private set itself (same raw fingerprint).
+   */
+  publicData?: string;
 }
 
 export interface SynthesisHooks {
   dataOverride?: ImageDataset;
+  /** Public data given directly (library use and tests), instead of loading config.publicData. */
+  publicDataOverride?: ImageDataset;
   onStep?: (p: GeneratorProgress) => void;
   /** Log lines for the user (e.g. "resuming from step S"); the CLI sends them to stderr. */
   onLog?: (line: string) => void;
@@ -148,6 +156,7 @@ export async function runSynthesis(config: SynthesisConfig, hooks: SynthesisHook
   if (config.resume && !plugin.runFlags.includes('resume')) throw new SynthesisInputError(`--resume does not apply to method ${method} (it fits in one pass; start a new run)`);
   if (config.maxSteps !== undefined && !plugin.runFlags.includes('steps')) throw new SynthesisInputError(`--steps does not apply to method ${method}`);
   if (config.maxMinutes !== undefined && !plugin.runFlags.includes('max-minutes')) throw new SynthesisInputError(`--max-minutes does not apply to method ${method}`);
+  if ((config.publicData !== undefined || hooks.publicDataOverride) && !plugin.runFlags.includes('public-data')) throw new SynthesisInputError(`--public-data does not apply to method ${method} (it uses no public data)`);
   // a non-private run has no ε: its default preset is the ε = 1 one
   const presetName = config.preset ?? plugin.defaultPreset(config.data, nonPrivate ? 1 : epsilon);
   let hyper = resolvePluginHyper(plugin, presetName, config.hyper ?? {}) as Record<string, unknown>;
@@ -155,6 +164,7 @@ export async function runSynthesis(config: SynthesisConfig, hooks: SynthesisHook
   // Only the keyed fingerprint is ever written (issue 12 #2): the plain SHA-256 lets anyone who
   // knows all records but one test membership.
   const fingerprint = keyedFingerprint(data.rawFingerprint);
+  const publicData = loadPublicData(config.publicData, hooks.publicDataOverride, data);
   if (plugin.finalizeHyper) hyper = plugin.finalizeHyper(hyper, { trainCount: data.train.count, numClasses: data.numClasses });
   const outDir = resolve(config.out);
   mkdirSync(outDir, { recursive: true });
@@ -172,6 +182,8 @@ export async function runSynthesis(config: SynthesisConfig, hooks: SynthesisHook
     if (before.method !== method) throw new SynthesisInputError(`--resume: ${outDir} is a ${String(before.method)} run, not ${method}`);
     // The same data: name and keyed fingerprint (a resumed run on other data would charge one ledger for two datasets).
     if (before.data !== data.name || before.datasetFingerprint !== fingerprint) throw new SynthesisInputError(`--resume: ${outDir} was run on ${String(before.data)} (fingerprint ${String(before.datasetFingerprint).slice(0, 16)}…), not on ${data.name} (${fingerprint.slice(0, 16)}…); refusing to mix datasets in one ledger`);
+    const beforePublic = (before as { publicData?: { name?: string; fingerprint?: string } | null }).publicData ?? null;
+    if ((beforePublic?.fingerprint ?? null) !== (publicData?.fingerprint ?? null)) throw new SynthesisInputError(`--resume: ${outDir} was run with ${beforePublic ? `--public-data ${String(beforePublic.name)}` : 'no public data'}, not ${publicData ? `--public-data ${publicData.name}` : 'without it'}; resume it with the same public data`);
     if (!!before.nonPrivate !== nonPrivate) throw new SynthesisInputError(`--resume: ${outDir} was ${nonPrivate ? 'a private' : 'an explicitly non-private'} run; resume it ${nonPrivate ? 'without' : 'with'} --non-private`);
     if (!nonPrivate && (before.epsilon !== epsilon || before.delta !== delta)) throw new SynthesisInputError(`--resume: the run's budget is (ε=${before.epsilon}, δ=${before.delta}) and a resumed run keeps it; got --epsilon ${epsilon} --delta ${delta}. Pass the run's budget, or start a new run for a new budget`);
     const hdr = PrivacyLedger.read(ledgerPath).header;
@@ -181,7 +193,7 @@ export async function runSynthesis(config: SynthesisConfig, hooks: SynthesisHook
     attempt = prior?.attempts.length ?? 1;
   }
   const randomness = config.seed !== undefined ? { kind: 'seeded' as const, seed: config.seed } : { kind: 'secure' as const };
-  const openOpts: LedgerOpenOptions = { accountant: 'rdp', relation: plugin.relation, create: !config.resume, randomness, ...(nonPrivate ? {} : { budget: { epsilon, delta } }), meta: { command: 'synth', method, ...(nonPrivate ? { nonPrivate: true } : {}) } };
+  const openOpts: LedgerOpenOptions = { accountant: 'rdp', relation: plugin.relation, create: !config.resume, randomness, ...(nonPrivate ? {} : { budget: { epsilon, delta } }), meta: { command: 'synth', method, ...(nonPrivate ? { nonPrivate: true } : {}), ...(publicData ? { publicData: publicDataFacts(publicData) } : {}) } };
   const ledger = PrivacyLedger.open(ledgerPath, openOpts);
   try {
     const maxSteps = config.maxSteps ?? Number.POSITIVE_INFINITY;
@@ -194,7 +206,7 @@ export async function runSynthesis(config: SynthesisConfig, hooks: SynthesisHook
     }
     const noiseSeed = config.seed !== undefined ? deriveNoiseSeed(config.seed, attempt, resumedFromStep ?? 0) : undefined;
     const random: RandomSource = noiseSeed !== undefined ? seededRandom(noiseSeed) : secureRandom();
-    const gen = plugin.create({ data, datasetFingerprint: fingerprint, budget: { epsilon: nonPrivate ? Number.POSITIVE_INFINITY : epsilon, delta }, ...(nonPrivate ? { nonPrivate } : {}), ledger, random }, hyper, { maxSteps, maxMinutes });
+    const gen = plugin.create({ data, datasetFingerprint: fingerprint, budget: { epsilon: nonPrivate ? Number.POSITIVE_INFINITY : epsilon, delta }, ...(nonPrivate ? { nonPrivate } : {}), ...(publicData ? { publicData } : {}), ledger, random }, hyper, { maxSteps, maxMinutes });
     try {
       if (config.resume) {
         await gen.load(genDir);
@@ -230,6 +242,7 @@ export async function runSynthesis(config: SynthesisConfig, hooks: SynthesisHook
         epsilon: nonPrivate ? null : epsilon,
         delta,
         ...(nonPrivate ? { nonPrivate: true } : {}),
+        publicData: publicData ? publicDataFacts(publicData) : null,
         samples,
         preset: presetName,
         hyper,
@@ -317,6 +330,33 @@ export async function runSynthesis(config: SynthesisConfig, hooks: SynthesisHook
   }
 }
 
+/** What the ledger header, config.json and run.json say about the public data. */
+function publicDataFacts(p: PublicData): Record<string, unknown> {
+  return { name: p.name, source: p.source, fingerprint: p.fingerprint, trainSize: p.data.train.count, guarantee: 'outside: public pre-training data, not protected by ε' };
+}
+
+/**
+ * The public pre-training set: loaded by name or path, its shape checked against the private set,
+ * and refused when it IS the private set (a "public" copy of the private records would be trained
+ * on without noise). Only the train split is used by generators.
+ */
+function loadPublicData(name: string | undefined, override: ImageDataset | undefined, priv: ImageDataset): PublicData | undefined {
+  if (name === undefined && !override) return undefined;
+  let d: ImageDataset;
+  if (override) d = override;
+  else {
+    try {
+      d = loadDataset(resolveDataFlag(name!));
+    } catch (e) {
+      throw new SynthesisInputError(`--public-data ${name}: ${(e as Error).message}`);
+    }
+  }
+  const label = name ?? d.name;
+  if (d.rawFingerprint === priv.rawFingerprint) throw new SynthesisInputError(`--public-data ${label} is the private dataset itself (same files); public pre-training data must be other data`);
+  if (d.height !== priv.height || d.width !== priv.width || d.channels !== priv.channels) throw new SynthesisInputError(`--public-data ${label}: images are ${d.height}×${d.width}×${d.channels}, the private set's are ${priv.height}×${priv.width}×${priv.channels}; they must match`);
+  return { name: label, source: d.source, fingerprint: d.rawFingerprint, data: d };
+}
+
 function ceil3(x: number): number {
   const p = Math.pow(10, Math.floor(Math.log10(x)) - 2);
   return Math.ceil(x / p) * p;
@@ -339,6 +379,7 @@ function buildManifest(
     { what: `class list (${data.numClasses} classes)`, where: ['config.json', 'synthetic.npz', 'samples.png'], status: classesDeclared ? 'public-by-assumption' : 'outside-guarantee', why: classesDeclared ? 'declared as public input' : 'derived from the data (max label + 1), not covered by ε' },
     { what: 'total wall time (seconds)', where: ['stdout'], status: 'outside-guarantee', why: 'wall time depends on the data; per-step timings are kept in private-diagnostics.jsonl' },
     LEDGER_TIMESTAMPS,
+    ...(config.publicData ? [{ what: `public pre-training data (${String((config.publicData as { name: string }).name)})`, where: ['config.json', 'run.json', 'ledger.jsonl', 'generator', 'synthetic.npz'], status: 'outside-guarantee' as const, why: 'public data: used without noise for pre-training, not protected by ε (only the private records are)' }] : []),
   ];
   const artifacts: ManifestArtifact[] = [
     { path: 'config.json', what: 'resolved configuration (keyed dataset fingerprint)', status: 'public' },

@@ -22,6 +22,7 @@ const RUN_FLAGS: Record<RunFlag, FlagSpec> = {
   steps: { type: 'string', help: 'cap on generator steps (the budget normally stops first)' },
   'max-minutes': { type: 'string', help: 'stop (with a valid, partially spent budget) after this many minutes' },
   resume: { type: 'boolean', help: 'continue the run in --out from its last generator checkpoint (same data, budget and seed; the ledger keeps every charge)' },
+  'public-data': { type: 'string', help: 'public pre-training data: mnist | fashion-mnist | PATH (any image set dplens loads, same image size). Outside the guarantee: named in the ledger header and report. Honest pairing on the built-in sets: fashion-mnist for mnist and mnist for fashion-mnist' },
   'non-private': { type: 'boolean', help: 'explicitly NON-private run (no budget, no --epsilon; noise 0 allowed, e.g. --sigma 0; needs --steps): the ledger records one nonPrivate event, ε = ∞. For calibrating `dplens audit`' },
 };
 
@@ -105,7 +106,7 @@ const command: Command = {
     let r;
     try {
       r = await runSynthesis(
-        { method, data, dataPath: getString(args, 'data-path'), epsilon, delta, out: outDir, samples, preset, hyper, maxSteps, maxMinutes, seed, resume, ...(nonPrivate ? { nonPrivate } : {}), argv: ['dplens', ...argv] },
+        { method, data, dataPath: getString(args, 'data-path'), epsilon, delta, out: outDir, samples, preset, hyper, maxSteps, maxMinutes, seed, resume, ...(nonPrivate ? { nonPrivate } : {}), ...(getString(args, 'public-data') !== undefined ? { publicData: getString(args, 'public-data') } : {}), argv: ['dplens', ...argv] },
         {
           onLog: (line) => out.log(line),
           onStep: (p) => {
