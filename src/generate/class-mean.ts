@@ -16,9 +16,7 @@
  */
 import { DpEvents, RdpAccountant, type DpEvent, type RandomSource } from '../privacy/index.js';
 import { keyedFingerprint } from '../privacy/owner-key.js';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { writeFileAtomic } from '../util/files.js';
+import { readJsonState, saveJsonState } from './json-state.js';
 import { smoothImages } from './voting-gan.js';
 import type { GeneratorPlugin, SavedSampler } from './plugin.js';
 import type { DpGenerator, FitResult, GeneratorContext, GeneratorProgress, SampleSet } from './types.js';
@@ -210,7 +208,7 @@ class ClassMeanGenerator implements DpGenerator {
 
   async save(dir: string): Promise<void> {
     if (!this.state) throw new Error('class-mean: nothing to save before fit()');
-    writeFileAtomic(join(dir, 'generator.json'), JSON.stringify(this.state));
+    saveJsonState(dir, this.state);
   }
 
   async load(dir: string): Promise<void> {
@@ -240,15 +238,7 @@ function nearestCell(img: Uint8Array, off: number, d: number, means: Float32Arra
 }
 
 function readState(dir: string): ClassMeanState {
-  const path = join(dir, 'generator.json');
-  let s: ClassMeanState;
-  try {
-    s = JSON.parse(readFileSync(path, 'utf8')) as ClassMeanState;
-  } catch (e) {
-    throw new Error(`${path}: not a readable class-mean generator (${(e as Error).message})`);
-  }
-  if (s.format !== FORMAT) throw new Error(`${path}: unknown format ${String(s.format)}`);
-  return s;
+  return readJsonState<ClassMeanState>(dir, 'class-mean', FORMAT);
 }
 
 /** Balanced labels; per sample a cell ∝ its noisy count (cells below minCount skipped), an optional same-class mix, affine jitter. */

@@ -45,14 +45,12 @@
  *    0.1307/0.3081, Fashion-MNIST 0.2860/0.3530; 0.5/0.5 otherwise): public numbers, not computed here.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { calibrateNoiseMultiplier, DpEvents, type DpEvent, type RandomSource } from '../privacy/index.js';
 import { keyedFingerprint } from '../privacy/owner-key.js';
 import { AvgPool2d, Conv2d, Dense, Flatten, InstanceNorm, ReLU, Sequential, setInitSeed } from '../nn/layers/index.js';
 import { clippedSum, forwardBackward } from '../nn/persample.js';
 import type { Param } from '../nn/module.js';
-import { writeFileAtomic } from '../util/files.js';
+import { readJsonState, saveJsonState } from './json-state.js';
 import type { GeneratorPlugin, GeneratorLimits, SavedSampler } from './plugin.js';
 import type { DpGenerator, FitResult, GeneratorContext, GeneratorProgress, SampleSet, StopReason } from './types.js';
 
@@ -498,7 +496,7 @@ class PsgGenerator implements DpGenerator {
 
   async save(dir: string): Promise<void> {
     if (!this.state) throw new Error('psg: nothing to save before fit()');
-    writeFileAtomic(join(dir, 'generator.json'), JSON.stringify(this.state));
+    saveJsonState(dir, this.state);
   }
 
   async load(dir: string): Promise<void> {
@@ -555,15 +553,7 @@ class ImageOptimizer {
 }
 
 function readState(dir: string): PsgState {
-  const path = join(dir, 'generator.json');
-  let s: PsgState;
-  try {
-    s = JSON.parse(readFileSync(path, 'utf8')) as PsgState;
-  } catch (e) {
-    throw new Error(`${path}: not a readable psg generator (${(e as Error).message})`);
-  }
-  if (s.format !== FORMAT) throw new Error(`${path}: unknown format ${String(s.format)}`);
-  return s;
+  return readJsonState<PsgState>(dir, 'psg', FORMAT);
 }
 
 /** n samples: balanced labels (or the given ones); each an image of its class drawn uniformly from S. */
