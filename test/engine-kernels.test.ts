@@ -162,6 +162,35 @@ describe('convolution', () => {
   });
 
   test('pooling and pooling gradients', async () => {
+    await poolingChecks();
+  });
+
+  test('MaxPoolGrad: the host pass and the ONNX graph agree with the CPU backend (ties, ±0, padding)', async () => {
+    const saved = engineTuning.hostMaxPoolGrad;
+    try {
+      for (const host of [true, false]) {
+        engineTuning.hostMaxPoolGrad = host;
+        // −0 and +0 in one window: tfjs' strict '>' keeps the first of them, so does '==='.
+        const signedZeros = () => tf.tensor4d(Float32Array.from({ length: 2 * 9 * 8 * 3 }, (_, i) => ((i * 7) % 5 === 0 ? -0 : (i * 13) % 4 === 0 ? 0 : -1)), [2, 9, 8, 3]);
+        for (const [size, stride, pad] of [
+          [2, 1, 'valid'],
+          [3, 2, 'same'],
+          [2, 2, 'same'],
+        ] as const) {
+          await check(`maxPoolGrad host=${host} ${size} ${stride} ${pad}`, ['MaxPoolGrad'], () =>
+            tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(t4(x), size, stride, pad), tf.maxPool(t4(rnd([2, 9, 8, 3], 7)), size, stride, pad))))(tf.relu(tf.round(rnd([2, 9, 8, 3], 3)))),
+          );
+          await check(`maxPoolGrad host=${host} signed zeros ${size} ${stride} ${pad}`, ['MaxPoolGrad'], () =>
+            tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(t4(x), size, stride, pad), tf.maxPool(t4(rnd([2, 9, 8, 3], 7)), size, stride, pad))))(signedZeros()),
+          );
+        }
+      }
+    } finally {
+      engineTuning.hostMaxPoolGrad = saved;
+    }
+  });
+
+  async function poolingChecks(): Promise<void> {
     for (const [size, stride, pad] of [
       [2, 1, 'valid'],
       [3, 2, 'same'],
@@ -179,7 +208,7 @@ describe('convolution', () => {
         tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.avgPool(t4(x), size, stride, pad), tf.avgPool(t4(rnd([2, 9, 8, 3], 7)), size, stride, pad))))(rnd([2, 9, 8, 3], 1)),
       );
     }
-  });
+  }
 });
 
 describe('elementwise', () => {

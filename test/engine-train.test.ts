@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { engineStats, initEngine, resetEngineStats } from '../src/engine/index.js';
-import { makeCnn, makeMlp, mnistBatch, sgdStep, type RefNet } from '../src/engine/reference-nets.js';
+import { makeCnn, makeCnnFused, makeMlp, makeMlpFused, mnistBatch, sgdStep, type RefNet } from '../src/engine/reference-nets.js';
 import { loadMnist } from '../src/data/index.js';
 
 const BATCH = 24;
@@ -29,6 +29,8 @@ function lossCurve(make: (seed: number) => RefNet, images: Uint8Array, labels: I
 for (const [name, make] of [
   ['reference CNN', makeCnn],
   ['MLP 784-512-10', makeMlp],
+  ['reference CNN (fused layers)', makeCnnFused],
+  ['MLP 784-512-10 (fused layers)', makeMlpFused],
 ] as const) {
   test(`${name}: same MNIST loss curve on ort and cpu, zero fallbacks on ort`, async () => {
     const mnist = loadMnist();
@@ -39,7 +41,14 @@ for (const [name, make] of [
     const ort = lossCurve(make, mnist.train.images, mnist.train.labels);
     const stats = engineStats();
     assert.deepEqual(stats.fallbacks, {}, `fallbacks on the hot path: ${JSON.stringify(stats.fallbackReasons)}`);
-    for (const k of ['BatchMatMul', 'Relu', 'Add', 'Sum']) assert.ok((stats.kernelCalls[k] ?? 0) > 0, `${k} ran`);
+    const fused = name.includes('fused');
+    for (const k of fused ? ['_FusedMatMul', 'BatchMatMul', 'DplensReluBackprop', 'Sum'] : ['BatchMatMul', 'Relu', 'Add', 'Sum']) assert.ok((stats.kernelCalls[k] ?? 0) > 0, `${k} ran`);
+    if (fused) assert.equal(stats.kernelCalls.Relu ?? 0, 0, 'fused nets run no separate Relu');
+    if (name === 'reference CNN (fused layers)') {
+      for (const k of ['FusedConv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPool', 'MaxPoolGrad']) assert.ok((stats.kernelCalls[k] ?? 0) > 0, `${k} ran natively`);
+      // the first conv's input is data: one Conv2DBackpropInput per step (the second conv's)
+      assert.equal(stats.kernelCalls.Conv2DBackpropInput, STEPS, 'no input gradient for the data');
+    }
     if (name === 'reference CNN') {
       for (const k of ['Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPool', 'MaxPoolGrad']) assert.ok((stats.kernelCalls[k] ?? 0) > 0, `${k} ran natively`);
     }
@@ -52,3 +61,16 @@ for (const [name, make] of [
     }
   });
 }
+
+test('fused reference nets follow the unfused nets\' loss curves on ort', async () => {
+  const mnist = loadMnist();
+  await initEngine({ backend: 'ort' });
+  for (const [plain, fused] of [
+    [makeCnn, makeCnnFused],
+    [makeMlp, makeMlpFused],
+  ] as const) {
+    const a = lossCurve(plain, mnist.train.images, mnist.train.labels);
+    const b = lossCurve(fused, mnist.train.images, mnist.train.labels);
+    for (let i = 0; i < STEPS; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-4 * Math.abs(a[i]) + 1e-5, `step ${i}: unfused ${a[i]} vs fused ${b[i]}`);
+  }
+});

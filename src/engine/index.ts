@@ -11,14 +11,14 @@ import './kernels/math.js';
 import './kernels/conv.js';
 import './kernels/shape.js';
 import { registerFusedGradients } from './gradients.js';
-import { defaultThreads, getThreads, sessionCount, setThreads } from './ort-runtime.js';
+import { defaultThreads, getThreads, runClock, sessionCount, setThreads } from './ort-runtime.js';
 
 export interface InitEngineOptions {
   /** 'ort' (default in Node), 'cpu', or any other registered tfjs backend name. */
   backend?: 'ort' | 'cpu' | (string & {});
   /** ONNX Runtime intra-op threads (default: os.availableParallelism()). */
   threads?: number;
-  /** Record per-kernel wall time in engineStats().kernelTimeMs (off by default: costs ~0.1 µs/call). */
+  /** Record per-kernel wall and CPU time in engineStats().kernelTimeMs / kernelCpuMs (off by default: costs ~1 µs/call). */
   timing?: boolean;
 }
 
@@ -34,6 +34,10 @@ export interface EngineStats {
   kernelCalls: Record<string, number>;
   /** Per-kernel wall time in ms; only filled while timing is on. */
   kernelTimeMs: Record<string, number>;
+  /** Part of kernelTimeMs spent inside ONNX Runtime's native run (output copies included). */
+  kernelOrtRunMs: Record<string, number>;
+  /** Process CPU time (all threads) per kernel in ms; only filled while timing is on. */
+  kernelCpuMs: Record<string, number>;
   timing: boolean;
   /** Number of cached ONNX Runtime sessions (one per kernel/attrs/dtype/rank combination). */
   sessions: number;
@@ -96,6 +100,8 @@ export function engineStats(): EngineStats {
     jsFastPath: { ...stats.jsFastPath },
     kernelCalls: { ...stats.kernelCalls },
     kernelTimeMs: { ...stats.kernelTimeMs },
+    kernelOrtRunMs: { ...stats.kernelOrtRunMs },
+    kernelCpuMs: { ...stats.kernelCpuMs },
     timing: stats.timing,
     sessions: sessionCount(),
     nativeKernels: nativeKernelNames(),
@@ -114,6 +120,7 @@ export function setEngineThreads(n: number): void {
 /** Turns per-kernel timing on or off. */
 export function setEngineTiming(on: boolean): void {
   stats.timing = on;
+  runClock.on = on;
 }
 
 export { defaultThreads };
@@ -129,3 +136,6 @@ export { tuning as engineTuning } from './kernels/common.js';
 
 // tf.tidy + dataSync without tidy walking a typed array (tidy-read.ts; no ORT import).
 export { tidyRead } from './tidy-read.js';
+
+// Fused conv/dense layers with hand-written backward passes (fused-layers.ts; issue 18).
+export { convBiasRelu, type ConvPad, denseBias, reluBackprop } from './fused-layers.js';

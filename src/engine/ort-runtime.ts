@@ -90,6 +90,13 @@ interface CachedSession {
 const sessions = new Map<string, CachedSession>();
 const RUN_OPTIONS = {};
 
+/**
+ * Profiling clock: while `on`, the wall time spent inside the native `run` (ONNX Runtime's own
+ * work plus the binding's output copies) is added to `ms`, so a kernel's time can be split into
+ * the ORT run and the JS around it (feeds, tensor wrapping, host kernels). Off by default.
+ */
+export const runClock = { on: false, ms: 0 };
+
 export function getThreads(): number {
   return threads;
 }
@@ -143,7 +150,14 @@ function createSession(graph: OnnxGraph, nThreads: number, optLevel: OptLevel): 
   return { session, inputNames, outputNames, fetches };
 }
 
+/**
+ * Spin-waiting for the multi-thread (matmul/conv) sessions only; 1-thread sessions have no pool
+ * threads to spin. Off by default (see loadInto); DPLENS_ORT_SPIN=1 turns it on for measurements.
+ */
+export const spinTuning = { multiThread: process.env.DPLENS_ORT_SPIN === '1' };
+
 function loadInto(session: NativeSession, bytes: Uint8Array, nThreads: number, optLevel: OptLevel): void {
+  const spin = nThreads > 1 && spinTuning.multiThread ? '1' : '0';
   session.loadModel(bytes.buffer, bytes.byteOffset, bytes.byteLength, {
     intraOpNumThreads: nThreads,
     interOpNumThreads: 1,
@@ -151,7 +165,7 @@ function loadInto(session: NativeSession, bytes: Uint8Array, nThreads: number, o
     executionMode: 'sequential',
     // Every session owns a thread pool; spinning pools across hundreds of kernel sessions
     // burn the CPU (engine-notes.md: 18 s vs 1.3 s wall on a small benchmark).
-    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+    extra: { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: '0' } } },
   });
 }
 
@@ -180,7 +194,12 @@ export function runGraph(key: string, build: () => OnnxGraph, inputs: readonly O
     const x = inputs[i];
     feeds[s.inputNames[i]] = { type: x.type, data: x.data, dims: x.dims, location: 'cpu' };
   }
-  const res = s.session.run(feeds, s.fetches, RUN_OPTIONS);
+  let res: Record<string, OrtOut>;
+  if (runClock.on) {
+    const t0 = performance.now();
+    res = s.session.run(feeds, s.fetches, RUN_OPTIONS);
+    runClock.ms += performance.now() - t0;
+  } else res = s.session.run(feeds, s.fetches, RUN_OPTIONS);
   const outs: OrtOut[] = new Array(s.outputNames.length);
   for (let i = 0; i < s.outputNames.length; i++) outs[i] = res[s.outputNames[i]];
   return outs;

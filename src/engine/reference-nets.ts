@@ -2,6 +2,7 @@
 // reference MNIST CNN of issue 2 / shared/bench/torch_ref.py, written with plain tfjs ops so they
 // run on any backend. Not part of the public API (src/nn owns real models).
 import * as tf from '@tensorflow/tfjs-core';
+import { convBiasRelu, denseBias } from './fused-layers.js';
 
 export const MNIST_MEAN = 0.1307;
 export const MNIST_STD = 0.3081;
@@ -62,6 +63,55 @@ export function makeCnn(seed = 0): RefNet {
       const flat = tf.reshape(h, [h.shape[0], 512]);
       const z = tf.relu(tf.add(tf.matMul(flat, w3), b3));
       return tf.add(tf.matMul(z, w4), b4) as tf.Tensor2D;
+    },
+  };
+}
+
+/**
+ * The same nets (same parameters for the same seed) written with the fused layers of
+ * fused-layers.ts, as dplens models are: conv + bias + ReLU and dense + bias (+ ReLU) as one
+ * forward kernel each, the one-kernel ReLU gradient backward, and no input gradient for the first
+ * layer (its input is data). Same function as makeMlp/makeCnn up to float rounding order.
+ */
+export function makeMlpFused(seed = 0): RefNet {
+  const net = makeMlp(seed);
+  const [w1, b1, w2, b2] = net.params;
+  return {
+    params: net.params,
+    forward: (x) => {
+      const flat = tf.reshape(x, [x.shape[0], 784]) as tf.Tensor2D;
+      const h = denseBias(flat, w1 as tf.Tensor2D, b1 as tf.Tensor1D, true, true);
+      return denseBias(h, w2 as tf.Tensor2D, b2 as tf.Tensor1D, false, true);
+    },
+  };
+}
+
+export function makeCnnFused(seed = 0): RefNet {
+  const net = makeCnn(seed);
+  const [w1, b1, w2, b2, w3, b3, w4, b4] = net.params;
+  return {
+    params: net.params,
+    forward: (x) => {
+      let h = convBiasRelu(
+        x,
+        w1 as tf.Tensor4D,
+        b1 as tf.Tensor1D,
+        2,
+        [
+          [0, 0],
+          [3, 3],
+          [3, 3],
+          [0, 0],
+        ],
+        true,
+        true,
+      );
+      h = tf.maxPool(h, 2, 1, 'valid');
+      h = convBiasRelu(h, w2 as tf.Tensor4D, b2 as tf.Tensor1D, 2, 'valid', true, false);
+      h = tf.maxPool(h, 2, 1, 'valid');
+      const flat = tf.reshape(h, [h.shape[0], 512]) as tf.Tensor2D;
+      const z = denseBias(flat, w3 as tf.Tensor2D, b3 as tf.Tensor1D, true, true);
+      return denseBias(z, w4 as tf.Tensor2D, b4 as tf.Tensor1D, false, true);
     },
   };
 }

@@ -4,18 +4,22 @@
  * of them.
  *
  * Why a layer list and not nn/'s Module: evaluation needs no per-sample gradients, so the nets run
- * plain tfjs autodiff over the engine's FUSED kernels — `tf.fused.conv2d` / `tf.fused.matMul` with
- * bias and ReLU inside the kernel (one native call forward, ReLU-backprop fused backward) instead
- * of conv + add + relu as three full-size activations.
+ * plain tfjs autodiff over the engine's fused layers (`convBiasRelu` / `denseBias` in
+ * engine/fused-layers.ts: FusedConv2D / _FusedMatMul with bias and ReLU inside the kernel, one
+ * native call forward, ReLU-backprop fused backward) instead of conv + add + relu as three
+ * full-size activations.
  *
  * Speed (the "make it fast" part of issue 14/18): images are converted to float once per set
  * (`toFloatImages`), batches are gathered with row copies (no per-pixel JS loop), evaluation
  * passes run in batches of 1000 without autodiff, weights are snapshotted (not the test set
- * re-evaluated) when a validation split selects the epoch.
+ * re-evaluated) when a validation split selects the epoch; Adam is one host pass per variable
+ * (`HostAdam`, bit-identical to tf.train.adam) and dropout masks are drawn in int32 arithmetic
+ * (same masks, ~3× less CPU).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { ImageBatch } from '../data/types.js';
-import { engineCapabilities } from '../engine/index.js';
+import { convBiasRelu, denseBias } from '../engine/index.js';
+import { adamScalars, adamStepHost } from '../engine/host/adam.js';
 import { mulberry32 } from '../util/prng.js';
 
 export type LayerDef =
@@ -112,84 +116,6 @@ export const CLASSIFIER_ARCHS: Record<string, ClassifierArch> = {
 };
 
 type Param = { w: tf.Variable; b: tf.Variable };
-type CustomGrad = Parameters<typeof tf.customGrad>[0];
-
-/** dy · step(y) for y = ReLU(z): the engine's one-kernel ReLU backprop where it has one. */
-function reluBackprop(dy: tf.Tensor, y: tf.Tensor): tf.Tensor {
-  if (engineCapabilities().fusedReluBackprop) return tf.engine().runKernel('DplensReluBackprop', { dy, x: y }) as tf.Tensor;
-  return tf.mul(dy, tf.step(y));
-}
-
-/**
- * ReLU(conv(x, w) + b) as ONE forward kernel (FusedConv2D: bias and ReLU inside MLAS) with a
- * hand-written backward: tfjs's own fused op falls back to conv + add + relu whenever gradients
- * are recorded, which costs two extra passes over the largest activations forward and backward.
- * `inputIsData`: x is the image batch (no gradient needed), so its Conv2DBackpropInput is skipped.
- */
-function convBiasRelu(x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D, stride: number, pad: 'valid' | 'same', training: boolean, inputIsData: boolean): tf.Tensor4D {
-  const conv = { strides: [stride, stride] as [number, number], pad, dataFormat: 'NHWC' as const, dimRoundingMode: undefined };
-  const forward = (xx: tf.Tensor4D) => tf.engine().runKernel('FusedConv2D', { x: xx, filter: w, bias: b }, { ...conv, dilations: [1, 1], activation: 'relu' } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
-  if (!training) return forward(x);
-  const backward = (dy: tf.Tensor, xx: tf.Tensor, y: tf.Tensor) => {
-    const dz = reluBackprop(dy, y);
-    const dw = tf.engine().runKernel('Conv2DBackpropFilter', { x: xx, dy: dz }, { ...conv, filterShape: w.shape } as unknown as tf.NamedAttrMap) as tf.Tensor;
-    return { dz, dw, db: tf.sum(dz, [0, 1, 2]) };
-  };
-  if (inputIsData) {
-    const f = tf.customGrad(((ww: tf.Tensor, bb: tf.Tensor, save: tf.GradSaveFunc) => {
-      void ww;
-      void bb;
-      const y = forward(x);
-      save([y]);
-      return {
-        value: y,
-        gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-          const r = backward(dy as tf.Tensor, x, saved[0]!);
-          return [r.dw, r.db];
-        },
-      };
-    }) as unknown as CustomGrad);
-    return f(w, b) as tf.Tensor4D;
-  }
-  const f = tf.customGrad(((xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor, save: tf.GradSaveFunc) => {
-    void ww;
-    void bb;
-    const y = forward(xx as tf.Tensor4D);
-    save([xx, y]);
-    return {
-      value: y,
-      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-        const [sx, sy] = saved as [tf.Tensor, tf.Tensor];
-        const r = backward(dy as tf.Tensor, sx, sy);
-        const dx = tf.engine().runKernel('Conv2DBackpropInput', { dy: r.dz, filter: w }, { ...conv, inputShape: sx.shape } as unknown as tf.NamedAttrMap) as tf.Tensor;
-        return [dx, r.dw, r.db];
-      },
-    };
-  }) as unknown as CustomGrad);
-  return f(x, w, b) as tf.Tensor4D;
-}
-
-/** [ReLU](a·w + b) as one forward kernel (_FusedMatMul) with a hand-written backward. */
-function denseBias(a: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, relu: boolean, training: boolean): tf.Tensor2D {
-  const forward = (aa: tf.Tensor) => tf.engine().runKernel('_FusedMatMul', { a: aa, b: w, bias: b }, { transposeA: false, transposeB: false, activation: relu ? 'relu' : 'linear' } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
-  if (!training) return forward(a);
-  const f = tf.customGrad(((aa: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor, save: tf.GradSaveFunc) => {
-    void ww;
-    void bb;
-    const y = forward(aa);
-    save([aa, y]);
-    return {
-      value: y,
-      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-        const [sa, sy] = saved as [tf.Tensor2D, tf.Tensor2D];
-        const dz = (relu ? reluBackprop(dy as tf.Tensor, sy) : dy) as tf.Tensor2D;
-        return [tf.matMul(dz, w, false, true), tf.matMul(sa, dz, true, false), tf.sum(dz, 0)];
-      },
-    };
-  }) as unknown as CustomGrad);
-  return f(a, w, b) as tf.Tensor2D;
-}
-
 /**
  * Inverted-dropout mask (0 or 1/(1 − rate)) from a seeded 32-bit generator in one JS pass:
  * tfjs's `dropout` draws with its slower seeded generator and then runs four tensor ops.
@@ -198,15 +124,17 @@ export function dropoutMask(shape: number[], rate: number, seed: number): tf.Ten
   const n = shape.reduce((a, c) => a * c, 1);
   const m = new Float32Array(n);
   const keep = 1 / (1 - rate);
-  const threshold = Math.floor(rate * 4294967296);
-  let s = seed >>> 0;
+  // The mulberry32 stream entirely in int32 arithmetic (same bits as the uint32 form `>>> 0`,
+  // which made V8 keep s and t as doubles: 34 vs ~3 ms per spec7 training step, issue 18). The
+  // unsigned test u >= threshold is the signed test after flipping both sign bits.
+  const threshold = Math.min(Math.floor(rate * 4294967296), 4294967295);
+  const thresholdFlipped = (threshold ^ 0x80000000) | 0;
+  let s = seed | 0;
   for (let i = 0; i < n; i++) {
-    // mulberry32 step
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    m[i] = ((t ^ (t >>> 14)) >>> 0) >= threshold ? keep : 0;
+    s = (s + 0x6d2b79f5) | 0;
+    let t = Math.imul(s ^ (s >>> 15), s | 1);
+    t ^= (t + Math.imul(t ^ (t >>> 7), t | 61)) | 0;
+    m[i] = keep * +(((t ^ (t >>> 14) ^ 0x80000000) | 0) >= thresholdFlipped);
   }
   return tf.tensor(m, shape);
 }
@@ -379,6 +307,62 @@ export function featuresOf(net: Classifier, s: FloatImages, batch = 1000): { dat
   return { data: out ?? new Float32Array(0), dim };
 }
 
+/**
+ * Adam with the update of each variable as one host pass (engine/host/adam.ts) instead of tfjs'
+ * 13 tensor ops per variable: the same float32 arithmetic in the same order (bit-identical
+ * parameters to tf.train.adam; test/engine-host.test.ts), moments kept as plain arrays.
+ */
+export class HostAdam {
+  private readonly m = new Map<string, Float32Array>();
+  private readonly v = new Map<string, Float32Array>();
+  private accBeta1: number;
+  private accBeta2: number;
+
+  constructor(
+    readonly learningRate: number,
+    readonly beta1 = 0.9,
+    readonly beta2 = 0.999,
+    readonly epsilon = tf.backend().epsilon(),
+  ) {
+    this.accBeta1 = Math.fround(beta1);
+    this.accBeta2 = Math.fround(beta2);
+  }
+
+  /** One step on `f`'s scalar value; returns it (caller disposes), as Optimizer.minimize(f, true). */
+  minimize(f: () => tf.Scalar, vars: tf.Variable[]): tf.Scalar {
+    const { value, grads } = tf.variableGrads(f, vars);
+    const s = adamScalars(this.learningRate, this.beta1, this.beta2, this.epsilon, this.accBeta1, this.accBeta2);
+    for (const p of vars) {
+      const g = grads[p.name];
+      if (!g) continue;
+      let m = this.m.get(p.name);
+      let v = this.v.get(p.name);
+      if (!m || !v) {
+        m = new Float32Array(p.size);
+        v = new Float32Array(p.size);
+        this.m.set(p.name, m);
+        this.v.set(p.name, v);
+      }
+      const out = new Float32Array(p.size);
+      adamStepHost(p.dataSync() as Float32Array, g.dataSync() as Float32Array, m, v, s, out);
+      const t = tf.tensor(out, p.shape, 'float32');
+      p.assign(t);
+      t.dispose();
+    }
+    tf.dispose(grads);
+    const b1 = Math.fround(this.beta1);
+    const b2 = Math.fround(this.beta2);
+    this.accBeta1 = Math.fround(this.accBeta1 * b1);
+    this.accBeta2 = Math.fround(this.accBeta2 * b2);
+    return value;
+  }
+
+  dispose(): void {
+    this.m.clear();
+    this.v.clear();
+  }
+}
+
 export interface TrainEpoch {
   epoch: number;
   trainLoss: number;
@@ -408,7 +392,7 @@ export function trainClassifier(net: Classifier, train: FloatImages, o: TrainOpt
   if (!Number.isInteger(epochs) || epochs < 1) throw new RangeError(`epochs must be a positive integer, got ${epochs}`);
   if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`batch size must be a positive integer, got ${batch}`);
   const rnd = mulberry32(o.seed ^ 0x5bd1e995);
-  const opt = o.optimizer === 'sgd' ? tf.train.sgd(lr) : tf.train.adam(lr);
+  const opt = o.optimizer === 'sgd' ? tf.train.sgd(lr) : new HostAdam(lr);
   const order = new Int32Array(train.count);
   for (let i = 0; i < train.count; i++) order[i] = i;
   const done: TrainEpoch[] = [];
@@ -432,7 +416,8 @@ export function trainClassifier(net: Classifier, train: FloatImages, o: TrainOpt
         for (let r = 0; r < lab.length; r++) lab[r] = train.labels[order[s + r]!]!;
         const x = gather(train, order, s, e);
         const y = tf.tidy(() => tf.oneHot(tf.tensor1d(lab, 'int32'), C));
-        const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(y, net.logits(x, true, ds)) as tf.Scalar, true, net.vars);
+        const f = () => tf.losses.softmaxCrossEntropy(y, net.logits(x, true, ds)) as tf.Scalar;
+        const loss = opt instanceof HostAdam ? opt.minimize(f, net.vars) : opt.minimize(f, true, net.vars);
         tf.dispose([x, y]);
         if (loss) {
           lossSum += loss.dataSync()[0]!;

@@ -390,6 +390,119 @@ function maxPoolBack4Func(): Func {
   return { name: 'maxPoolBack4', params: 13, locals: { i32: 10, v128: 2 }, body };
 }
 
+/**
+ * maxPoolGradEq4(x, y, dy, dx, n, h, w, c, kh, kw, sh, sw, ho, wo): max-pooling backward from the
+ * pooling input x and output y ('valid' windows, NHWC, c a multiple of 4; dx zeroed by the
+ * caller), four channels at a time: per window tap, eq = (x == y) lane-wise, the first tap that
+ * matches gets dy (mask eq & ~taken), taken |= eq. f32x4.eq equates ±0 and never matches NaN,
+ * i.e. the `===` rule of host/pool.ts (tfjs' first maximum). Outputs are visited in order.
+ */
+function maxPoolGradEq4Func(): Func {
+  const [x, y, dy, dx, n, h, w, c, kh, kw, sh, sw, ho, wo] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
+  const [b, oy, ox, ch, ky, kx, o, p0, a, xb] = [14, 15, 16, 17, 18, 19, 20, 21, 22, 23];
+  const [yv, dyv, taken, eq] = [24, 25, 26, 27];
+  const shl = [0x74];
+  const inner = [
+    // a = 4·(p0 + (ky·w + kx)·c + ch)
+    ...get(p0),
+    ...get(ky),
+    ...get(w),
+    ...mul,
+    ...get(kx),
+    ...add,
+    ...get(c),
+    ...mul,
+    ...add,
+    ...get(ch),
+    ...add,
+    ...c32(2),
+    ...shl,
+    ...set(a),
+    // eq = x[a] == y (f32x4.eq)
+    ...get(x),
+    ...get(a),
+    ...add,
+    ...v128load,
+    ...get(yv),
+    ...simd(0x41),
+    ...set(eq),
+    // dx[a] += dy & (eq & ~taken)
+    ...get(dx),
+    ...get(a),
+    ...add,
+    ...get(dx),
+    ...get(a),
+    ...add,
+    ...v128load,
+    ...get(dyv),
+    ...get(eq),
+    ...get(taken),
+    ...v128andnot,
+    ...simd(0x4e), // v128.and
+    ...f32x4add,
+    ...v128store,
+    // taken |= eq
+    ...get(taken),
+    ...get(eq),
+    ...simd(0x50), // v128.or
+    ...set(taken),
+  ];
+  const perChannelGroup = [
+    ...get(y),
+    ...get(o),
+    ...c32(2),
+    ...shl,
+    ...add,
+    ...v128load,
+    ...set(yv),
+    ...get(dy),
+    ...get(o),
+    ...c32(2),
+    ...shl,
+    ...add,
+    ...v128load,
+    ...set(dyv),
+    ...v128const([0, 0, 0, 0]),
+    ...set(taken),
+    ...loop(ky, c32(0), get(kh), c32(1), loop(kx, c32(0), get(kw), c32(1), inner)),
+    ...inc(o, c32(4)),
+  ];
+  const body = [
+    ...c32(0),
+    ...set(o),
+    ...loop(b, c32(0), get(n), c32(1), [
+      ...get(b),
+      ...get(h),
+      ...mul,
+      ...get(w),
+      ...mul,
+      ...get(c),
+      ...mul,
+      ...set(xb),
+      ...loop(oy, c32(0), get(ho), c32(1),
+        loop(ox, c32(0), get(wo), c32(1), [
+          ...get(xb),
+          ...get(oy),
+          ...get(sh),
+          ...mul,
+          ...get(w),
+          ...mul,
+          ...get(ox),
+          ...get(sw),
+          ...mul,
+          ...add,
+          ...get(c),
+          ...mul,
+          ...add,
+          ...set(p0),
+          ...loop(ch, c32(0), get(c), c32(4), perChannelGroup),
+        ]),
+      ),
+    ]),
+  ];
+  return { name: 'maxPoolGradEq4', params: 14, locals: { i32: 10, v128: 4 }, body };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Module and arenas
 
@@ -398,6 +511,7 @@ interface Exports {
   addRuns(dst: number, src: number, tab: number, tabBytes: number, runBytes: number, samples: number, srcStride: number): void;
   maxPoolRelu4(x: number, out: number, code: number, n: number, h: number, w: number, c: number, kh: number, kw: number, sh: number, sw: number, ho: number, wo: number): void;
   maxPoolBack4(dy: number, code: number, dx: number, n: number, h: number, w: number, c: number, kh: number, kw: number, sh: number, sw: number, ho: number, wo: number): void;
+  maxPoolGradEq4(x: number, y: number, dy: number, dx: number, n: number, h: number, w: number, c: number, kh: number, kw: number, sh: number, sw: number, ho: number, wo: number): void;
 }
 
 let compiled: WebAssembly.Module | null | undefined;
@@ -407,7 +521,7 @@ function module(): WebAssembly.Module | null {
   compiled = null;
   if (process?.env?.DPLENS_NO_SIMD) return compiled;
   try {
-    const bytes = assemble([copyRunsFunc(false), copyRunsFunc(true), maxPoolRelu4Func(), maxPoolBack4Func()]);
+    const bytes = assemble([copyRunsFunc(false), copyRunsFunc(true), maxPoolRelu4Func(), maxPoolBack4Func(), maxPoolGradEq4Func()]);
     if (typeof WebAssembly === 'object' && WebAssembly.validate(bytes)) compiled = new WebAssembly.Module(bytes);
   } catch {
     compiled = null;

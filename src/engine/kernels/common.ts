@@ -24,6 +24,13 @@ export const tuning = {
    * 10.4 ms for the reference CNN's first pool at batch 240).
    */
   maxPoolGradSingleThreadElems: 65536,
+  /**
+   * MaxPoolGrad as one host pass (host/pool.ts, WebAssembly SIMD where it applies) instead of the
+   * elementwise ONNX graph, which reads x once per window offset and materialises masks and
+   * padded copies (issue 18: 2.8 vs 7.5 ms CPU on the reference CNN's first pool, batch 256).
+   * false selects the graph (kept for comparison and tests).
+   */
+  hostMaxPoolGrad: true,
   /** Forward convs on MLAS's NCHWc kernels where the shapes allow (see conv.ts). */
   nchwcConv: true,
 };

@@ -6,10 +6,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import { defineKernel, JS_FAST, type KernelArgs, type KernelResult } from '../backend.js';
-import { attr, GraphBuilder as GraphBuilderCtor, sizeOf, type GraphBuilder } from '../graph.js';
+import { attr, feed, GraphBuilder as GraphBuilderCtor, sizeOf, type GraphBuilder } from '../graph.js';
 import { anyEmpty, inputsOf, runOnTensors, tuning } from './common.js';
 import { applyActivation, SUPPORTED_ACTIVATIONS } from './math.js';
 import { runGraph, type OrtIn } from '../ort-runtime.js';
+import { maxPoolGradHost } from '../host/pool.js';
 
 function i64(values: readonly number[]): OrtIn {
   return { type: 'int64', data: BigInt64Array.from(values, (v) => BigInt(v)), dims: [values.length] };
@@ -621,6 +622,27 @@ defineKernel('MaxPoolGrad', ({ inputs, attrs, backend }) => {
   const bad = onnxOutMatches(ci);
   if (bad) return bad;
   if (anyEmpty([dy, input])) return JS_FAST;
+  if (tuning.hostMaxPoolGrad) {
+    // One host pass (host/pool.ts: WebAssembly SIMD where the geometry allows, else JS) instead
+    // of the elementwise graph below: reference CNN's first pool, batch 256, 2.8 vs 7.5 ms CPU.
+    const p = ci.padInfo;
+    const f32 = (t: TensorInfo) => feed(t, backend.values(t)).data as Float32Array;
+    const dx = maxPoolGradHost(f32(input), f32(output), f32(dy), {
+      n: ci.batchSize,
+      h: ci.inHeight,
+      w: ci.inWidth,
+      c: ci.inChannels,
+      ho: ci.outHeight,
+      wo: ci.outWidth,
+      kh: ci.filterHeight,
+      kw: ci.filterWidth,
+      sh: ci.strideHeight,
+      sw: ci.strideWidth,
+      pt: p.top,
+      pl: p.left,
+    });
+    return backend.makeTensorInfo(input.shape, 'float32', dx);
+  }
   const n = sizeOf(input.shape);
   return runOnTensors(backend, `MaxPoolGrad|${spatialKey(ci)}`, (g) => buildMaxPoolGrad(g, ci), [input, output, dy], ['float32'], n < tuning.maxPoolGradSingleThreadElems, [input.shape])[0];
 });
