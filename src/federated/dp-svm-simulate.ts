@@ -5,6 +5,8 @@
  * `record` is called once, after the survivor set is fixed and BEFORE unmasking (the runner passes
  * the ledger's tryRecord), so the averaged model is computed only from a sum whose release is
  * already in the ledger. An abort after `record` stays charged.
+ * With `external`, the server serves parties that run elsewhere (`dplens fed client`): it holds no
+ * shards, and each party trains on its own data (runs/fed-dpsvm.ts `dpSvmPartyInput`).
  */
 import type { DpEvent, RandomSource } from '../privacy/index.js';
 import { runClient, type ClientResult, type DiePhase } from './client.js';
@@ -24,6 +26,10 @@ export interface DpSvmSimOptions {
   record: (event: DpEvent, meta: Record<string, unknown>) => void;
   dieAt?: (id: number, round: string) => DiePhase | undefined;
   log?: (line: string) => void;
+  /** Serve `clients` parties that run elsewhere on this address instead of starting them here (`shards` unused). */
+  external?: { host: string; port: number; clients: number };
+  /** Extra public round information for the parties (e.g. records per party, feature-net digest). */
+  info?: Record<string, unknown>;
 }
 
 export interface DpSvmSimResult {
@@ -40,16 +46,17 @@ export interface DpSvmSimResult {
 
 export async function simulateDpSvm(o: DpSvmSimOptions): Promise<DpSvmSimResult> {
   const t0 = performance.now();
-  const clients = o.shards.length;
+  const clients = o.external ? o.external.clients : o.shards.length;
   const dim = o.noise.dim;
   if (dim !== o.classes * o.test.dim) throw new RangeError(`noise dim ${dim} != classes × features ${o.classes * o.test.dim}`);
   const maxPayload = 8 * dim + (1 << 20);
   const T = o.phaseTimeoutMs ?? 120_000;
-  const server = await FedServer.listen({ maxPayload, phaseTimeoutMs: T, log: o.log });
+  const server = await FedServer.listen({ maxPayload, phaseTimeoutMs: T, log: o.log, ...(o.external ? { host: o.external.host, port: o.external.port } : {}) });
+  if (o.external) o.log?.(`server listening on ${server.url}, waiting for ${clients} parties`);
   const threshold = defaultThreshold(clients);
   const agreed = { protocol: 'dp-svm', lambda: o.training.lambda, iterations: o.training.iterations, clip: o.noise.clip, scaleBits: o.noise.scaleBits, sigma: o.noise.sigma };
   const runs: Promise<ClientResult>[] = [];
-  for (let k = 0; k < clients; k++) {
+  for (let k = 0; k < (o.external ? 0 : clients); k++) {
     runs.push(
       runClient({
         url: server.url,
@@ -73,12 +80,12 @@ export async function simulateDpSvm(o: DpSvmSimOptions): Promise<DpSvmSimResult>
   let bytesTotal = 0;
   let sentBySurvivors = 0;
   try {
-    await server.waitForClients(clients, 120_000);
+    await server.waitForClients(clients, o.external ? 600_000 : 120_000);
     try {
       const r = await server.aggregate('dp-svm-1', {
         dim,
         threshold,
-        info: agreed,
+        info: { ...(o.info ?? {}), ...agreed },
         beforeUnmask: (u3) => {
           o.record(svmReleaseEvent(o.noise, threshold), { round: 1, survivors: u3.length, threshold, clients, sigma: o.noise.sigma, clip: o.noise.clip, scaleBits: o.noise.scaleBits, dim, sensitivity: o.noise.sensitivity });
           recorded = true;

@@ -15,3 +15,4 @@ export * from './simulate-secagg.js';
 export * from './simulate-dpfedavg.js';
 export * from './dp-svm.js';
 export * from './dp-svm-simulate.js';
+export * from './compress.js';

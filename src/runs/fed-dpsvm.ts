@@ -12,15 +12,18 @@
  * their record counts, the survivor count, λ, T and the feature map are public. One Gaussian-
  * equivalent release, recorded with tryRecord after the survivors are known and before unmasking.
  */
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { loadDataset, resolveDataFlag, type ImageDataset } from '../data/index.js';
 import { ensureEngine } from '../engine/index.js';
 import { featuresOf, toFloatImages } from '../evaluate/index.js';
 import { BudgetError, PrivacyLedger, keyedFingerprint, randomInt, seededRandom, secureRandom, type DpEvent, type RandomSource } from '../privacy/index.js';
-import { calibrateRounds } from '../federated/dpfedavg.js';
+import { calibrateRounds, encodeClientUpdate } from '../federated/dpfedavg.js';
 import { modelNormBound, normaliseFeatures, partySensitivity, svmAccuracy, svmNoisePlan, trainLocalSvm, type SvmData } from '../federated/dp-svm.js';
 import { simulateDpSvm } from '../federated/dp-svm-simulate.js';
+import { SecAggError } from '../federated/secagg.js';
+import type { RoundStart } from '../federated/client.js';
 import { defaultThreshold } from '../federated/secagg.js';
 import { featureNetFor } from './eval.js';
 import { FedInputError } from './fed.js';
@@ -51,6 +54,8 @@ export interface DpSvmJob {
   onLog?: (line: string) => void;
   /** Also train the noiseless average (outside the guarantee; see DpSvmJobResult.nonPrivateAccuracy). */
   nonPrivateReference?: boolean;
+  /** `dplens fed server --protocol dp-svm`: serve parties that run elsewhere (`dplens fed client`) on this address. */
+  external?: { host: string; port: number };
 }
 
 export interface DpSvmJobResult {
@@ -99,6 +104,44 @@ function publicCentre(net: Parameters<typeof featuresOf>[0], pub: ImageDataset):
   return mu;
 }
 
+/** sha256 of the cached feature net (server and parties must use the same public feature map). */
+function featureNetDigest(cachePath: string): string {
+  return existsSync(cachePath) ? createHash('sha256').update(readFileSync(cachePath)).digest('hex').slice(0, 32) : 'uncached';
+}
+
+/**
+ * `dplens fed client` for dp-svm: one party holding the training examples i ≡ shard − 1 (mod
+ * shards) of `data`. On the round it checks the public parameters (records per party, feature-net
+ * digest), computes its features with the public CNN, trains on exactly the first n records of its
+ * slice (n is public: the sensitivity the server accounts assumes it), and returns its noisy share.
+ */
+export async function dpSvmPartyInput(p: { data: string; dataPath?: string; shard: number; shards: number; seed?: number; featureNetTrainLimit?: number; featureNetEpochs?: number; onLog?: (line: string) => void }): Promise<(r: RoundStart) => Promise<Uint32Array>> {
+  // the party's own noise: secure unless the user seeds it
+  const rng: RandomSource = p.seed !== undefined ? seededRandom((p.seed + 7919 * p.shard) >>> 0) : secureRandom();
+  const publicName = PUBLIC_FEATURE_DATA[p.data];
+  if (!publicName) throw new FedInputError(`--data ${p.data}: dp-svm needs a public feature dataset; supported: ${Object.keys(PUBLIC_FEATURE_DATA).join(', ')}`);
+  const data = loadDataset(resolveDataFlag(p.data, p.dataPath));
+  const slice = Int32Array.from({ length: data.train.count }, (_, i) => i).filter((i) => i % p.shards === p.shard - 1);
+  // the public feature map is ready before the party connects (training it can take minutes)
+  await ensureEngine({});
+  const publicData = loadDataset(resolveDataFlag(publicName));
+  const { net, cachePath } = featureNetFor(publicData, { trainLimit: p.featureNetTrainLimit, epochs: p.featureNetEpochs, onLog: p.onLog });
+  const digest = featureNetDigest(cachePath);
+  const centre = publicCentre(net, publicData);
+  return async (r: RoundStart) => {
+    const n = Number(r.info.examplesPerClient);
+    if (!Number.isInteger(n) || n < 1) throw new SecAggError('dp-svm round without a valid examplesPerClient');
+    if (slice.length < n) throw new SecAggError(`this party holds ${slice.length} records, the round assumes ${n}; refusing`);
+    if (r.info.featureData !== publicName) throw new SecAggError(`the server uses features from ${String(r.info.featureData)}, this party ${publicName}; refusing`);
+    if (r.info.featureNet !== digest) throw new SecAggError(`feature net ${digest} differs from the server's ${String(r.info.featureNet)}; refusing`);
+    const mine = features(net, data, data.train, slice.subarray(0, n), centre);
+    const classes = data.numClasses;
+    if (r.dim !== classes * mine.dim) throw new SecAggError(`round dimension ${r.dim} is not ${classes} × ${mine.dim}`);
+    const model = trainLocalSvm(mine, classes, { lambda: Number(r.info.lambda), iterations: Number(r.info.iterations) });
+    return encodeClientUpdate(model, { clip: Number(r.info.clip), scaleBits: Number(r.info.scaleBits), sigma: Number(r.info.sigma), dim: r.dim }, rng);
+  };
+}
+
 export async function runDpSvm(j: DpSvmJob): Promise<DpSvmJobResult> {
   const t0 = Date.now();
   if (!(j.epsilon > 0 && Number.isFinite(j.epsilon))) throw new FedInputError(`--epsilon must be a finite number > 0, got ${j.epsilon}`);
@@ -136,16 +179,17 @@ export async function runDpSvm(j: DpSvmJob): Promise<DpSvmJobResult> {
       const k = randomInt(splitRng, i + 1);
       [perm[i], perm[k]] = [perm[k]!, perm[i]!];
     }
+    // a server of external parties holds no training data: only the public test split is featurised
     const used = perm.subarray(0, j.clients * j.examplesPerClient);
-    const all = features(net, data, data.train, used, centre);
+    const all = j.external ? undefined : features(net, data, data.train, used, centre);
     const testIdx = Int32Array.from({ length: Math.min(j.testLimit ?? data.test.count, data.test.count) }, (_, i) => i);
     const test = features(net, data, data.test, testIdx, centre);
-    const D = all.dim;
+    const D = test.dim;
     const shards: SvmData[] = [];
-    for (let c = 0; c < j.clients; c++) {
+    for (let c = 0; c < (j.external ? 0 : j.clients); c++) {
       const a = c * j.examplesPerClient;
       const b = a + j.examplesPerClient;
-      shards.push({ x: all.x.slice(a * D, b * D), labels: all.labels.slice(a, b), count: j.examplesPerClient, dim: D });
+      shards.push({ x: all!.x.slice(a * D, b * D), labels: all!.labels.slice(a, b), count: j.examplesPerClient, dim: D });
     }
     const dim = classes * D;
     const noise = svmNoisePlan(cal.noiseMultiplier, { parties: j.clients, minNoisy: threshold, dim, sensitivity, clip: modelNormBound(classes, j.lambda) });
@@ -176,7 +220,7 @@ export async function runDpSvm(j: DpSvmJob): Promise<DpSvmJobResult> {
       randomness: randomness.kind,
       seed: j.seed ?? null,
       accounting: 'output perturbation (Chaudhuri et al. 2011 / Wu et al. 2017 stability bound for full-batch GD) with distributed discrete Gaussian shares (Kairouz et al. 2021 Prop. 14) as Gaussian-equivalent RDP, replace-one, one release',
-      transport: 'WebSocket (ws) on loopback, one connection per client, one secure-aggregation round',
+      transport: j.external ? `WebSocket (ws) server on ${j.external.host}:${j.external.port}, parties in their own processes (dplens fed client), one secure-aggregation round` : 'WebSocket (ws) on loopback, one connection per client, one secure-aggregation round',
     };
     writeFileSync(join(outDir, 'config.json'), JSON.stringify(config, null, 2));
     const manifest: RunManifest = {
@@ -228,6 +272,8 @@ export async function runDpSvm(j: DpSvmJob): Promise<DpSvmJobResult> {
         if (!res.ok) throw new BudgetError(res.reason);
       },
       ...(dying ? { dieAt: dying } : {}),
+      ...(j.external ? { external: { ...j.external, clients: j.clients } } : {}),
+      info: { examplesPerClient: j.examplesPerClient, featureData: publicName, featureNet: featureNetDigest(cachePath) },
       log: j.onLog,
     });
     if (!r.model) throw new FedInputError(`dp-svm: the secure summation did not complete (${r.status})${r.recorded ? '; its release stays charged in the ledger' : ''}`);
@@ -236,7 +282,7 @@ export async function runDpSvm(j: DpSvmJob): Promise<DpSvmJobResult> {
     writeFileSync(join(outDir, 'model.json'), JSON.stringify({ kind: 'one-vs-rest-logistic', features: D, classes, params: Array.from(r.model) }));
     // Reference only (outside the guarantee; opt-in, never printed by the CLI): the average without noise.
     let nonPrivateAccuracy: number | undefined;
-    if (j.nonPrivateReference) {
+    if (j.nonPrivateReference && !j.external) {
       const plain = new Float64Array(dim);
       for (const s of shards) {
         const w = trainLocalSvm(s, classes, training);

@@ -6,22 +6,23 @@
  * Protocols: secagg (one secure-aggregation round, Bonawitz et al. 2017) and dp-fedavg (user-level
  * DP federated averaging with distributed discrete Gaussian noise and secure aggregation).
  */
-import { UsageError, getChoice, getInteger, getNumber, getSeed, getString, stringFlags } from '../args.js';
+import { UsageError, getBool, getChoice, getInteger, getNumber, getSeed, getString, stringFlags } from '../args.js';
 import type { Command } from '../command.js';
 import type { Output } from '../output.js';
 import type { ParsedArgs } from '../args.js';
 import { DATA_FLAG_SPECS } from '../../data/index.js';
 import { runDpFedAvg, runFedClient, runSecAggServer, runSecAggSimulation } from '../../runs/fed.js';
-import { runDpSvm } from '../../runs/fed-dpsvm.js';
+import { dpSvmPartyInput, runDpSvm } from '../../runs/fed-dpsvm.js';
 import { writeReport } from '../../report/index.js';
 import { runCopml } from '../../runs/fed-copml.js';
+import { COMPRESS_SCHEMES } from '../../federated/compress.js';
 
 const SUBCOMMANDS = ['simulate', 'server', 'client'] as const;
 const PROTOCOLS = ['secagg', 'dp-fedavg', 'copml', 'dp-svm'] as const;
 const PHASES = ['keys', 'shares', 'masked', 'unmask'] as const;
 
 const FLAGS = {
-  protocol: 'secagg (secure aggregation alone), dp-fedavg, or dp-svm (simulate only: locally trained models averaged with one secure summation, record-level DP); copml (simulate only: logistic regression on Lagrange-coded data, not DP)',
+  protocol: 'secagg (secure aggregation alone), dp-fedavg, or dp-svm (locally trained models averaged with one secure summation, record-level DP; simulate, or server + clients started with fed client --protocol dp-svm); copml (simulate only: logistic regression on Lagrange-coded data, not DP)',
   clients: 'number of clients N',
   colluding: 'copml: T, how many colluding parties learn nothing about the data (default 1); needs N ≥ (2r+1)(K+T−1)+1',
   degree: 'copml: degree r of the polynomial sigmoid approximation, 1 or 3 (default 1)',
@@ -43,20 +44,25 @@ const FLAGS = {
   host: 'server: address to listen on (default 127.0.0.1)',
   port: 'server: port (default 8765)',
   url: 'client: server address, e.g. ws://127.0.0.1:8765',
-  shard: 'client, dp-fedavg: this party holds training examples i with i mod --shards = K − 1',
-  shards: 'client, dp-fedavg: number of slices N',
+  shard: 'client, dp-fedavg/dp-svm: this party holds training examples i with i mod --shards = K − 1',
+  shards: 'client, dp-fedavg/dp-svm: number of slices N',
   'hold-at': 'client, testing: stop answering at this phase of round 1 (keys|shares|masked|unmask) and wait to be killed',
+  compress: 'dp-fedavg: client upload compression none|sketch|randk|topk-shared|sign (default none), with client-side error feedback; every scheme composes with secure aggregation (public per-round plan) and is clipped after compression. client: refuse rounds with another scheme',
+  'compress-ratio': 'dp-fedavg: upload reduction factor R for sketch/randk/topk-shared: m ≈ d/R values per client (default 10)',
+  'hold-after-charge': 'dp-fedavg, testing: after charging round N in the ledger (before unmasking), stop and wait to be killed',
 };
 
 /** Which flags apply to (sub-command, protocol); anything else given is an error. */
 const APPLIES: Record<string, readonly string[]> = {
   'simulate secagg': ['protocol', 'clients', 'dim', 'dropout', 'phase-timeout', 'seed'],
   'simulate copml': ['protocol', 'clients', 'colluding', 'degree', 'fit-range', 'rounds', 'lr', 'dropout', 'phase-timeout', 'data', 'data-path', 'out'],
-  'simulate dp-fedavg': ['protocol', 'clients', 'dropout', 'rounds', 'epsilon', 'delta', 'clip', 'local-epochs', 'batch', 'lr', 'server-lr', 'examples-per-client', 'phase-timeout', 'data', 'data-path', 'out', 'seed'],
+  'simulate dp-fedavg': ['protocol', 'clients', 'dropout', 'rounds', 'epsilon', 'delta', 'clip', 'local-epochs', 'batch', 'lr', 'server-lr', 'examples-per-client', 'phase-timeout', 'data', 'data-path', 'out', 'seed', 'compress', 'compress-ratio', 'hold-after-charge'],
+  'resume dp-fedavg': ['protocol', 'resume', 'out', 'data-path', 'phase-timeout', 'host', 'port', 'hold-after-charge'],
   'simulate dp-svm': ['protocol', 'clients', 'dropout', 'epsilon', 'delta', 'lambda', 'iterations', 'examples-per-client', 'phase-timeout', 'data', 'out', 'seed'],
   'server secagg': ['protocol', 'clients', 'dim', 'rounds', 'host', 'port', 'phase-timeout'],
-  'server dp-fedavg': ['protocol', 'clients', 'rounds', 'epsilon', 'delta', 'clip', 'local-epochs', 'batch', 'lr', 'server-lr', 'phase-timeout', 'data', 'data-path', 'out', 'seed', 'host', 'port'],
-  client: ['url', 'data', 'data-path', 'shard', 'shards', 'seed', 'hold-at', 'phase-timeout'],
+  'server dp-fedavg': ['protocol', 'clients', 'rounds', 'epsilon', 'delta', 'clip', 'local-epochs', 'batch', 'lr', 'server-lr', 'phase-timeout', 'data', 'data-path', 'out', 'seed', 'host', 'port', 'compress', 'compress-ratio', 'hold-after-charge'],
+  client: ['url', 'data', 'data-path', 'shard', 'shards', 'seed', 'hold-at', 'phase-timeout', 'compress', 'protocol'],
+  'server dp-svm': ['protocol', 'clients', 'epsilon', 'delta', 'lambda', 'iterations', 'examples-per-client', 'phase-timeout', 'data', 'out', 'seed', 'host', 'port'],
 };
 const ALWAYS = new Set(['json', 'quiet', 'help', 'threads']);
 
@@ -72,11 +78,13 @@ const command: Command = {
   summary: 'federated protocols over real sockets: secure aggregation, DP-FedAvg',
   usage: 'dplens fed simulate|server|client --protocol secagg|dp-fedavg|dp-svm [options]',
   description:
-    'Parties talk over WebSockets (library ws; per-message size limit, phase timeouts). A client that disconnects, times out, or sends a malformed or oversized message is a dropout, not a crash. secagg: one round of secure aggregation (Bonawitz et al. CCS 2017: X25519, AES-CTR masks, Shamir shares of mask keys and self-mask seeds, AES-GCM routed shares, Z_2^32, tolerates up to 1/3 dropouts); prints sumCorrect, survivors, bytesPerClient, expansion, seconds. dp-fedavg: user-level DP federated averaging (softmax regression) with client-side clipping and distributed discrete Gaussian noise (Kairouz et al. 2021) through secure aggregation; each round is recorded in the server\'s ledger before the sum is unmasked; writes a run folder with a report. The guarantee is user-level replace-one (ε, δ)-DP: the clients and their number are public.',
-  flags: { ...stringFlags(FLAGS), ...DATA_FLAG_SPECS },
+    'Parties talk over WebSockets (library ws; per-message size limit, phase timeouts). A client that disconnects, times out, or sends a malformed or oversized message is a dropout, not a crash. secagg: one round of secure aggregation (Bonawitz et al. CCS 2017: X25519, AES-CTR masks, Shamir shares of mask keys and self-mask seeds, AES-GCM routed shares, Z_2^32, tolerates up to 1/3 dropouts); prints sumCorrect, survivors, bytesPerClient, expansion, seconds. dp-fedavg: user-level DP federated averaging (softmax regression) with client-side clipping and distributed discrete Gaussian noise (Kairouz et al. 2021) through secure aggregation; each round is recorded in the server\'s ledger before the sum is unmasked; writes a run folder with a report. The guarantee is user-level replace-one (ε, δ)-DP: the clients and their number are public. --compress: clients upload a compressed vector (public per-round plan, error feedback, clipped after compression; bytesPerRound and compression in the JSON). --resume: continue a crashed dp-fedavg server from its last committed round (fed-state.json; charged-but-uncommitted rounds stay charged).',
+  flags: { ...stringFlags(FLAGS), ...DATA_FLAG_SPECS, resume: { type: 'boolean', help: 'dp-fedavg (simulate|server): continue the run in --out from its last committed round with its stored configuration (other flags but --data-path, --phase-timeout, --host, --port are refused); the ledger keeps every charge' } },
   examples: [
     'dplens fed simulate --protocol secagg --clients 100 --dim 100000 --dropout 0.3 --json',
     'dplens fed simulate --protocol dp-fedavg --data mnist --clients 20 --rounds 20 --epsilon 4 --out runs/fedavg --json',
+    'dplens fed simulate --protocol dp-fedavg --data mnist --clients 20 --rounds 20 --epsilon 4 --compress randk --compress-ratio 10 --out runs/fedavg-rk --json',
+    'dplens fed simulate --protocol dp-fedavg --resume --out runs/fedavg   # after a crash: continue from the last committed round',
     'dplens fed simulate --protocol copml --data adult --clients 7 --colluding 1 --rounds 30 --out runs/copml --json',
     'dplens fed server --protocol secagg --clients 3 --dim 1000 --port 8765   # then, three times:',
     'dplens fed client --url ws://127.0.0.1:8765',
@@ -91,18 +99,64 @@ const command: Command = {
       const url = getString(args, 'url');
       if (!url || !/^wss?:\/\/[^\s]+$/.test(url)) throw new UsageError('--url is required (ws://HOST:PORT)');
       const holdAt = args.flags.has('hold-at') ? getChoice(args, 'hold-at', PHASES, 'keys') : undefined;
-      const r = await runFedClient({ url, data: getString(args, 'data'), dataPath: getString(args, 'data-path'), shard: getInteger(args, 'shard', undefined, 1), shards: getInteger(args, 'shards', undefined, 1), seed: getSeed(args), holdAt, timeoutMs: phaseTimeoutMs * 5, onLog: (l) => out.log(l) });
+      const compress = args.flags.has('compress') ? getChoice(args, 'compress', COMPRESS_SCHEMES, 'none') : undefined;
+      // dp-svm parties prepare the public feature map before connecting; other protocols are told by the server
+      const clientProtocol = args.flags.has('protocol') ? getChoice(args, 'protocol', ['secagg', 'dp-fedavg', 'dp-svm'] as const, 'secagg') : undefined;
+      let svmInput: Awaited<ReturnType<typeof dpSvmPartyInput>> | undefined;
+      if (clientProtocol === 'dp-svm') {
+        const data = getString(args, 'data');
+        const shard = getInteger(args, 'shard', undefined, 1);
+        const shards = getInteger(args, 'shards', undefined, 1);
+        if (!data || shard === undefined || shards === undefined) throw new UsageError('a dp-svm client needs --data, --shard K and --shards N');
+        if (shard > shards) throw new UsageError(`--shard must be in [1, --shards], got ${shard}`);
+        if (compress) throw new UsageError('--compress does not apply to dp-svm');
+        const seed = getSeed(args);
+        svmInput = await dpSvmPartyInput({ data, dataPath: getString(args, 'data-path'), shard, shards, ...(seed !== undefined ? { seed } : {}), onLog: (l) => out.log(l) });
+      }
+      const r = await runFedClient({ url, data: getString(args, 'data'), dataPath: getString(args, 'data-path'), shard: getInteger(args, 'shard', undefined, 1), shards: getInteger(args, 'shards', undefined, 1), seed: getSeed(args), holdAt, timeoutMs: phaseTimeoutMs * 5, ...(compress ? { compress } : {}), ...(svmInput ? { svmInput } : {}), onLog: (l) => out.log(l) });
       out.result({ id: r.id, rounds: r.rounds, bytesSent: r.bytesSent, bytesReceived: r.bytesReceived, ended: r.ended });
       return r.ended === 'done' ? 0 : 1;
     }
     const protocol = getChoice(args, 'protocol', PROTOCOLS, 'secagg');
-    if (protocol === 'dp-svm' && sub !== 'simulate') throw new UsageError('dp-svm runs only as fed simulate (all parties in one process, each with its own connection)');
-    checkApplicable(args, `${sub} ${protocol}`);
+    const resume = getBool(args, 'resume');
+    if (resume && protocol !== 'dp-fedavg') throw new UsageError('--resume applies only to --protocol dp-fedavg');
+    checkApplicable(args, resume ? 'resume dp-fedavg' : `${sub} ${protocol}`);
+    const host = getString(args, 'host', '127.0.0.1');
+    const port = getInteger(args, 'port', 8765, 0)!;
+    if (resume) {
+      const outDir = getString(args, 'out');
+      if (!outDir) throw new UsageError('--resume needs --out (the run folder to continue)');
+      // the stored job wins: every numeric field below is replaced by the run's config.json
+      const r = await runDpFedAvg({
+        data: '',
+        dataPath: getString(args, 'data-path'),
+        out: outDir,
+        clients: 0,
+        rounds: 0,
+        epsilon: 0,
+        delta: 0,
+        clip: 0,
+        localEpochs: 0,
+        batch: 0,
+        lr: 0,
+        serverLr: 0,
+        dropout: 0,
+        resume: true,
+        phaseTimeoutMs,
+        argv: ['dplens', ...argv],
+        ...(sub === 'server' ? { external: { host, port } } : {}),
+        ...(args.flags.has('hold-after-charge') ? { holdAfterCharge: getInteger(args, 'hold-after-charge', undefined, 1)! } : {}),
+        onLog: (l) => out.log(l),
+        onRound: (s) => out.log(`round ${s.round}: ${s.status === 'ok' ? `${s.survivors} survivors` : s.status}, test accuracy ${(100 * s.testAccuracy).toFixed(2)}%, ε ${s.epsilon.toFixed(3)}`),
+      });
+      out.log(`report: ${await writeReport(r.runDir)}`);
+      const { datasetFingerprint: _fp, ...shown } = r;
+      out.result({ protocol, ...shown, report: `${r.runDir}/report.html` });
+      return 0;
+    }
     const clients = getInteger(args, 'clients', undefined, 3);
     if (clients === undefined) throw new UsageError('--clients is required (>= 3)');
     const dropout = getNumber(args, 'dropout', 0, (x) => (x >= 0 && x < 1) || 'must be in [0, 1)')!;
-    const host = getString(args, 'host', '127.0.0.1');
-    const port = getInteger(args, 'port', 8765, 0)!;
     if (protocol === 'secagg') {
       const dim = getInteger(args, 'dim', undefined, 1);
       if (dim === undefined) throw new UsageError('--dim is required for secagg');
@@ -142,7 +196,6 @@ const command: Command = {
       return 0;
     }
     if (protocol === 'dp-svm') {
-      if (sub !== 'simulate') throw new UsageError('dp-svm runs only as fed simulate');
       const data = getString(args, 'data');
       if (!data) throw new UsageError('--data is required for dp-svm (mnist or fashion-mnist)');
       const outDir = getString(args, 'out');
@@ -162,6 +215,7 @@ const command: Command = {
         seed: getSeed(args),
         phaseTimeoutMs,
         argv: ['dplens', ...argv],
+        ...(sub === 'server' ? { external: { host, port } } : {}),
         onLog: (l) => out.log(l),
       });
       out.log(`report: ${await writeReport(r.runDir)}`);
@@ -176,6 +230,8 @@ const command: Command = {
     const epsilon = getNumber(args, 'epsilon', undefined, (x) => x > 0 || 'must be > 0');
     if (epsilon === undefined) throw new UsageError('--epsilon is required for dp-fedavg');
     const positive = (x: number): true | string => x > 0 || 'must be > 0';
+    const scheme = getChoice(args, 'compress', COMPRESS_SCHEMES, 'none');
+    if (args.flags.has('compress-ratio') && (scheme === 'none' || scheme === 'sign')) throw new UsageError(`--compress-ratio does not apply to --compress ${scheme} (it uploads all d coordinates)`);
     const r = await runDpFedAvg({
       data,
       dataPath: getString(args, 'data-path'),
@@ -194,6 +250,8 @@ const command: Command = {
       seed: getSeed(args),
       phaseTimeoutMs,
       argv: ['dplens', ...argv],
+      compress: { scheme, ratio: getNumber(args, 'compress-ratio', 10, (x) => (x >= 1 && Number.isFinite(x)) || 'must be a finite number >= 1')! },
+      ...(args.flags.has('hold-after-charge') ? { holdAfterCharge: getInteger(args, 'hold-after-charge', undefined, 1)! } : {}),
       ...(sub === 'server' ? { external: { host, port } } : {}),
       onLog: (l) => out.log(l),
       onRound: (s) => out.log(`round ${s.round}: ${s.status === 'ok' ? `${s.survivors} survivors` : s.status}, test accuracy ${(100 * s.testAccuracy).toFixed(2)}%, ε ${s.epsilon.toFixed(3)}`),
