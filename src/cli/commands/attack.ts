@@ -2,17 +2,19 @@ import type { Command } from '../command.js';
 import { getInteger, getNumber, getString, UsageError, stringFlags } from '../args.js';
 import { dataFlagSpecs, loadDataset, resolveDataFlag, writePngGrid } from '../../data/index.js';
 import { CLASS_FLAGS, declaredClasses } from '../flags.js';
+import { COLLAB_ATTACK_FLAGS, checkAttackFlags, runHitajCommand, runLeakageCommand } from '../attack-collab.js';
 
 const command: Command = {
   name: 'attack',
-  summary: 'attacks on models: gradient inversion (reconstruct a training image from its shared gradient)',
-  usage: 'dplens attack invert --model cnn|RUN_DIR [--index 0] [--split train|test] [--noise σ --clip C] [--method layerwise|gradient-matching] [--iterations N] [--restarts 2] [--out DIR] [--json]',
+  summary: 'attacks on models: gradient inversion (reconstruct a training image from its shared gradient), the GAN attack on collaborative learning (hitaj-gan), layer-wise gradient leakage (gradient-leakage)',
+  usage: 'dplens attack invert --model cnn|RUN_DIR [--index 0] [--split train|test] [--noise σ --clip C] [--method layerwise|gradient-matching] [--iterations N] [--restarts 2] [--out DIR] [--json]\n       dplens attack hitaj-gan --out DIR [--victim-class 3 --rounds 100 --upload-fraction 1 --epsilon E | --noise σ --clip 1 --control] [--json]\n       dplens attack gradient-leakage --out DIR [--model cnn|RUN_DIR --split test --clients 1000 --targets 600 --aggregation 1,10,100 --noise σ --clip C] [--json]',
   description:
     'invert: computes the gradient of one example (--index of the --split of --data) under the reference CNN — a fresh one (--model cnn, seeded by --seed) or the trained weights of a `dplens train` run folder — optionally clips it to --clip and adds Gaussian noise of std noise·clip (what one DP-SGD step with that example releases; noise from the privacy core), then reconstructs the image. Method layerwise (default): label from the sign of the last bias gradient (iDLG), the fc1 input from the dense-layer gradient ratio, the conv2 input from the null space of the conv2 weight gradient\'s orthogonal complement, then pixels fitted to those conv1 features (projected Adam, restarts ranked by the attack\'s own loss). Method gradient-matching: optimise a dummy image and soft label so that their gradient matches (cosine distance, Adam with signed steps, TV prior; "Inverting Gradients", Geiping et al. 2020). Prints PSNR and SSIM against the true image (and flatPsnr, the PSNR of the best flat image: what an image without spatial information scores); with --out writes invert.png (truth | reconstruction) and invert.json.',
   flags: {
     model: { type: 'string', help: 'cnn (fresh reference CNN) or a run folder from dplens train (required)' },
     ...dataFlagSpecs('mnist'),
     ...CLASS_FLAGS,
+    ...COLLAB_ATTACK_FLAGS,
     ...stringFlags({
       index: 'example to attack (default 0)',
       split: 'train (default) or test: which split --index refers to',
@@ -24,10 +26,15 @@ const command: Command = {
       tv: 'total-variation weight (default 0 layerwise, 0.01 gradient-matching)',
     }),
   },
-  examples: ['dplens attack invert --model cnn --index 0 --json', 'dplens attack invert --model cnn --noise 1 --clip 1 --json', 'dplens attack invert --model runs/m1 --index 7 --out runs/m1/attack'],
-  async run(args, out) {
+  examples: ['dplens attack invert --model cnn --index 0 --json', 'dplens attack invert --model cnn --noise 1 --clip 1 --json', 'dplens attack invert --model runs/m1 --index 7 --out runs/m1/attack', 'dplens attack hitaj-gan --out runs/hitaj --json', 'dplens attack hitaj-gan --epsilon 1 --out runs/hitaj-e1', 'dplens attack gradient-leakage --out runs/leak --json'],
+  async run(args, out, argv) {
     const [sub, ...rest] = args.positionals;
-    if (sub !== 'invert') throw new UsageError(sub ? `unknown attack "${sub}" (available: invert)` : 'which attack? dplens attack invert ...');
+    if (sub === 'hitaj-gan' || sub === 'gradient-leakage' || sub === 'invert') checkAttackFlags(args, sub);
+    if (sub === 'hitaj-gan' || sub === 'gradient-leakage') {
+      if (rest.length) throw new UsageError(`unexpected argument "${rest[0]}"`);
+      return sub === 'hitaj-gan' ? runHitajCommand(args, out, argv) : runLeakageCommand(args, out, argv);
+    }
+    if (sub !== 'invert') throw new UsageError(sub ? `unknown attack "${sub}" (available: invert, hitaj-gan, gradient-leakage)` : 'which attack? dplens attack invert|hitaj-gan|gradient-leakage ...');
     if (rest.length) throw new UsageError(`unexpected argument "${rest[0]}"`);
     const modelArg = getString(args, 'model');
     if (!modelArg) throw new UsageError('--model is required: cnn (fresh reference CNN) or a run folder from dplens train');
