@@ -249,7 +249,9 @@ function samplesSection(run: RunFolder): string {
     ? (() => {
         // Small sample grids (28×28 digits) are scaled up without smoothing so pixels stay visible.
         const scale = Math.max(1, Math.min(4, Math.floor(720 / s.width), Math.floor(560 / s.height)));
-        return `<figure class="samples"><img alt="sample grid: one row per class" src="data:image/png;base64,${s.bytes.toString('base64')}" width="${s.width * scale}" height="${s.height * scale}"><figcaption>${h(s.name)} — ${s.width}×${s.height} px, one row per class.</figcaption></figure>`;
+        // The runner's own words for the grid when it says them (an attack's grid is not one row per class).
+        const what = run.manifest?.artifacts?.find((a) => a.path === s.name)?.what ?? 'one row per class';
+        return `<figure class="samples"><img alt="sample grid: ${h(what)}" src="data:image/png;base64,${s.bytes.toString('base64')}" width="${s.width * scale}" height="${s.height * scale}"><figcaption>${h(s.name)} — ${s.width}×${s.height} px, ${h(what)}.</figcaption></figure>`;
       })()
     : run.damaged['samples.png']
       ? DAMAGED('samples.png', run.damaged['samples.png'])
