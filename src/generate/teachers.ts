@@ -53,6 +53,14 @@ export interface TeacherConfig {
   beta1: number;
   /** Std of the N(0, std²) weight initialisation (reference 0.02). */
   initStd: number;
+  /**
+   * Number of distinct initialisations: teacher i starts from init (i mod initSlots); undefined or
+   * 0 = every teacher its own. The reference code keeps 50 teachers in memory ("batch_teachers")
+   * and loads the SAME saved initial weights into every group of 50 (save_d(…, −1) / load_d), so
+   * its 4,000 teachers start from 50 inits. The init is data-independent (public), so sharing it
+   * costs no privacy; training (and the Adam state) stays per teacher (P3).
+   */
+  initSlots?: number;
   /** Teacher batch size per step: min(this, shard size). */
   batchSize: number;
 }
@@ -166,11 +174,21 @@ export class TeacherEnsemble {
     const C = this.numClasses;
     const rnd = mulberry32(initSeed);
     const s = config.initStd;
-    this.w1x = new Param(gaussianInit(N * d * this.units, s, rnd));
-    this.w1y = new Param(gaussianInit(N * C * H, s, rnd));
+    const slots = config.initSlots && config.initSlots > 0 ? Math.min(config.initSlots, N) : N;
+    if (!Number.isInteger(slots)) throw new RangeError(`TeacherEnsemble: initSlots must be an integer, got ${config.initSlots}`);
+    // Draw `slots` teachers' worth of each parameter and tile them over the N teachers (i mod slots).
+    const init = (per: number): Float32Array => {
+      const base = gaussianInit(slots * per, s, rnd);
+      if (slots === N) return base;
+      const out = new Float32Array(N * per);
+      for (let i = 0; i < N; i++) out.set(base.subarray((i % slots) * per, (i % slots + 1) * per), i * per);
+      return out;
+    };
+    this.w1x = new Param(init(d * this.units));
+    this.w1y = new Param(init(C * H));
     this.b1 = new Param(new Float32Array(N * H));
-    this.w2h = new Param(gaussianInit(N * (this.perClassHead ? C : 1) * H, s, rnd));
-    this.w2y = new Param(gaussianInit(N * C, s, rnd));
+    this.w2h = new Param(init((this.perClassHead ? C : 1) * H));
+    this.w2y = new Param(init(C));
     this.b2 = new Param(new Float32Array(N));
     this.params = [this.w1x, this.w1y, this.b1, this.w2h, this.w2y, this.b2];
   }

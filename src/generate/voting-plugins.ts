@@ -11,7 +11,7 @@ import type { GeneratorContext } from './types.js';
 
 export function votingGanOptions(h: SynthesisHyper, maxSteps: number, maxMinutes: number): VotingGanOptions {
   return {
-    teachers: { numTeachers: h.teachers, hidden: h.teacherHidden, perClassHead: h.teacherPerClassHead, classLinear: h.teacherClassLinear, lr: h.teacherLr, optimizer: h.teacherOptimizer, beta1: h.beta1, initStd: 0.02 },
+    teachers: { numTeachers: h.teachers, hidden: h.teacherHidden, perClassHead: h.teacherPerClassHead, classLinear: h.teacherClassLinear, lr: h.teacherLr, optimizer: h.teacherOptimizer, beta1: h.beta1, initStd: 0.02, initSlots: h.teacherInitSlots },
     generator: { arch: h.generatorArch, zDim: h.zDim, fc: h.generatorFc, channels: h.generatorChannels, hidden: h.generatorHidden, labelGain: h.generatorLabelGain, outputBias: h.generatorOutputBias },
     batchSize: h.batchSize,
     queryBatch: h.queryBatch,
@@ -36,6 +36,7 @@ const VOTING_HYPER: HyperParamSpec[] = [
   { key: 'kernelBandwidth', flag: 'kernel-bandwidth', type: 'number', min: 0, exclusiveMin: true, help: 'kernel teachers: bandwidth h in [0,1]-pixel L2 units (default: infinite, i.e. equal weights)' },
   { key: 'teacherHidden', flag: 'teacher-hidden', type: 'integer', min: 1, help: 'hidden units per teacher MLP (default 16)' },
   { key: 'teacherOptimizer', flag: 'teacher-optimizer', type: 'choice', choices: ['adam', 'sgd'], help: 'adam (default) or sgd' },
+  { key: 'teacherInitSlots', flag: 'teacher-init-slots', type: 'integer', min: 1, help: 'neural teachers: number of distinct (public, data-independent) initialisations, teacher i starting from init i mod slots; the reference code loads one saved init into every group of 50 teachers (default: preset; unset = one per teacher)' },
   { key: 'teacherLr', flag: 'teacher-lr', type: 'number', min: 0, exclusiveMin: true, help: 'teacher learning rate (default 1e-3)' },
   { key: 'augment', flag: 'augment', type: 'choice', choices: ['none', 'affine'], help: 'post-processing of the written samples: affine (small random rotations, scalings, shears, shifts — a public prior, no privacy cost) or none (default: preset)' },
   { key: 'queryBatch', flag: 'query-batch', type: 'integer', min: 1, help: 'generated samples (= aggregator queries) per generator step (default: preset)' },
