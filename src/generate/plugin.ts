@@ -69,6 +69,8 @@ export interface GeneratorPlugin<H extends object = Record<string, unknown>> {
   readonly defaults: H;
   readonly presets: Readonly<Record<string, PluginPreset<H>>>;
   readonly runFlags: readonly RunFlag[];
+  /** Set when the method cannot run without `--public-data` (with 'public-data' in runFlags): the message's hint, e.g. which public set to pass. */
+  readonly requiresPublicData?: string;
   /** The preset used when none is named. */
   defaultPreset(data: string, epsilon: number): string;
   /**

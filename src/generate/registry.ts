@@ -12,6 +12,9 @@ import { psgPlugin } from './psg.js';
 import { dpMerfPlugin } from './dp-merf.js';
 import { dpKernelPlugin } from './dp-kernel.js';
 import { dpSinkhornPlugin } from './dp-sinkhorn.js';
+import { dpGanPlugin } from './dp-gan.js';
+import { dp2VaePlugin } from './dp2-vae.js';
+import { dpmiPlugin } from './dpmi.js';
 
 export const GENERATORS: readonly AnyGeneratorPlugin[] = [
   datalensPlugin,
@@ -21,6 +24,9 @@ export const GENERATORS: readonly AnyGeneratorPlugin[] = [
   dpMerfPlugin,
   dpKernelPlugin,
   dpSinkhornPlugin,
+  dpGanPlugin,
+  dp2VaePlugin,
+  dpmiPlugin,
 ];
 
 /** Registry names, in registration order (the first is the default --method). */

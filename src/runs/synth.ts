@@ -157,6 +157,7 @@ export async function runSynthesis(config: SynthesisConfig, hooks: SynthesisHook
   if (config.maxSteps !== undefined && !plugin.runFlags.includes('steps')) throw new SynthesisInputError(`--steps does not apply to method ${method}`);
   if (config.maxMinutes !== undefined && !plugin.runFlags.includes('max-minutes')) throw new SynthesisInputError(`--max-minutes does not apply to method ${method}`);
   if ((config.publicData !== undefined || hooks.publicDataOverride) && !plugin.runFlags.includes('public-data')) throw new SynthesisInputError(`--public-data does not apply to method ${method} (it uses no public data)`);
+  if (config.publicData === undefined && !hooks.publicDataOverride && plugin.requiresPublicData) throw new SynthesisInputError(`--public-data is required for method ${method}: ${plugin.requiresPublicData}`);
   // a non-private run has no ε: its default preset is the ε = 1 one
   const presetName = config.preset ?? plugin.defaultPreset(config.data, nonPrivate ? 1 : epsilon);
   let hyper = resolvePluginHyper(plugin, presetName, config.hyper ?? {}) as Record<string, unknown>;
