@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { DpEvents, dpsgdEpsilon, PrivacyLedger, RdpAccountant, seededRandom } from '../src/privacy/index.js';
 import { loadFashionMnist, loadMnist, readNpz, type ImageDataset } from '../src/data/index.js';
-import { ensureEngine, findGenerator } from '../src/generate/index.js';
+import { ensureEngine, findGenerator, resolvePluginHyper } from '../src/generate/index.js';
+import { releaseCentralImages } from '../src/generate/warmup.js';
 import { dpGanMechanism, dpGanNoiseMultiplier, dpGanPlugin, type DpGanHyper } from '../src/generate/dp-gan.js';
 import { bceLoss, buildDiscriminator, discriminatorClippedSum, headSelector } from '../src/generate/gan-models.js';
 import { mechanismAuditStrategy, replayGaussianRelease, summarizeAudit } from '../src/audit/index.js';
@@ -207,5 +208,35 @@ test('a --non-private (σ = 0) dp-gan run folder is flagged by auditRun, which r
     assert.equal((a as unknown as { steps: number }).steps, 3, 'the replay makes as many releases as the run made');
   } finally {
     rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('dp-gan killed between the warm-up release and its checkpoint: the resumed fit finds the warm-up charged and does not release (or pay for) it again', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dplens-gan-wu-kill-'));
+  try {
+    const hyper = resolvePluginHyper(dpGanPlugin, 'plain', { ...TINY, steps: 300, warmup: 'class-means', warmupShare: 0.2, warmupSteps: 2 } as Partial<DpGanHyper>);
+    const ledger = PrivacyLedger.open(join(dir, 'ledger.jsonl'), { accountant: 'rdp', relation: 'add-remove', budget: { epsilon: 1, delta: 1e-5 }, randomness: { kind: 'seeded', seed: 7 } });
+    try {
+      const ctx = { data: mnist, budget: { epsilon: 1, delta: 1e-5 }, ledger, random: seededRandom(7) };
+      // The first attempt: the central images are released (and charged), then the process dies
+      // before generator/central-images.json is written — the images are lost, the charge is not.
+      const lost = await releaseCentralImages(ctx, hyper, { method: 'dp-gan', relation: 'add-remove' });
+      assert.equal(lost.stoppedBy, 'done');
+      const charged = ledger.entries.length;
+      assert.ok(charged >= 1);
+      const gen = dpGanPlugin.create(ctx, hyper, { maxSteps: 2, maxMinutes: Number.POSITIVE_INFINITY });
+      try {
+        const r = await gen.fit();
+        assert.equal(r.steps, 2);
+      } finally {
+        gen.dispose();
+      }
+      const phases = ledger.entries.map((e) => (e.meta?.phase === 'warm-up' ? 'warm-up' : e.event.kind));
+      assert.deepEqual(phases, [...Array<string>(charged).fill('warm-up'), 'poissonSampled', 'poissonSampled']);
+    } finally {
+      ledger.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -350,7 +350,11 @@ class DpGanGenerator implements DpGenerator {
     }
     // Warm-up curriculum (warmup.ts): central images released under a share of ε (each release
     // recorded before it is computed), then GAN steps on them — post-processing of that release.
-    if (h.warmup !== 'none' && this.stepsDone === 0) {
+    // A run killed after the release but before central-images.json was checkpointed finds the
+    // warm-up charged in its ledger and no images: it goes on without the warm-up rather than
+    // releasing (and paying for) the central images a second time.
+    const warmupCharged = ledger.entries.some((e) => (e.meta as { phase?: string } | undefined)?.phase === 'warm-up');
+    if (h.warmup !== 'none' && this.stepsDone === 0 && (this.central || !warmupCharged)) {
       if (!this.central) {
         this.central = await releaseCentralImages(this.ctx, h, { method: METHOD, relation: 'add-remove' });
         if (this.central.stoppedBy === 'budget') return { steps: 0, epsilon: ledger.spent(budget.delta), delta: budget.delta, stoppedBy: 'budget', seconds: (Date.now() - t0) / 1000 };
