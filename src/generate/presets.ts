@@ -74,6 +74,8 @@ export const BASE_HYPER: SynthesisHyper = {
   teacherPerClassHead: true,
   teacherClassLinear: true,
   teacherLr: 1e-3,
+  // 0 = every teacher its own initialisation (the flag takes ≥ 1 to share inits across teachers)
+  teacherInitSlots: 0,
   batchSize: 30,
   dStep: 2,
   pretrainSteps: 10,
