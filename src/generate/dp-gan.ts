@@ -53,7 +53,7 @@ import type { Sequential } from '../nn/layers/index.js';
 import type { ImageDataset } from '../data/types.js';
 import { ConditionalGenerator } from './generator.js';
 import { balancedLabels, GENERATOR_CHECKPOINT_FORMAT, SavedGenerator } from './voting-gan.js';
-import { addStepNoise, poissonSubsample } from './dp-sinkhorn.js';
+import { poissonGaussianAuditMechanism, poissonSubsample } from './gaussian-release.js';
 import { calibrateWithWarmup, centralImagesFromJson, centralImagesToJson, releaseCentralImages, warmUp, warmupFactsOf, warmupPlan, WARMUP_DEFAULTS, WARMUP_HYPER, type CentralImages, type CentralImagesJson, type WarmupHyper, type WarmupPlan } from './warmup.js';
 import { buildDiscriminator, discriminatorClippedSum, discriminatorInput, generatorLoss, headSelector, namedGrads } from './gan-models.js';
 import type { GeneratorLimits, GeneratorPlugin, SavedSampler } from './plugin.js';
@@ -124,20 +124,7 @@ export function dpGanMechanism(h: DpGanHyper, facts: { trainCount: number; numCl
   }
   const C = h.clip;
   const sigma = z * C;
-  return {
-    method: METHOD,
-    dim: AUDIT_COORDINATES,
-    releases: facts.steps ?? h.steps,
-    sigma,
-    l2Sensitivity: C,
-    event: nonPrivate ? DpEvents.nonPrivate(`dp-gan run with --non-private (noise multiplier ${z})`) : DpEvents.poissonSampled(q, DpEvents.gaussianWithSensitivity(sigma, C)),
-    addNoise: (r, rng) => {
-      const inBatch = new Uint8Array(r.length);
-      for (const i of poissonSubsample(r.length, q, rng)) inBatch[i] = 1;
-      for (let e = 0; e < r.length; e++) r[e] = inBatch[e] ? r[e]! + C / 2 : 0;
-      addStepNoise(r, sigma, rng);
-    },
-  };
+  return poissonGaussianAuditMechanism({ method: METHOD, dim: AUDIT_COORDINATES, q, sigma, sensitivity: C, releases: facts.steps ?? h.steps, event: nonPrivate ? DpEvents.nonPrivate(`dp-gan run with --non-private (noise multiplier ${z})`) : DpEvents.poissonSampled(q, DpEvents.gaussianWithSensitivity(sigma, C)) });
 }
 
 /** Images [k, H·W] in [0, 1] of rows `idx` of a split. */

@@ -41,7 +41,10 @@
  *   tensorized ε-scaling); same value and envelope gradient.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { calibrateNoise, DpEvents, uniformOpen, type DpEvent, type RandomSource } from '../privacy/index.js';
+import { calibrateNoise, DpEvents, type DpEvent, type RandomSource } from '../privacy/index.js';
+import { addGaussianNoise as addStepNoise, poissonGaussianAuditMechanism, poissonSubsample } from './gaussian-release.js';
+
+export { poissonSubsample };
 import { keyedFingerprint } from '../privacy/owner-key.js';
 import { writeCheckpoint } from '../nn/checkpoint.js';
 import { ConditionalGenerator, type GeneratorArch } from './generator.js';
@@ -91,15 +94,6 @@ export interface DpSinkhornHyper {
 }
 
 const METHOD = 'dp-sinkhorn';
-
-/** Poisson subsample of [0, n) with rate q (geometric gaps, from the run's RandomSource). */
-export function poissonSubsample(n: number, q: number, rng: RandomSource): Int32Array {
-  if (q >= 1) return Int32Array.from({ length: n }, (_, i) => i);
-  const out: number[] = [];
-  const l = Math.log1p(-q);
-  for (let i = Math.floor(Math.log(uniformOpen(rng)) / l); i < n; i += 1 + Math.floor(Math.log(uniformOpen(rng)) / l)) out.push(i);
-  return Int32Array.from(out);
-}
 
 /** The noise multiplier z such that `steps` Poisson-subsampled Gaussian releases (rate q) spend ≤ ε at δ. */
 export function dpSinkhornNoiseMultiplier(q: number, steps: number, epsilon: number, delta: number): number {
@@ -157,13 +151,6 @@ export function sinkhornLossGradient(s: SinkhornStepInput): { gx: Float64Array; 
   return { gx, gFresh, loss };
 }
 
-/** The release's noise: v += N(0, σ²I) from the run's RandomSource (σ = 0: nothing, a non-private run). */
-export function addStepNoise(v: Float64Array, sigma: number, rng: RandomSource): void {
-  if (!(sigma > 0)) return;
-  const noise = new Float64Array(v.length);
-  rng.normal(noise, sigma);
-  for (let k = 0; k < noise.length; k++) v[k]! += noise[k]!;
-}
 
 /** Coordinates of one release the mechanism audit replays (coordinates are i.i.d.; ≥ the default 1000 canaries). */
 const AUDIT_COORDINATES = 1000;
@@ -182,20 +169,7 @@ export function dpSinkhornMechanism(h: DpSinkhornHyper, facts: { trainCount: num
   const z = nonPrivate || h.noise > 0 ? h.noise : dpSinkhornNoiseMultiplier(q, h.steps, facts.epsilon!, facts.delta);
   const sensitivity = 2 * h.clip;
   const sigma = sensitivity * z;
-  return {
-    method: METHOD,
-    dim: AUDIT_COORDINATES,
-    releases: facts.steps ?? h.steps,
-    sigma,
-    l2Sensitivity: sensitivity,
-    event: nonPrivate ? DpEvents.nonPrivate(`dp-sinkhorn run with --non-private (noise multiplier ${z})`) : DpEvents.poissonSampled(q, DpEvents.gaussianWithSensitivity(sigma, sensitivity)),
-    addNoise: (r, rng) => {
-      const inBatch = new Uint8Array(r.length);
-      for (const i of poissonSubsample(r.length, q, rng)) inBatch[i] = 1;
-      for (let e = 0; e < r.length; e++) r[e] = inBatch[e] ? r[e]! + sensitivity / 2 : 0;
-      addStepNoise(r, sigma, rng);
-    },
-  };
+  return poissonGaussianAuditMechanism({ method: METHOD, dim: AUDIT_COORDINATES, q, sigma, sensitivity: sensitivity, releases: facts.steps ?? h.steps, event: nonPrivate ? DpEvents.nonPrivate(`dp-sinkhorn run with --non-private (noise multiplier ${z})`) : DpEvents.poissonSampled(q, DpEvents.gaussianWithSensitivity(sigma, sensitivity)) });
 }
 
 /** Scales v in place to L2 norm ≤ c; returns the norm before clipping. */

@@ -53,7 +53,7 @@ import { calibrateNoise, DpEvents, type DpEvent, type RandomSource } from '../pr
 import { keyedFingerprint } from '../privacy/owner-key.js';
 import { clippedSum } from '../nn/index.js';
 import { readCheckpoint, readCheckpointHeader, writeCheckpoint, type CheckpointLayout } from '../nn/checkpoint.js';
-import { addStepNoise, poissonSubsample } from './dp-sinkhorn.js';
+import { poissonGaussianAuditMechanism, poissonSubsample } from './gaussian-release.js';
 import { balancedLabels } from './voting-gan.js';
 import { ConditionalVae, ParamAdam, type VaeConfig } from './vae-model.js';
 import { calibrateWithWarmup, releaseCentralImages, warmUp, warmupFactsOf, warmupPlan, WARMUP_DEFAULTS, WARMUP_HYPER, type WarmupFacts, type WarmupHyper } from './warmup.js';
@@ -145,20 +145,7 @@ export function dp2VaeMechanism(h: Dp2VaeHyper, facts: { trainCount: number; num
   // the audit's facts carry no image size: dp2-vae runs on 28×28 single-channel sets (MNIST family)
   const z = nonPrivate || h.noise > 0 ? h.noise : dp2VaeNoise(h, q, { relation: 'add-remove', numClasses: facts.numClasses ?? 10, height: 28, width: 28, channels: 1, epsilon: facts.epsilon!, delta: facts.delta });
   const sigma = z * h.clip;
-  return {
-    method: METHOD,
-    dim: 1000,
-    releases: facts.steps ?? h.steps,
-    sigma,
-    l2Sensitivity: h.clip,
-    event: nonPrivate ? DpEvents.nonPrivate(`dp2-vae run with --non-private (noise multiplier ${z})`) : DpEvents.poissonSampled(q, DpEvents.gaussian(z)),
-    addNoise: (r, rng) => {
-      const inBatch = new Uint8Array(r.length);
-      for (const i of poissonSubsample(r.length, q, rng)) inBatch[i] = 1;
-      for (let e = 0; e < r.length; e++) r[e] = inBatch[e] ? r[e]! + h.clip / 2 : 0;
-      addStepNoise(r, sigma, rng);
-    },
-  };
+  return poissonGaussianAuditMechanism({ method: METHOD, dim: 1000, q, sigma, sensitivity: h.clip, releases: facts.steps ?? h.steps, event: nonPrivate ? DpEvents.nonPrivate(`dp2-vae run with --non-private (noise multiplier ${z})`) : DpEvents.poissonSampled(q, DpEvents.gaussian(z)) });
 }
 
 class Dp2VaeGenerator implements DpGenerator {

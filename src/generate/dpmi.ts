@@ -66,7 +66,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { calibrateNoise, DpEvents, type DpEvent, type RandomSource } from '../privacy/index.js';
 import { keyedFingerprint } from '../privacy/owner-key.js';
 import { readCheckpoint, writeCheckpoint, type CheckpointLayout } from '../nn/checkpoint.js';
-import { poissonSubsample } from './dp-sinkhorn.js';
+import { addGaussianNoise as addReleaseNoise, poissonGaussianAuditMechanism, poissonSubsample } from './gaussian-release.js';
 import { balancedLabels } from './voting-gan.js';
 import { LatentGan, ParamAdam } from './dpmi-gan.js';
 import { PublicAutoencoder, trainPublicAutoencoder } from './dpmi-public.js';
@@ -125,13 +125,6 @@ export function dpmiNoiseMultiplier(q: number, steps: number, epsilon: number, d
   return calibrateNoise({ targetEpsilon: epsilon, delta, sampleRate: q, steps, epsilonTolerance: 0.005 }).noiseMultiplier;
 }
 
-/** The release's noise code (used by fit and replayed by the audit): g += N(0, σ²) per coordinate. */
-export function addReleaseNoise(g: Float32Array | Float64Array, sigma: number, rng: RandomSource): void {
-  if (!(sigma > 0)) return;
-  const noise = new Float64Array(g.length);
-  rng.normal(noise, sigma);
-  for (let t = 0; t < g.length; t++) g[t]! += noise[t]!;
-}
 
 const AUDIT_COORDINATES = 1000;
 
@@ -146,20 +139,7 @@ export function dpmiMechanism(h: DpmiHyper, facts: { trainCount: number; numClas
   const z = nonPrivate || h.noise > 0 ? h.noise : dpmiNoiseMultiplier(q, h.discSteps, facts.epsilon!, facts.delta);
   const C = h.clip;
   const sigma = z * C;
-  return {
-    method: METHOD,
-    dim: AUDIT_COORDINATES,
-    releases: facts.steps ?? h.discSteps,
-    sigma,
-    l2Sensitivity: C,
-    event: nonPrivate ? DpEvents.nonPrivate(`dpmi run with --non-private (noise multiplier ${z})`) : DpEvents.poissonSampled(q, DpEvents.gaussianWithSensitivity(sigma, C)),
-    addNoise: (r, rng) => {
-      const inBatch = new Uint8Array(r.length);
-      for (const i of poissonSubsample(r.length, q, rng)) inBatch[i] = 1;
-      for (let e = 0; e < r.length; e++) r[e] = inBatch[e] ? r[e]! + C / 2 : 0;
-      addReleaseNoise(r, sigma, rng);
-    },
-  };
+  return poissonGaussianAuditMechanism({ method: METHOD, dim: AUDIT_COORDINATES, q, sigma, sensitivity: C, releases: facts.steps ?? h.discSteps, event: nonPrivate ? DpEvents.nonPrivate(`dpmi run with --non-private (noise multiplier ${z})`) : DpEvents.poissonSampled(q, DpEvents.gaussianWithSensitivity(sigma, C)) });
 }
 
 interface DpmiHeader {

@@ -33,6 +33,7 @@ import { ConditionalGenerator, type GeneratorConfig } from './generator.js';
 import { balancedLabels, GENERATOR_CHECKPOINT_FORMAT, SavedGenerator } from './voting-gan.js';
 import type { GeneratorLimits } from './plugin.js';
 import type { DpGenerator, FitResult, GaussianReleaseMechanism, GeneratorContext, GeneratorProgress, SampleSet } from './types.js';
+import { addGaussianNoise as addReleaseNoise } from './gaussian-release.js';
 
 /** Sensitivity Δ₂ of the release under replace-one (see the header). */
 export const EMBEDDING_SENSITIVITY = Math.SQRT2;
@@ -125,13 +126,6 @@ export function embeddingSums(images: Uint8Array, labels: Int32Array, count: num
   return out;
 }
 
-/** The release's noise code: r += N(0, σ²) per coordinate from rng (the audit replays it). */
-export function addReleaseNoise(r: Float64Array, sigma: number, rng: RandomSource): void {
-  if (!(sigma > 0)) return;
-  const noise = new Float64Array(r.length);
-  rng.normal(noise, sigma);
-  for (let i = 0; i < r.length; i++) r[i]! += noise[i]!;
-}
 
 /** σ of the one release at (ε, δ): z·Δ₂ with z from the RDP accountant; 0 for a non-private run. */
 export function releaseSigma(budget: { epsilon: number; delta: number } | null): number {
