@@ -53,7 +53,7 @@ import type { Sequential } from '../nn/layers/index.js';
 import type { ImageDataset } from '../data/types.js';
 import { ConditionalGenerator } from './generator.js';
 import { balancedLabels, GENERATOR_CHECKPOINT_FORMAT, SavedGenerator } from './voting-gan.js';
-import { poissonGaussianAuditMechanism, poissonSubsample } from './gaussian-release.js';
+import { addGaussianNoise, poissonGaussianAuditMechanism, poissonSubsample } from './gaussian-release.js';
 import { calibrateWithWarmup, centralImagesFromJson, centralImagesToJson, releaseCentralImages, warmUp, warmupFactsOf, warmupPlan, WARMUP_DEFAULTS, WARMUP_HYPER, type CentralImages, type CentralImagesJson, type WarmupHyper, type WarmupPlan } from './warmup.js';
 import { buildDiscriminator, discriminatorClippedSum, discriminatorInput, generatorLoss, headSelector, namedGrads } from './gan-models.js';
 import type { GeneratorLimits, GeneratorPlugin, SavedSampler } from './plugin.js';
@@ -194,7 +194,7 @@ export class GanPair {
       const noisy = grads.map((g) => {
         if (!(sigma > 0)) return tf.div(g, denominator);
         const noise = new Float32Array(g.size);
-        rng.normal(noise, sigma);
+        addGaussianNoise(noise, sigma, rng);
         return tf.div(tf.add(g, tf.tensor(noise, g.shape)), denominator);
       });
       this.dOpt.applyGradients(namedGrads(params, noisy) as Parameters<tf.AdamOptimizer['applyGradients']>[0]);

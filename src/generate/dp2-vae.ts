@@ -53,7 +53,7 @@ import { calibrateNoise, DpEvents, type DpEvent, type RandomSource } from '../pr
 import { keyedFingerprint } from '../privacy/owner-key.js';
 import { clippedSum } from '../nn/index.js';
 import { readCheckpoint, readCheckpointHeader, writeCheckpoint, type CheckpointLayout } from '../nn/checkpoint.js';
-import { poissonGaussianAuditMechanism, poissonSubsample } from './gaussian-release.js';
+import { addGaussianNoise, poissonGaussianAuditMechanism, poissonSubsample } from './gaussian-release.js';
 import { balancedLabels } from './voting-gan.js';
 import { ConditionalVae, ParamAdam, type VaeConfig } from './vae-model.js';
 import { calibrateWithWarmup, releaseCentralImages, warmUp, warmupFactsOf, warmupPlan, WARMUP_DEFAULTS, WARMUP_HYPER, type WarmupFacts, type WarmupHyper } from './warmup.js';
@@ -310,7 +310,7 @@ class Dp2VaeGenerator implements DpGenerator {
       const update = sums.map((s) => {
         const v = s.dataSync() as Float32Array;
         const out = new Float32Array(v.length);
-        if (sigma > 0) rng.normal(out, sigma);
+        addGaussianNoise(out, sigma, rng);
         const scale = 1 / (q * n);
         for (let k = 0; k < v.length; k++) out[k] = (out[k]! + v[k]!) * scale;
         return tf.tensor(out, s.shape);
