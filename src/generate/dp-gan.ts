@@ -44,7 +44,6 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { calibrateNoise, DpEvents, type DpEvent, type RandomSource } from '../privacy/index.js';
-import { keyedFingerprint } from '../privacy/owner-key.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/files.js';
@@ -54,6 +53,7 @@ import type { ImageDataset } from '../data/types.js';
 import { ConditionalGenerator } from './generator.js';
 import { balancedLabels, GENERATOR_CHECKPOINT_FORMAT, SavedGenerator } from './voting-gan.js';
 import { addGaussianNoise, poissonGaussianAuditMechanism, poissonSubsample } from './gaussian-release.js';
+import { fitDeadline, StepReleaseGate } from './step-gate.js';
 import { calibrateWithWarmup, centralImagesFromJson, centralImagesToJson, releaseCentralImages, warmUp, warmupFactsOf, warmupPlan, WARMUP_DEFAULTS, WARMUP_HYPER, type CentralImages, type CentralImagesJson, type WarmupHyper, type WarmupPlan } from './warmup.js';
 import { buildDiscriminator, discriminatorClippedSum, discriminatorInput, generatorLoss, headSelector, namedGrads } from './gan-models.js';
 import type { GeneratorLimits, GeneratorPlugin, SavedSampler } from './plugin.js';
@@ -328,9 +328,9 @@ class DpGanGenerator implements DpGenerator {
     const z = this.noiseMultiplier();
     const sigma = z * h.clip;
     const event = this.stepEvent();
-    const fingerprint = this.ctx.datasetFingerprint ?? keyedFingerprint(data.rawFingerprint);
-    const minutes = Number.isFinite(this.limits.maxMinutes) ? this.limits.maxMinutes : h.timeCap > 0 ? h.timeCap : Number.POSITIVE_INFINITY;
-    const deadline = t0 + minutes * 60_000;
+    // the deadline also covers pre-training and warm-up; at least one private step is made so a
+    // run whose warm-up outlasted it still writes a generator
+    const gate = new StepReleaseGate(this.ctx, { method: METHOD, event, deadline: fitDeadline(t0, this.limits, h.timeCap), signal: o.signal, minSteps: 1 });
     // Public phase: only ctx.publicData is passed on (never ctx.data).
     if (this.ctx.publicData && this.pretrained < h.pretrainSteps && this.stepsDone === 0) {
       this.pretrained += pretrainOnPublic(this.pair, this.ctx.publicData.data, h.pretrainSteps - this.pretrained, rng, o.signal);
@@ -366,17 +366,11 @@ class DpGanGenerator implements DpGenerator {
     }
     const maxSteps = Math.min(h.steps, this.limits.maxSteps);
     let stoppedBy: FitResult['stoppedBy'] = 'max-steps';
-    let nonPrivateRecorded = ledger.entries.some((e) => e.event.kind === 'nonPrivate');
     let gLoss = NaN;
     while (this.stepsDone < maxSteps) {
-      if (o.signal?.aborted) {
-        stoppedBy = 'aborted';
-        break;
-      }
-      // the deadline also covers pre-training and warm-up; at least one private step is made so a
-      // run whose warm-up outlasted it still writes a generator
-      if (Date.now() > deadline && this.stepsDone > 0) {
-        stoppedBy = 'max-minutes';
+      const stop = gate.stopBefore(this.stepsDone);
+      if (stop) {
+        stoppedBy = stop;
         break;
       }
       const ts = Date.now();
@@ -386,14 +380,10 @@ class DpGanGenerator implements DpGenerator {
       const fake = this.pair.fakes(zT, fakeLabels);
       zT.dispose();
       // recorded before any record is read; the ledger is the only budget gate
-      if (!this.ctx.nonPrivate || !nonPrivateRecorded) {
-        const ok = ledger.tryRecord({ event, method: METHOD, datasetFingerprint: fingerprint, meta: { step: this.stepsDone + 1, release: 'DP-SGD discriminator step: Σ clip_C(∇ℓ_real) + N(0, z²C²I), Poisson-sampled real batch', sampleRate: q, clip: h.clip, noiseMultiplier: z, sigma, batchSize: h.batch, fakeBatch: h.genBatch } });
-        if (!ok.ok) {
-          fake.dispose();
-          stoppedBy = 'budget';
-          break;
-        }
-        nonPrivateRecorded = true;
+      if (!gate.charge(this.stepsDone + 1, { release: 'DP-SGD discriminator step: Σ clip_C(∇ℓ_real) + N(0, z²C²I), Poisson-sampled real batch', sampleRate: q, clip: h.clip, noiseMultiplier: z, sigma, batchSize: h.batch, fakeBatch: h.genBatch })) {
+        fake.dispose();
+        stoppedBy = 'budget';
+        break;
       }
       // private: the Poisson sample
       const idx = poissonSubsample(n, q, rng);

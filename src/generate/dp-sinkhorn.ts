@@ -43,9 +43,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { calibrateNoise, DpEvents, type DpEvent, type RandomSource } from '../privacy/index.js';
 import { addGaussianNoise as addStepNoise, poissonGaussianAuditMechanism, poissonSubsample } from './gaussian-release.js';
+import { fitDeadline, StepReleaseGate } from './step-gate.js';
 
 export { poissonSubsample };
-import { keyedFingerprint } from '../privacy/owner-key.js';
 import { writeCheckpoint } from '../nn/checkpoint.js';
 import { ConditionalGenerator, type GeneratorArch } from './generator.js';
 import { balancedLabels, GENERATOR_CHECKPOINT_FORMAT, SavedGenerator, smoothImages } from './voting-gan.js';
@@ -241,25 +241,19 @@ class DpSinkhornGenerator implements DpGenerator {
     const z = this.noiseMultiplier();
     const sigma = 2 * h.clip * z;
     const event = this.stepEvent();
-    const fingerprint = this.ctx.datasetFingerprint ?? keyedFingerprint(data.rawFingerprint);
     const cost: CostSpec = { kind: h.cost, l1Weight: h.l1Weight, labelScale: h.labelScale };
     const Bg = h.genBatch;
     const m = this.fresh;
     const maxSteps = Math.min(h.steps, this.limits.maxSteps);
     // --max-minutes, else the preset's time cap (the plan's T may not fit a loaded machine)
-    const minutes = Number.isFinite(this.limits.maxMinutes) ? this.limits.maxMinutes : h.timeCap > 0 ? h.timeCap : Number.POSITIVE_INFINITY;
-    const deadline = t0 + minutes * 60_000;
+    const gate = new StepReleaseGate(this.ctx, { method: METHOD, event, deadline: fitDeadline(t0, this.limits, h.timeCap), signal: o.signal });
     const vars = [...this.generator.vars.values()];
     let stoppedBy: FitResult['stoppedBy'] = 'max-steps';
-    let nonPrivateRecorded = false;
     let loss = NaN;
     while (this.stepsDone < maxSteps) {
-      if (o.signal?.aborted) {
-        stoppedBy = 'aborted';
-        break;
-      }
-      if (Date.now() > deadline) {
-        stoppedBy = 'max-minutes';
+      const stop = gate.stopBefore(this.stepsDone);
+      if (stop) {
+        stoppedBy = stop;
         break;
       }
       const ts = Date.now();
@@ -277,15 +271,11 @@ class DpSinkhornGenerator implements DpGenerator {
       const xs = gen.dataSync() as Float32Array;
       gen.dispose();
       // The release is recorded before any record is read; the ledger is the only budget gate.
-      if (!this.ctx.nonPrivate || !nonPrivateRecorded) {
-        const ok = ledger.tryRecord({ event, method: METHOD, datasetFingerprint: fingerprint, meta: { step: this.stepsDone + 1, release: 'clip_C(∂L/∂X) + N(0, σ²I) of the Sinkhorn loss, Poisson-sampled real batch', samplingRate: q, clip: h.clip, sigma, noiseMultiplier: z, genBatch: Bg } });
-        if (!ok.ok) {
-          zT.dispose();
-          yT.dispose();
-          stoppedBy = 'budget';
-          break;
-        }
-        nonPrivateRecorded = true;
+      if (!gate.charge(this.stepsDone + 1, { release: 'clip_C(∂L/∂X) + N(0, σ²I) of the Sinkhorn loss, Poisson-sampled real batch', samplingRate: q, clip: h.clip, sigma, noiseMultiplier: z, genBatch: Bg })) {
+        zT.dispose();
+        yT.dispose();
+        stoppedBy = 'budget';
+        break;
       }
       // private: the Poisson sample and its gradient statistic
       const idx = poissonSubsample(n, q, rng);

@@ -50,10 +50,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { calibrateNoise, DpEvents, type DpEvent, type RandomSource } from '../privacy/index.js';
-import { keyedFingerprint } from '../privacy/owner-key.js';
 import { clippedSum } from '../nn/index.js';
 import { readCheckpoint, readCheckpointHeader, writeCheckpoint, type CheckpointLayout } from '../nn/checkpoint.js';
 import { addGaussianNoise, poissonGaussianAuditMechanism, poissonSubsample } from './gaussian-release.js';
+import { fitDeadline, StepReleaseGate } from './step-gate.js';
 import { balancedLabels } from './voting-gan.js';
 import { ConditionalVae, ParamAdam, type VaeConfig } from './vae-model.js';
 import { calibrateWithWarmup, releaseCentralImages, warmUp, warmupFactsOf, warmupPlan, WARMUP_DEFAULTS, WARMUP_HYPER, type WarmupFacts, type WarmupHyper } from './warmup.js';
@@ -261,10 +261,8 @@ class Dp2VaeGenerator implements DpGenerator {
     const z = this.noiseMultiplier();
     const sigma = z * h.clip;
     const event = this.stepEvent();
-    const fingerprint = this.ctx.datasetFingerprint ?? keyedFingerprint(data.rawFingerprint);
     const maxSteps = Math.min(h.steps, this.limits.maxSteps);
-    const minutes = Number.isFinite(this.limits.maxMinutes) ? this.limits.maxMinutes : h.timeCap > 0 ? h.timeCap : Number.POSITIVE_INFINITY;
-    const deadline = t0 + minutes * 60_000;
+    const gate = new StepReleaseGate(this.ctx, { method: METHOD, event, deadline: fitDeadline(t0, this.limits, h.timeCap), signal: o.signal });
     if (!this.pretrained && this.stepsDone === 0) {
       this.pretrainPublic(o.signal);
       await this.warmUpOnCentralImages(o.signal);
@@ -274,26 +272,18 @@ class Dp2VaeGenerator implements DpGenerator {
     }
     const encSteps = this.encoderSteps();
     let stoppedBy: FitResult['stoppedBy'] = 'max-steps';
-    let nonPrivateRecorded = ledger.entries.some((e) => e.event.kind === 'nonPrivate');
     while (this.stepsDone < maxSteps) {
-      if (o.signal?.aborted) {
-        stoppedBy = 'aborted';
-        break;
-      }
-      if (Date.now() > deadline) {
-        stoppedBy = 'max-minutes';
+      const stop = gate.stopBefore(this.stepsDone);
+      if (stop) {
+        stoppedBy = stop;
         break;
       }
       const ts = Date.now();
       const trainEncoder = this.stepsDone < encSteps;
       // The release is recorded before the batch is drawn; the ledger is the only budget gate.
-      if (!this.ctx.nonPrivate || !nonPrivateRecorded) {
-        const ok = ledger.tryRecord({ event, method: METHOD, datasetFingerprint: fingerprint, meta: { step: this.stepsDone + 1, release: `Σ clip_C(∇ELBO_i) + N(0, σ²I) over the ${trainEncoder ? 'encoder and decoder' : 'decoder (encoder frozen)'}, Poisson-sampled batch`, phase: trainEncoder ? 'dp2-pretrain (whole VAE)' : 'dp2-decoder', samplingRate: q, clip: h.clip, sigma, noiseMultiplier: z } });
-        if (!ok.ok) {
-          stoppedBy = 'budget';
-          break;
-        }
-        nonPrivateRecorded = true;
+      if (!gate.charge(this.stepsDone + 1, { release: `Σ clip_C(∇ELBO_i) + N(0, σ²I) over the ${trainEncoder ? 'encoder and decoder' : 'decoder (encoder frozen)'}, Poisson-sampled batch`, phase: trainEncoder ? 'dp2-pretrain (whole VAE)' : 'dp2-decoder', samplingRate: q, clip: h.clip, sigma, noiseMultiplier: z })) {
+        stoppedBy = 'budget';
+        break;
       }
       const idx = poissonSubsample(n, q, rng);
       const labels = new Int32Array(idx.length);

@@ -64,9 +64,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { calibrateNoise, DpEvents, type DpEvent, type RandomSource } from '../privacy/index.js';
-import { keyedFingerprint } from '../privacy/owner-key.js';
 import { readCheckpoint, writeCheckpoint, type CheckpointLayout } from '../nn/checkpoint.js';
 import { addGaussianNoise as addReleaseNoise, poissonGaussianAuditMechanism, poissonSubsample } from './gaussian-release.js';
+import { fitDeadline, StepReleaseGate } from './step-gate.js';
 import { balancedLabels } from './voting-gan.js';
 import { LatentGan, ParamAdam } from './dpmi-gan.js';
 import { PublicAutoencoder, trainPublicAutoencoder } from './dpmi-public.js';
@@ -242,8 +242,7 @@ class DpmiGenerator implements DpGenerator {
     const n = data.train.count;
     const C = data.numClasses;
     const k = this.ae.latentDim;
-    const minutes = Number.isFinite(this.limits.maxMinutes) ? this.limits.maxMinutes : h.timeCap > 0 ? h.timeCap : Number.POSITIVE_INFINITY;
-    const deadline = t0 + minutes * 60_000;
+    const deadline = fitDeadline(t0, this.limits, h.timeCap);
     if (!this.publicReady) this.trainPublic(deadline);
     // Stage 2: per-record inversion of the private images (never written anywhere).
     const latents = this.ae.invert(data.train.images, n, { steps: h.invertSteps, lr: h.invertLr, reg: INVERT_REG, clamp: INVERT_CLAMP });
@@ -252,31 +251,23 @@ class DpmiGenerator implements DpGenerator {
     const z = this.noiseMultiplier();
     const sigma = z * h.clip;
     const event = this.stepEvent();
-    const fingerprint = this.ctx.datasetFingerprint ?? keyedFingerprint(data.rawFingerprint);
+    const gate = new StepReleaseGate(this.ctx, { method: METHOD, event, deadline, signal: o.signal });
     const maxSteps = Math.min(h.discSteps, this.limits.maxSteps);
     const dParams = this.gan.disc.parameters();
     const expectedBatch = q * n;
     let stoppedBy: StopReason = 'max-steps';
-    let nonPrivateRecorded = false;
     try {
       while (this.stepsDone < maxSteps) {
-        if (o.signal?.aborted) {
-          stoppedBy = 'aborted';
-          break;
-        }
-        if (Date.now() > deadline) {
-          stoppedBy = 'max-minutes';
+        const stop = gate.stopBefore(this.stepsDone);
+        if (stop) {
+          stoppedBy = stop;
           break;
         }
         const ts = Date.now();
         // Recorded before the batch is sampled; the ledger is the only budget gate.
-        if (!this.ctx.nonPrivate || !nonPrivateRecorded) {
-          const ok = ledger.tryRecord({ event, method: METHOD, datasetFingerprint: fingerprint, meta: { step: this.stepsDone + 1, release: 'DP-SGD discriminator gradient over inverted latents (Poisson sample, per-example clip of the real-data loss gradient, Gaussian noise)', sampleRate: q, clip: h.clip, noiseMultiplier: z, latentDim: k } });
-          if (!ok.ok) {
-            stoppedBy = 'budget';
-            break;
-          }
-          nonPrivateRecorded = true;
+        if (!gate.charge(this.stepsDone + 1, { release: 'DP-SGD discriminator gradient over inverted latents (Poisson sample, per-example clip of the real-data loss gradient, Gaussian noise)', sampleRate: q, clip: h.clip, noiseMultiplier: z, latentDim: k })) {
+          stoppedBy = 'budget';
+          break;
         }
         // private: the Poisson sample and its clipped gradient sum
         const idx = poissonSubsample(n, q, rng);
