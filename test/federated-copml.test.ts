@@ -135,8 +135,8 @@ test('copml: end to end over real sockets on Adult (4 parties, 1,200 rows; then 
   assert.equal(r.delta, null);
   assert.equal(r.rounds, 10);
   assert.ok(r.bytesTotal > 0);
-  assert.ok(Math.abs(r.testAccuracy - r.plaintextApproxTestAccuracy) <= 0.01, `${r.testAccuracy} vs approx ${r.plaintextApproxTestAccuracy}`);
-  assert.ok(Math.abs(r.testAccuracy - r.plaintextTestAccuracy) <= 0.01, `${r.testAccuracy} vs exact ${r.plaintextTestAccuracy}`);
+  assert.ok(Math.abs(r.testAccuracy - r.plaintextApproxTestAccuracy!) <= 0.01, `${r.testAccuracy} vs approx ${r.plaintextApproxTestAccuracy}`);
+  assert.ok(Math.abs(r.testAccuracy - r.plaintextTestAccuracy!) <= 0.01, `${r.testAccuracy} vs exact ${r.plaintextTestAccuracy}`);
   const run = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as { kind: string; method: string; privacy?: unknown; result: { epsilon: unknown } };
   assert.equal(run.kind, 'fed');
   assert.equal(run.method, 'copml');
@@ -147,4 +147,13 @@ test('copml: end to end over real sockets on Adult (4 parties, 1,200 rows; then 
   const out2 = mkdtempSync(join(tmpdir(), 'copml-'));
   const r2 = await runCopml({ data: 'adult', out: out2, clients: 5, colluding: 1, rounds: 3, degree: 1, lr: 2, fitRange: 5, lx: 8, lw: 10, lc: 8, maxTrain: 300, dropouts: 1 });
   assert.equal(r2.rounds, 3);
+});
+
+test('copml: --blocks trades speed for dropout tolerance (7 parties, K = 1 needs 4 results: 3 dropouts tolerated); out-of-range K refused', { skip: !existsSync(ADULT) && 'Adult not found' }, async () => {
+  const out = mkdtempSync(join(tmpdir(), 'copml-'));
+  const r = await runCopml({ data: 'adult', out, clients: 7, colluding: 1, blocks: 1, rounds: 2, degree: 1, lr: 2, fitRange: 5, lx: 8, lw: 10, lc: 8, maxTrain: 300, dropouts: 3 });
+  assert.equal(r.blocks, 1);
+  assert.equal(r.resultsNeeded, 4);
+  assert.deepEqual(r.respondersPerIteration, [4, 4]);
+  await assert.rejects(runCopml({ data: 'adult', out: mkdtempSync(join(tmpdir(), 'copml-')), clients: 7, colluding: 1, blocks: 3, rounds: 1, degree: 1, lr: 2, fitRange: 5, lx: 8, lw: 10, lc: 8, maxTrain: 100 }), /--blocks must be in \[1, 2\]/);
 });

@@ -9,6 +9,7 @@
  */
 import WebSocket from 'ws';
 import { SecAggClient, defaultThreshold, type RosterEntry, type SealedShare } from './secagg.js';
+import { MaskGraph } from './secagg-graph.js';
 import { PROTOCOL_VERSION } from './server.js';
 import { Connection, PeerGone } from './transport.js';
 import { b64, bytes, int, ints, objects, type Header, type Message } from './wire.js';
@@ -16,7 +17,10 @@ import { b64, bytes, int, ints, objects, type Header, type Message } from './wir
 export interface RoundStart {
   round: string;
   dim: number;
+  /** Shamir threshold t (of the k + 1 share holders; of n on the complete graph). */
   threshold: number;
+  /** SecAgg+ neighbours per client (n − 1 or absent: complete graph). */
+  neighbors?: number;
   info: Record<string, unknown>;
   payload: Uint8Array;
 }
@@ -121,11 +125,21 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
       }
       if (typeof round !== 'string') throw new Error(`${h.type} without a round`);
       if (h.type === 'round') {
-        const start: RoundStart = { round, dim: int(h, 'dim', 1, 1 << 28), threshold: int(h, 'threshold', 2, n), info: (h.info && typeof h.info === 'object' ? h.info : {}) as Record<string, unknown>, payload: m.payload };
-        // A lower threshold than n − floor(n/3) would let fewer parties (or the server with fewer
-        // colluders) unmask a single client: refuse it.
-        if (start.threshold < defaultThreshold(n)) throw new Error(`threshold ${start.threshold} is below ${defaultThreshold(n)} for ${n} clients; refusing the round`);
-        state = { sa: new SecAggClient(id, round, start.threshold, start.dim), start };
+        const sparse = h.neighbors !== undefined;
+        const kNb = sparse ? int(h, 'neighbors', 2, n - 2) : n - 1;
+        const start: RoundStart = { round, dim: int(h, 'dim', 1, 1 << 28), threshold: int(h, 'threshold', 2, sparse ? kNb + 1 : n), neighbors: kNb, info: (h.info && typeof h.info === 'object' ? h.info : {}) as Record<string, unknown>, payload: m.payload };
+        // A lower threshold than n − floor(n/3) (complete graph) or kNb/2 + 1 (SecAgg+) would let
+        // fewer parties (or the server with fewer colluders) unmask a single client: refuse it.
+        // Fewer survivors than n − floor(n/3) would void the DP protocols' noise calibration.
+        const minSurvivors = sparse ? int(h, 'minSurvivors', 2, n) : start.threshold;
+        if (minSurvivors < defaultThreshold(n)) throw new Error(`survivor threshold ${minSurvivors} is below ${defaultThreshold(n)} for ${n} clients; refusing the round`);
+        if (sparse ? start.threshold < Math.floor(kNb / 2) + 1 : start.threshold < defaultThreshold(n)) throw new Error(`threshold ${start.threshold} is below ${sparse ? Math.floor(kNb / 2) + 1 : defaultThreshold(n)} for ${sparse ? `${kNb} neighbours` : `${n} clients`}; refusing the round`);
+        let graph: MaskGraph | undefined;
+        if (sparse) {
+          if (kNb % 2 !== 0) throw new Error(`neighbours per client must be even, got ${kNb}`);
+          graph = MaskGraph.harary(n, kNb, bytes(h.graphSeed, 'round.graphSeed', 32));
+        }
+        state = { sa: new SecAggClient(id, round, start.threshold, start.dim, { graph, minSurvivors }), start };
         state.input = await o.computeInput(start, id);
         if (await dies(round, 'keys')) return die();
         const k = state.sa.advertise();
@@ -143,8 +157,9 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
       }
       if (h.type === 'routed') {
         const u2 = ints(h, 'u2', n);
+        const u2Count = h.u2Count === undefined ? u2.length : int(h, 'u2Count', 1, n);
         const incoming: SealedShare[] = objects(h, 'shares', n).map((x, i) => ({ peer: int({ type: 'routed', ...x }, 'from', 1, n), ct: bytes(x.ct, `shares[${i}].ct`, undefined, 4096) }));
-        const y = state.sa.maskInput(state.input!, u2, incoming);
+        const y = state.sa.maskInput(state.input!, u2, incoming, u2Count);
         state.input = undefined;
         if (await dies(round, 'masked')) return die();
         await reply({ type: 'masked', round }, new Uint8Array(y.buffer, y.byteOffset, y.byteLength));
@@ -152,7 +167,7 @@ export async function runClient(o: ClientOptions): Promise<ClientResult> {
       }
       if (h.type === 'unmask') {
         const u3 = ints(h, 'u3', n);
-        const r = state.sa.unmask(u3);
+        const r = state.sa.unmask(u3, h.u3Count === undefined ? u3.length : int(h, 'u3Count', 1, n));
         if (await dies(round, 'unmask')) return die();
         const enc = (l: typeof r.b) => l.map((x) => ({ of: x.of, share: b64(x.share) }));
         await reply({ type: 'unmask-shares', round, b: enc(r.b), s: enc(r.s) });

@@ -30,6 +30,8 @@ export interface DpSvmSimOptions {
   external?: { host: string; port: number; clients: number };
   /** Extra public round information for the parties (e.g. records per party, feature-net digest). */
   info?: Record<string, unknown>;
+  /** SecAgg+ neighbours per client (default: complete graph). The noise is calibrated to `threshold` survivors either way. */
+  neighbors?: number;
 }
 
 export interface DpSvmSimResult {
@@ -80,11 +82,13 @@ export async function simulateDpSvm(o: DpSvmSimOptions): Promise<DpSvmSimResult>
   let bytesTotal = 0;
   let sentBySurvivors = 0;
   try {
-    await server.waitForClients(clients, o.external ? 600_000 : 120_000);
+    // a loaded machine may take minutes to open 1,000 connections: allow at least a phase timeout
+    await server.waitForClients(clients, o.external ? 600_000 : Math.max(120_000, T));
     try {
       const r = await server.aggregate('dp-svm-1', {
         dim,
         threshold,
+        ...(o.neighbors !== undefined ? { neighbors: o.neighbors } : {}),
         info: { ...(o.info ?? {}), ...agreed },
         beforeUnmask: (u3) => {
           o.record(svmReleaseEvent(o.noise, threshold), { round: 1, survivors: u3.length, threshold, clients, sigma: o.noise.sigma, clip: o.noise.clip, scaleBits: o.noise.scaleBits, dim, sensitivity: o.noise.sensitivity });

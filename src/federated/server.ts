@@ -11,7 +11,9 @@
  */
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { AddressInfo } from 'node:net';
-import { SecAggError, SecAggServer, defaultThreshold, type AdvertisedKeys, type SealedShare, type UnmaskResponse } from './secagg.js';
+import { randomBytes } from 'node:crypto';
+import { SecAggError, SecAggServer, defaultThreshold, type AdvertisedKeys, type RosterEntry, type SealedShare, type UnmaskResponse } from './secagg.js';
+import { DEFAULT_THREAT, MaskGraph, secAggPlusThreshold } from './secagg-graph.js';
 import { SHARE_BYTES } from './shamir.js';
 import { Connection, PeerGone } from './transport.js';
 import { WireError, b64, bytes, int, objects, u32Payload, type Message } from './wire.js';
@@ -31,8 +33,13 @@ export interface FedServerOptions {
 
 export interface RoundOptions {
   dim: number;
-  /** Threshold t (default n − floor(n/3) of the admitted clients). */
+  /**
+   * Fewest clients any phase may continue with (default n − floor(n/3) of the admitted clients);
+   * on the complete graph also the Shamir threshold. The DP protocols calibrate noise to it.
+   */
   threshold?: number;
+  /** SecAgg+: neighbours per client (even, < n − 1); undefined or >= n − 1 = complete graph. */
+  neighbors?: number;
   /** Public round information for the clients (e.g. learning rate), JSON. */
   info?: Record<string, unknown>;
   /** Bytes broadcast with the round start (e.g. the current model). */
@@ -44,7 +51,12 @@ export interface RoundOptions {
 export interface RoundResult {
   round: string;
   sum: Uint32Array;
+  /** Fewest survivors the round could finish with. */
   threshold: number;
+  /** Neighbours per client (n − 1: complete graph). */
+  neighbors: number;
+  /** Shares needed per secret (t of the k + 1 holders). */
+  shamirThreshold: number;
   u1: number[];
   u2: number[];
   u3: number[];
@@ -124,8 +136,14 @@ export class FedServer {
   async aggregate(round: string, o: RoundOptions): Promise<RoundResult> {
     const ids = this.connectedIds;
     const n = ids.length;
-    const t = o.threshold ?? defaultThreshold(this.clients.size);
-    const sa = new SecAggServer(round, t, o.dim);
+    const nAll = this.clients.size;
+    const minSurvivors = o.threshold ?? defaultThreshold(nAll);
+    // SecAgg+: a public random Harary graph over ids 1..nAll, drawn by the server per round.
+    const graphSeed = o.neighbors !== undefined && o.neighbors < nAll - 1 ? new Uint8Array(randomBytes(32)) : undefined;
+    const graph = graphSeed ? MaskGraph.harary(nAll, o.neighbors!, graphSeed) : undefined;
+    const t = graph ? secAggPlusThreshold(nAll, graph.k, DEFAULT_THREAT) : minSurvivors;
+    const sa = new SecAggServer(round, t, o.dim, { graph, minSurvivors });
+    const k = graph ? graph.k : nAll - 1;
     const dropouts: RoundResult['dropouts'] = [];
     const T = this.opts.phaseTimeoutMs;
     const maxIds = this.clients.size;
@@ -151,29 +169,31 @@ export class FedServer {
       );
       return ok.sort((a, b) => a - b);
     };
-    if (n < t) throw new SecAggError(`round ${round}: only ${n} clients connected, fewer than the threshold ${t}`);
+    if (n < minSurvivors) throw new SecAggError(`round ${round}: only ${n} clients connected, fewer than the threshold ${minSurvivors}`);
+    const graphInfo = graph ? { neighbors: graph.k, graphSeed: b64(graphSeed!), minSurvivors } : {};
     try {
-      const got1 = await phase('keys', ids, () => [{ type: 'round', dim: o.dim, threshold: t, info: o.info ?? {} }, o.payload], 'keys', (id, m) => {
+      const got1 = await phase('keys', ids, () => [{ type: 'round', dim: o.dim, threshold: t, ...graphInfo, info: o.info ?? {} }, o.payload], 'keys', (id, m) => {
         const k: AdvertisedKeys = { cPk: bytes(m.header.cPk, 'keys.cPk', 32), sPk: bytes(m.header.sPk, 'keys.sPk', 32) };
         sa.receiveKeys(id, k);
       });
       void got1;
       const roster = sa.closeKeys();
-      const rosterWire = roster.map((r) => ({ id: r.id, cPk: b64(r.cPk), sPk: b64(r.sPk) }));
-      await phase('shares', roster.map((r) => r.id), () => [{ type: 'roster', roster: rosterWire }], 'shares', (id, m) => {
+      const wire = (l: RosterEntry[]) => l.map((r) => ({ id: r.id, cPk: b64(r.cPk), sPk: b64(r.sPk) }));
+      const fullRoster = graph ? undefined : wire(roster);
+      await phase('shares', roster.map((r) => r.id), (id) => [{ type: 'roster', roster: fullRoster ?? wire(sa.rosterFor(id)) }], 'shares', (id, m) => {
         const list = objects(m.header, 'shares', maxIds).map((x, i): SealedShare => ({ peer: int({ type: 'shares', ...x }, 'to', 1, maxIds), ct: bytes(x.ct, `shares[${i}].ct`, undefined, 4096) }));
         sa.receiveShares(id, list);
       });
       const { u2, routed } = sa.closeShares();
-      await phase('masked', u2, (id) => [{ type: 'routed', u2, shares: routed.get(id)!.map((s) => ({ from: s.peer, ct: b64(s.ct) })) }], 'masked', (id, m) => sa.receiveMasked(id, new Uint32Array(u32Payload(m, o.dim))));
+      await phase('masked', u2, (id) => [{ type: 'routed', u2: graph ? sa.u2For(id) : u2, ...(graph ? { u2Count: u2.length } : {}), shares: routed.get(id)!.map((s) => ({ from: s.peer, ct: b64(s.ct) })) }], 'masked', (id, m) => sa.receiveMasked(id, new Uint32Array(u32Payload(m, o.dim))));
       const u3 = sa.closeMasked();
       await o.beforeUnmask?.(u3);
-      await phase('unmask', u3, () => [{ type: 'unmask', u3 }], 'unmask-shares', (id, m) => {
+      await phase('unmask', u3, (id) => [{ type: 'unmask', u3: graph ? sa.u3For(id) : u3, ...(graph ? { u3Count: u3.length } : {}) }], 'unmask-shares', (id, m) => {
         const read = (key: string): UnmaskResponse['b'] => objects(m.header, key, maxIds).map((x, i) => ({ of: int({ type: 'unmask-shares', ...x }, 'of', 1, maxIds), share: bytes(x.share, `${key}[${i}].share`, SHARE_BYTES) }));
         sa.receiveUnmask(id, { b: read('b'), s: read('s') });
       });
       const r = sa.finish();
-      return { round, sum: r.sum, threshold: t, u1: r.u1, u2: r.u2, u3: r.u3, u5: r.u5, dropouts };
+      return { round, sum: r.sum, threshold: minSurvivors, neighbors: k, shamirThreshold: t, u1: r.u1, u2: r.u2, u3: r.u3, u5: r.u5, dropouts };
     } catch (e) {
       for (const id of this.connectedIds) void this.clients.get(id)!.send({ type: 'abort', round, reason: (e as Error).message.slice(0, 300) }).catch(() => undefined);
       throw e;

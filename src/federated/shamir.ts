@@ -1,19 +1,30 @@
 /**
- * Shamir t-of-n secret sharing (Shamir 1979) over the prime field GF(p), p = 2^521 − 1 (a Mersenne
- * prime, so reduction is a shift and an add). Used by secure aggregation (secagg.ts) to share each
- * client's 32-byte self-mask seed and X25519 mask secret key: any t shares reconstruct the secret,
- * any t − 1 shares are jointly uniform and independent of it (the polynomial's t − 1 random
- * coefficients act as a one-time pad). 2^521 − 1 > 2^256, so every 32-byte string is a field element.
+ * Shamir t-of-n secret sharing (Shamir 1979), chunked over the prime field GF(p), p = 2^26 − 5.
+ * Used by secure aggregation (secagg.ts) to share each client's 32-byte self-mask seed and X25519
+ * mask secret key with its share holders: any t shares reconstruct the secret, any t − 1 shares are
+ * jointly uniform and independent of it.
  *
- * Shares are evaluations f(x) at the client ids x = 1..n (x = 0 is the secret and never shared).
- * The coefficients come from node:crypto's CSPRNG: this is key material, never seeded.
+ * A secret of L bytes is cut into ⌈L/3⌉ chunks of 24 bits (each < p) and every chunk is shared
+ * with its own random polynomial of degree t − 1, evaluated at the same points: per chunk this is
+ * plain Shamir, so t − 1 shares of all chunks are jointly uniform (the chunks' polynomials are
+ * independent). Why not one element of GF(2^521 − 1) as before: every product there is a BigInt
+ * multiplication and reduction (≈ 0.2 µs), and sharing costs holders × t of them per secret
+ * (143 ms CPU for 1,000 holders, t = 667; 290 CPU-s per round at n = 1,000 on the complete graph).
+ * With p < 2^26 a product is < 2^52, exact in a double (≈ 9 ns per mul-mod incl. fmod): 66 ms for
+ * the same split, 15 ms instead of 134 ms for a cold reconstruction, and 44-byte shares, not 66.
+ *
+ * Shares are evaluations f(x) at the holders' client ids x = 1..n (< p; x = 0 is the secret and
+ * never shared). Coefficients come from node:crypto's CSPRNG (rejection sampling, uniform mod p):
+ * this is key material, never seeded.
  */
 import { randomBytes } from 'node:crypto';
 
-export const FIELD_BITS = 521;
-export const PRIME = (1n << 521n) - 1n;
-/** Bytes of one serialised share value (big-endian, fixed width). */
-export const SHARE_BYTES = 66;
+/** The field modulus p = 2^26 − 5 (prime; (p − 1)² < 2^52, so products are exact doubles). */
+export const PRIME = 67108859;
+/** Secret bytes per field element (24 bits < p). */
+export const CHUNK_BYTES = 3;
+/** Bytes of one serialised share of a 32-byte secret: 11 chunks × 4 bytes (big-endian u32). */
+export const SHARE_BYTES = 4 * Math.ceil(32 / CHUNK_BYTES);
 
 export class ShamirError extends Error {
   constructor(message: string) {
@@ -22,147 +33,177 @@ export class ShamirError extends Error {
   }
 }
 
-/** x mod p for 0 <= x < p^2 (Mersenne reduction). */
-function reduce(x: bigint): bigint {
-  if (x < 0n) {
-    x %= PRIME;
-    return x < 0n ? x + PRIME : x;
-  }
-  while (x > PRIME) x = (x & PRIME) + (x >> 521n);
-  return x === PRIME ? 0n : x;
-}
-
-function mul(a: bigint, b: bigint): bigint {
-  return reduce(a * b);
+function mul(a: number, b: number): number {
+  return (a * b) % PRIME;
 }
 
 /** a^(p−2) = a^(−1) mod p (Fermat). */
-function inverse(a: bigint): bigint {
-  if (a === 0n) throw new ShamirError('inverse of 0');
-  let result = 1n;
-  let base = reduce(a);
-  let e = PRIME - 2n;
-  while (e > 0n) {
-    if (e & 1n) result = mul(result, base);
+function inverse(a: number): number {
+  a %= PRIME;
+  if (a === 0) throw new ShamirError('inverse of 0');
+  let result = 1;
+  let base = a;
+  let e = PRIME - 2;
+  while (e > 0) {
+    if (e & 1) result = mul(result, base);
     base = mul(base, base);
-    e >>= 1n;
+    e = Math.floor(e / 2);
   }
   return result;
-}
-
-export function bytesToField(b: Uint8Array): bigint {
-  let x = 0n;
-  for (const v of b) x = (x << 8n) | BigInt(v);
-  if (x >= PRIME) throw new ShamirError(`value of ${b.length} bytes is not a field element`);
-  return x;
-}
-
-export function fieldToBytes(x: bigint, length: number): Uint8Array {
-  if (x < 0n || x >= PRIME) throw new ShamirError('not a field element');
-  const out = new Uint8Array(length);
-  for (let i = length - 1; i >= 0; i--) {
-    out[i] = Number(x & 0xffn);
-    x >>= 8n;
-  }
-  if (x !== 0n) throw new ShamirError(`field element does not fit in ${length} bytes`);
-  return out;
-}
-
-function randomFieldElement(): bigint {
-  for (;;) {
-    const b = randomBytes(SHARE_BYTES);
-    b[0] &= 0x01; // 521 bits
-    const x = bytesToField(b);
-    if (x < PRIME) return x;
-  }
 }
 
 export interface Share {
   /** Evaluation point (a client id, >= 1). */
   x: number;
-  /** f(x) in GF(p). */
-  y: bigint;
+  /** f_c(x) for every chunk c, each in [0, p). */
+  y: Uint32Array;
 }
 
-/** Shares of `secret` (<= 65 bytes) for the points `xs` (distinct integers >= 1), threshold t. */
+function chunksOf(length: number): number {
+  return Math.ceil(length / CHUNK_BYTES);
+}
+
+/** Secret bytes → field elements (big-endian 3-byte chunks; the last may be shorter). */
+export function secretToChunks(secret: Uint8Array): Uint32Array {
+  const out = new Uint32Array(chunksOf(secret.length));
+  for (let i = 0; i < secret.length; i++) out[Math.floor(i / CHUNK_BYTES)] = out[Math.floor(i / CHUNK_BYTES)]! * 256 + secret[i]!;
+  return out;
+}
+
+export function chunksToSecret(chunks: Uint32Array, length: number): Uint8Array {
+  if (chunks.length !== chunksOf(length)) throw new ShamirError(`a ${length}-byte secret has ${chunksOf(length)} chunks, got ${chunks.length}`);
+  const out = new Uint8Array(length);
+  for (let c = 0; c < chunks.length; c++) {
+    const lo = c * CHUNK_BYTES;
+    const hi = Math.min(length, lo + CHUNK_BYTES);
+    let v = chunks[c]!;
+    for (let i = hi - 1; i >= lo; i--) {
+      out[i] = v & 0xff;
+      v = Math.floor(v / 256);
+    }
+    if (v !== 0) throw new ShamirError(`reconstructed chunk ${c} does not fit in ${hi - lo} bytes (shares from different secrets or tampered)`);
+  }
+  return out;
+}
+
+/** `count` independent uniform elements of GF(p) (26-bit rejection sampling, acceptance ≈ 1 − 7.5e-8). */
+function randomElements(count: number): Float64Array {
+  const out = new Float64Array(count);
+  let filled = 0;
+  while (filled < count) {
+    const buf = randomBytes(4 * (count - filled + 4));
+    for (let o = 0; o + 4 <= buf.length && filled < count; o += 4) {
+      const v = buf.readUInt32LE(o) & 0x3ffffff;
+      if (v < PRIME) out[filled++] = v;
+    }
+  }
+  return out;
+}
+
+/** Shares of `secret` for the points `xs` (distinct integers in [1, p)), threshold t. */
 export function split(secret: Uint8Array, t: number, xs: readonly number[]): Share[] {
   if (!Number.isInteger(t) || t < 1) throw new ShamirError(`threshold must be an integer >= 1, got ${t}`);
   if (xs.length < t) throw new ShamirError(`need at least t = ${t} share holders, got ${xs.length}`);
-  if (new Set(xs).size !== xs.length || xs.some((x) => !Number.isInteger(x) || x < 1)) throw new ShamirError('share points must be distinct integers >= 1');
-  const coeffs = [bytesToField(secret)];
-  for (let i = 1; i < t; i++) coeffs.push(randomFieldElement());
+  if (new Set(xs).size !== xs.length || xs.some((x) => !Number.isInteger(x) || x < 1 || x >= PRIME)) throw new ShamirError('share points must be distinct integers in [1, p)');
+  const s = secretToChunks(secret);
+  const C = s.length;
+  // coeffs[i * C + c] = coefficient of x^i of chunk c's polynomial (i = 0: the secret).
+  const coeffs = new Float64Array(t * C);
+  for (let c = 0; c < C; c++) coeffs[c] = s[c]!;
+  coeffs.set(randomElements((t - 1) * C), C);
   return xs.map((x) => {
-    const bx = BigInt(x);
-    let y = 0n;
-    for (let i = coeffs.length - 1; i >= 0; i--) y = reduce(mul(y, bx) + coeffs[i]!);
-    return { x, y };
+    const y = new Float64Array(C);
+    for (let i = t - 1; i >= 0; i--) {
+      const row = i * C;
+      for (let c = 0; c < C; c++) y[c] = (y[c]! * x + coeffs[row + c]!) % PRIME;
+    }
+    return { x, y: Uint32Array.from(y) };
   });
 }
 
 /**
- * The secret from at least t shares (Lagrange interpolation at 0; the first t distinct points are
- * used). Fewer than t shares is an error: they determine nothing about the secret.
+ * The secret from at least t shares (Lagrange interpolation at 0; the t smallest distinct points
+ * are used). Fewer than t shares is an error: they determine nothing about the secret.
  */
 export function reconstruct(shares: readonly Share[], t: number, length: number): Uint8Array {
-  const seen = new Map<number, bigint>();
+  const C = chunksOf(length);
+  const seen = new Map<number, Uint32Array>();
   for (const s of shares) {
+    if (s.y.length !== C) throw new ShamirError(`share for point ${s.x} has ${s.y.length} chunks, a ${length}-byte secret ${C}`);
     const prev = seen.get(s.x);
-    if (prev !== undefined && prev !== s.y) throw new ShamirError(`two different shares for point ${s.x}`);
+    if (prev !== undefined && prev.some((v, i) => v !== s.y[i])) throw new ShamirError(`two different shares for point ${s.x}`);
     seen.set(s.x, s.y);
   }
   if (seen.size < t) throw new ShamirError(`need ${t} shares to reconstruct, got ${seen.size}`);
-  // The first t points in ascending order: every secret reconstructed from the same responders
-  // reuses one set of Lagrange coefficients.
+  // The t smallest points: every secret reconstructed from the same responders reuses one set of
+  // Lagrange coefficients.
   const pts = [...seen.entries()].sort((a, b) => a[0] - b[0]).slice(0, t);
   const lambda = lagrangeAtZero(pts.map((p) => p[0]));
-  let secret = 0n;
-  for (let i = 0; i < pts.length; i++) secret = reduce(secret + mul(pts[i]![1], lambda[i]!));
-  return fieldToBytes(secret, length);
+  const acc = new Float64Array(C);
+  for (let i = 0; i < pts.length; i++) {
+    const y = pts[i]![1];
+    const l = lambda[i]!;
+    for (let c = 0; c < C; c++) acc[c] = (acc[c]! + mul(y[c]!, l)) % PRIME;
+  }
+  return chunksToSecret(Uint32Array.from(acc), length);
 }
 
-const lagrangeCache = new Map<string, bigint[]>();
+const lagrangeCache = new Map<string, Float64Array>();
 
 /** Lagrange coefficients λ_i with f(0) = Σ λ_i f(x_i) (batch inversion: one field inverse per set). */
-export function lagrangeAtZero(xs: readonly number[]): bigint[] {
+export function lagrangeAtZero(xs: readonly number[]): Float64Array {
   const key = xs.join(',');
   const hit = lagrangeCache.get(key);
   if (hit) return hit;
-  const nums: bigint[] = [];
-  const dens: bigint[] = [];
-  for (let i = 0; i < xs.length; i++) {
-    let num = 1n;
-    let den = 1n;
-    for (let j = 0; j < xs.length; j++) {
+  const m = xs.length;
+  const nums = new Float64Array(m);
+  const dens = new Float64Array(m);
+  for (let i = 0; i < m; i++) {
+    let num = 1;
+    let den = 1;
+    const xi = xs[i]!;
+    for (let j = 0; j < m; j++) {
       if (j === i) continue;
-      num = mul(num, BigInt(xs[j]!));
-      den = mul(den, reduce(BigInt(xs[j]!) - BigInt(xs[i]!)));
+      const xj = xs[j]!;
+      num = mul(num, xj);
+      den = mul(den, (xj - xi + PRIME) % PRIME);
     }
-    nums.push(num);
-    dens.push(den);
+    nums[i] = num;
+    dens[i] = den;
   }
   // Montgomery's trick: prefix products, one inverse, walk back.
-  const prefix: bigint[] = [];
-  let acc = 1n;
-  for (const d of dens) {
-    prefix.push(acc);
-    acc = mul(acc, d);
+  const prefix = new Float64Array(m);
+  let acc = 1;
+  for (let i = 0; i < m; i++) {
+    prefix[i] = acc;
+    acc = mul(acc, dens[i]!);
   }
   let inv = inverse(acc);
-  const out = new Array<bigint>(xs.length);
-  for (let i = xs.length - 1; i >= 0; i--) {
+  const out = new Float64Array(m);
+  for (let i = m - 1; i >= 0; i--) {
     out[i] = mul(nums[i]!, mul(inv, prefix[i]!));
     inv = mul(inv, dens[i]!);
   }
-  if (lagrangeCache.size > 64) lagrangeCache.clear();
+  if (lagrangeCache.size > 4096) lagrangeCache.clear();
   lagrangeCache.set(key, out);
   return out;
 }
 
-export function shareToBytes(y: bigint): Uint8Array {
-  return fieldToBytes(y, SHARE_BYTES);
+/** One share value of a 32-byte secret → SHARE_BYTES bytes (big-endian u32 per chunk). */
+export function shareToBytes(y: Uint32Array): Uint8Array {
+  const out = new Uint8Array(4 * y.length);
+  const dv = new DataView(out.buffer);
+  y.forEach((v, i) => dv.setUint32(4 * i, v));
+  return out;
 }
 
-export function shareFromBytes(b: Uint8Array): bigint {
+export function shareFromBytes(b: Uint8Array): Uint32Array {
   if (b.length !== SHARE_BYTES) throw new ShamirError(`a share is ${SHARE_BYTES} bytes, got ${b.length}`);
-  return bytesToField(b);
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const y = new Uint32Array(b.length / 4);
+  for (let i = 0; i < y.length; i++) {
+    y[i] = dv.getUint32(4 * i);
+    if (y[i]! >= PRIME) throw new ShamirError(`share chunk ${i} is not a field element`);
+  }
+  return y;
 }

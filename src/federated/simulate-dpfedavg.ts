@@ -58,6 +58,8 @@ export interface DpFedAvgSimOptions {
   onCommit?: (c: { round: number; params: Float64Array; previousUpdate: Float64Array }) => void;
   /** Tests: after recording round N, stop (log "holding after charging round N") and wait to be killed. */
   holdAfterCharge?: number;
+  /** SecAgg+ neighbours per client (default: complete graph). The noise is calibrated to `threshold` survivors either way. */
+  neighbors?: number;
 }
 
 export interface RoundSummary {
@@ -161,7 +163,8 @@ export async function simulateDpFedAvg(o: DpFedAvgSimOptions): Promise<DpFedAvgS
   let sentInCompleted = 0;
   let bytesTotal = 0;
   try {
-    await server.waitForClients(o.clients, o.external ? 600_000 : 60_000);
+    // a loaded machine may take minutes to open 1,000 connections: allow at least a phase timeout
+    await server.waitForClients(o.clients, o.external ? 600_000 : Math.max(60_000, T));
     const event = ddgRoundEvent(ddg, threshold);
     for (let round = (o.start?.round ?? 0) + 1; round <= o.rounds; round++) {
       const tr = performance.now();
@@ -180,6 +183,7 @@ export async function simulateDpFedAvg(o: DpFedAvgSimOptions): Promise<DpFedAvgS
         const r = await server.aggregate(id, {
           dim,
           threshold,
+          ...(o.neighbors !== undefined ? { neighbors: o.neighbors } : {}),
           info: { protocol: 'dp-fedavg', lr: o.local.lr, epochs: o.local.epochs, batch: o.local.batch, clip: ddg.clip, scaleBits: ddg.scaleBits, sigma: ddg.sigma, compress: planInfo(plan, spec, seed) },
           payload: new Uint8Array(params32.buffer),
           beforeUnmask: (u3) => {

@@ -5,18 +5,23 @@
  * `dropout` of the clients crash (socket terminated) after sharing their keys and before sending
  * their masked input — the case where the server must reconstruct their mask keys.
  * Inputs are uniform in [-1, 1]^d, quantised with headroom for N summands.
+ * `neighbors` < N − 1 runs SecAgg+ (secagg-graph.ts): masks and shares only along a public random
+ * k-regular graph.
  */
 import { randomInt } from 'node:crypto';
 import type { RandomSource } from '../privacy/index.js';
 import { runClient, type ClientResult } from './client.js';
 import { headroomScale, quantize } from './quantize.js';
 import { FedServer } from './server.js';
+import { defaultNeighbors } from './secagg-graph.js';
 
 export interface SecAggSimOptions {
   clients: number;
   dim: number;
   /** Fraction of clients that drop out (0 <= dropout < 1/3 for the round to succeed). */
   dropout: number;
+  /** SecAgg+ neighbours per client (default: defaultNeighbors(N); N − 1 = complete graph). */
+  neighbors?: number;
   phaseTimeoutMs?: number;
   rng: RandomSource;
   log?: (line: string) => void;
@@ -26,7 +31,12 @@ export interface SecAggSimResult {
   sumCorrect: boolean;
   clients: number;
   dim: number;
+  /** Fewest survivors the round could finish with (n − ⌊n/3⌋). */
   threshold: number;
+  /** Neighbours per client (clients − 1: complete graph, Bonawitz et al.; fewer: SecAgg+). */
+  neighbors: number;
+  /** Shares needed to reconstruct one client's secret (of its neighbours + itself). */
+  shamirThreshold: number;
   survivors: number;
   dropouts: number;
   /** Mean bytes a surviving client sent (WebSocket payloads incl. our headers), whole round. */
@@ -73,9 +83,9 @@ export async function simulateSecAgg(o: SecAggSimOptions): Promise<SecAggSimResu
       }),
     );
   }
-  await server.waitForClients(n, 30_000);
+  await server.waitForClients(n, Math.max(30_000, o.phaseTimeoutMs ?? 120_000));
   const tr = performance.now();
-  const r = await server.aggregate(round, { dim });
+  const r = await server.aggregate(round, { dim, neighbors: o.neighbors ?? defaultNeighbors(n) });
   const roundSeconds = (performance.now() - tr) / 1000;
   const plain = new Uint32Array(dim);
   for (const id of r.u3) {
@@ -95,6 +105,8 @@ export async function simulateSecAgg(o: SecAggSimOptions): Promise<SecAggSimResu
     clients: n,
     dim,
     threshold: r.threshold,
+    neighbors: r.neighbors,
+    shamirThreshold: r.shamirThreshold,
     survivors: r.u3.length,
     dropouts: n - r.u3.length,
     bytesPerClient: Math.round(bytesPerClient),

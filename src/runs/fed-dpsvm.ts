@@ -26,7 +26,7 @@ import { SecAggError } from '../federated/secagg.js';
 import type { RoundStart } from '../federated/client.js';
 import { defaultThreshold } from '../federated/secagg.js';
 import { featureNetFor } from './eval.js';
-import { FedInputError } from './fed.js';
+import { FedInputError, checkNeighbors, commandAfterProgram } from './fed.js';
 import { LEDGER_TIMESTAMPS } from './released.js';
 import { writeManifest, type RunManifest } from './manifest.js';
 
@@ -56,6 +56,8 @@ export interface DpSvmJob {
   nonPrivateReference?: boolean;
   /** `dplens fed server --protocol dp-svm`: serve parties that run elsewhere (`dplens fed client`) on this address. */
   external?: { host: string; port: number };
+  /** SecAgg+ neighbours per client (default defaultNeighbors(clients): complete graph up to a few hundred clients). */
+  neighbors?: number;
 }
 
 export interface DpSvmJobResult {
@@ -72,6 +74,8 @@ export interface DpSvmJobResult {
   clients: number;
   survivors: number;
   threshold: number;
+  /** Neighbours per client in secure aggregation (clients − 1: complete graph; fewer: SecAgg+). */
+  neighbors: number;
   noiseMultiplier: number;
   sensitivity: number;
   ddgSigma: number;
@@ -162,6 +166,7 @@ export async function runDpSvm(j: DpSvmJob): Promise<DpSvmJobResult> {
   const fingerprint = keyedFingerprint(data.rawFingerprint);
   const classes = data.numClasses;
   const threshold = defaultThreshold(j.clients);
+  const neighbors = checkNeighbors(j.clients, j.neighbors, j.onLog);
   const training = { lambda: j.lambda, iterations: j.iterations };
   const sensitivity = partySensitivity(j.examplesPerClient, classes, training);
   const cal = calibrateRounds(j.epsilon, j.delta, 1);
@@ -254,7 +259,7 @@ export async function runDpSvm(j: DpSvmJob): Promise<DpSvmJobResult> {
         { path: 'metrics.jsonl', what: 'ε, survivors and test accuracy of the averaged model', status: 'covered' },
         { path: 'model.json', what: 'averaged model (post-processing of the noisy sum)', status: 'covered' },
       ],
-      attempts: [{ startedAt: new Date(t0).toISOString(), command: j.argv?.slice(1), ledgerEntriesAtStart: 0 }],
+      attempts: [{ startedAt: new Date(t0).toISOString(), command: commandAfterProgram(j.argv), ledgerEntriesAtStart: 0 }],
     };
     writeManifest(outDir, manifest);
     const seedBase = j.seed;
@@ -274,6 +279,7 @@ export async function runDpSvm(j: DpSvmJob): Promise<DpSvmJobResult> {
       ...(dying ? { dieAt: dying } : {}),
       ...(j.external ? { external: { ...j.external, clients: j.clients } } : {}),
       info: { examplesPerClient: j.examplesPerClient, featureData: publicName, featureNet: featureNetDigest(cachePath) },
+      neighbors,
       log: j.onLog,
     });
     if (!r.model) throw new FedInputError(`dp-svm: the secure summation did not complete (${r.status})${r.recorded ? '; its release stays charged in the ledger' : ''}`);
@@ -299,6 +305,7 @@ export async function runDpSvm(j: DpSvmJob): Promise<DpSvmJobResult> {
       clients: j.clients,
       survivors: r.survivors,
       threshold,
+      neighbors,
       noiseMultiplier: cal.noiseMultiplier,
       sensitivity,
       ddgSigma: noise.sigma,

@@ -23,6 +23,7 @@ import { calibrateRounds, ddgNoiseMultiplier, imagesToVectors, maxScaleBits, sig
 import { simulateDpFedAvg, type RoundSummary } from '../federated/simulate-dpfedavg.js';
 import { simulateSecAgg, type SecAggSimResult } from '../federated/simulate-secagg.js';
 import { defaultThreshold } from '../federated/secagg.js';
+import { DEFAULT_THREAT, defaultNeighbors, secAggPlusBounds, secAggPlusParams, secAggPlusThreshold } from '../federated/secagg-graph.js';
 import { FedServer } from '../federated/server.js';
 import { runClient, type ClientResult, type DiePhase, type RoundStart } from '../federated/client.js';
 import { clientInput } from '../federated/simulate-dpfedavg.js';
@@ -31,6 +32,16 @@ import { createHash } from 'node:crypto';
 import { LEDGER_TIMESTAMPS } from './released.js';
 import { readManifest, writeManifest, type RunManifest } from './manifest.js';
 import { ErrorFeedback, checkSpec, compressedLength, type CompressScheme, type CompressSpec } from '../federated/compress.js';
+
+/**
+ * The argv a run folder records in run.json `attempts[].command`: everything after the program
+ * name (the report prepends "dplens"). The CLI passes ['dplens', 'fed', 'simulate', …]; a library
+ * caller may pass ['fed', 'simulate', …]: only a leading "dplens" is dropped, never "fed".
+ */
+export function commandAfterProgram(argv: readonly string[] | undefined): string[] | undefined {
+  if (!argv) return undefined;
+  return argv[0] === 'dplens' ? argv.slice(1) : argv.slice();
+}
 
 export class FedInputError extends Error {
   constructor(message: string) {
@@ -43,6 +54,8 @@ export interface SecAggJob {
   clients: number;
   dim: number;
   dropout: number;
+  /** SecAgg+ neighbours per client (default defaultNeighbors(clients); clients − 1 = complete graph). */
+  neighbors?: number;
   seed?: number;
   phaseTimeoutMs?: number;
   onLog?: (line: string) => void;
@@ -53,7 +66,24 @@ export async function runSecAggSimulation(j: SecAggJob): Promise<SecAggSimResult
   if (j.clients < 3) throw new FedInputError(`--clients must be >= 3 for secure aggregation, got ${j.clients}`);
   const t = defaultThreshold(j.clients);
   if (j.clients - Math.round(j.dropout * j.clients) < t) j.onLog?.(`note: ${Math.round(j.dropout * j.clients)} dropouts leave fewer than the threshold ${t}: the round will abort`);
-  return simulateSecAgg({ clients: j.clients, dim: j.dim, dropout: j.dropout, rng: randomFromSeed(j.seed), phaseTimeoutMs: j.phaseTimeoutMs, log: j.onLog });
+  const neighbors = checkNeighbors(j.clients, j.neighbors, j.onLog);
+  return simulateSecAgg({ clients: j.clients, dim: j.dim, dropout: j.dropout, neighbors, rng: randomFromSeed(j.seed), phaseTimeoutMs: j.phaseTimeoutMs, log: j.onLog });
+}
+
+/**
+ * --neighbors K: even, 2 <= K, K >= clients − 1 means the complete graph; default SecAgg+'s k for
+ * the clients (complete graph while that is above clients/2). Logs the graph's security bounds.
+ */
+export function checkNeighbors(clients: number, neighbors: number | undefined, log?: (line: string) => void): number {
+  const k = neighbors === undefined ? defaultNeighbors(clients) : Math.min(neighbors, clients - 1);
+  if (k < clients - 1) {
+    if (k < 2 || k % 2 !== 0) throw new FedInputError(`--neighbors must be an even number >= 2 (or >= --clients − 1 for the complete graph), got ${neighbors}`);
+    const t = secAggPlusThreshold(clients, k);
+    const b = secAggPlusBounds(clients, k, t);
+    log?.(`SecAgg+: ${k} neighbours per client, ${t} of ${k + 1} shares per secret; P(reveals more than the sum) <= 2^${b.log2Insecure.toFixed(1)} (≤ ${Math.round(100 * DEFAULT_THREAT.corrupt)} % colluding clients), P(cannot finish with ≤ 1/3 dropouts) <= 2^${b.log2Incomplete.toFixed(1)}`);
+    if (b.log2Insecure > -DEFAULT_THREAT.sigma || b.log2Incomplete > -DEFAULT_THREAT.eta) log?.(`warning: --neighbors ${k} is below SecAgg+'s choice for ${clients} clients (${secAggPlusParams(clients)?.k ?? clients - 1}): the bounds above are weaker than 2^-${DEFAULT_THREAT.sigma} / 2^-${DEFAULT_THREAT.eta}`);
+  }
+  return k;
 }
 
 export interface DpFedAvgJob {
@@ -83,6 +113,8 @@ export interface DpFedAvgJob {
   resume?: boolean;
   /** Tests: stop after charging round N and wait to be killed. */
   holdAfterCharge?: number;
+  /** SecAgg+ neighbours per client (default defaultNeighbors(clients): complete graph up to a few hundred clients). */
+  neighbors?: number;
   onLog?: (line: string) => void;
   onRound?: (r: RoundSummary & { epsilon: number }) => void;
 }
@@ -161,6 +193,8 @@ export interface DpFedAvgJobResult {
   roundsAborted: number;
   clients: number;
   threshold: number;
+  /** Neighbours per client in secure aggregation (clients − 1: complete graph; fewer: SecAgg+). */
+  neighbors: number;
   noiseMultiplier: number;
   ddgSigma: number;
   bytesTotal: number;
@@ -213,6 +247,7 @@ export async function runDpFedAvg(job: DpFedAvgJob): Promise<DpFedAvgJobResult> 
   const state: FedState = j.resume ? readState(outDir) : { version: 1, round: 0, ledgerEntries: 0, splitSeed: j.seed ?? secureRandom().nextUint32() };
   mkdirSync(outDir, { recursive: true });
   const threshold = defaultThreshold(j.clients);
+  const neighbors = checkNeighbors(j.clients, j.neighbors, j.onLog);
   const cal = calibrateRounds(j.epsilon, j.delta, j.rounds);
   const modelDim = data.numClasses * features + data.numClasses;
   // Noise is calibrated in the dimension actually summed: the compressed length m.
@@ -299,7 +334,7 @@ export async function runDpFedAvg(job: DpFedAvgJob): Promise<DpFedAvgJobResult> 
       { path: 'metrics.jsonl', what: 'per-round ε, survivors and test accuracy of the global model', status: 'covered' },
       { path: 'model.json', what: 'global model (post-processing of the noisy sums)', status: 'covered' },
     ],
-    attempts: [{ startedAt: new Date(t0).toISOString(), command: j.argv?.slice(1), ledgerEntriesAtStart: entriesAtStart, ...(j.resume ? { resumedFromStep: state.round } : {}) }],
+    attempts: [{ startedAt: new Date(t0).toISOString(), command: commandAfterProgram(j.argv), ledgerEntriesAtStart: entriesAtStart, ...(j.resume ? { resumedFromStep: state.round } : {}) }],
   };
   if (j.resume) {
     const old = readManifest(outDir);
@@ -358,6 +393,7 @@ export async function runDpFedAvg(job: DpFedAvgJob): Promise<DpFedAvgJobResult> 
       ...(j.holdAfterCharge !== undefined ? { holdAfterCharge: j.holdAfterCharge } : {}),
       ...(j.dropout > 0 ? { dieAt: dying } : {}),
       ...(j.external ? { external: j.external } : {}),
+      neighbors,
       onRound: (s) => {
         const eps = ledger.spent(j.delta);
         // Round wall times stay out of metrics.jsonl (local training time can depend on the data).
@@ -376,6 +412,7 @@ export async function runDpFedAvg(job: DpFedAvgJob): Promise<DpFedAvgJobResult> 
       roundsAborted: r.roundsAborted,
       clients: j.clients,
       threshold,
+      neighbors,
       noiseMultiplier: cal.noiseMultiplier,
       ddgSigma: sigma,
       bytesTotal: r.bytesTotal,
@@ -411,12 +448,14 @@ export interface SecAggServerJob {
   host: string;
   port: number;
   phaseTimeoutMs?: number;
+  neighbors?: number;
   onLog?: (line: string) => void;
 }
 
 /** `dplens fed server --protocol secagg`: secure-aggregation rounds with external clients. */
 export async function runSecAggServer(j: SecAggServerJob): Promise<Record<string, unknown>> {
   const t0 = performance.now();
+  const neighbors = checkNeighbors(j.clients, j.neighbors, j.onLog);
   const server = await FedServer.listen({ host: j.host, port: j.port, maxPayload: 4 * j.dim + (1 << 20), phaseTimeoutMs: j.phaseTimeoutMs ?? 120_000, log: j.onLog });
   j.onLog?.(`server listening on ${server.url}, waiting for ${j.clients} clients`);
   const rounds: Record<string, unknown>[] = [];
@@ -424,7 +463,7 @@ export async function runSecAggServer(j: SecAggServerJob): Promise<Record<string
     await server.waitForClients(j.clients, 600_000);
     for (let r = 1; r <= j.rounds; r++) {
       const tr = performance.now();
-      const res = await server.aggregate(`secagg-${r}`, { dim: j.dim, info: { protocol: 'secagg' } });
+      const res = await server.aggregate(`secagg-${r}`, { dim: j.dim, neighbors, info: { protocol: 'secagg' } });
       const digest = createHash('sha256').update(res.sum).digest('hex').slice(0, 16);
       rounds.push({ round: r, survivors: res.u3.length, threshold: res.threshold, dropouts: res.dropouts.map((d) => `${d.id}@${d.phase}`), sumSha256: digest, seconds: (performance.now() - tr) / 1000 });
       j.onLog?.(`round ${r}: ${res.u3.length} survivors, sum sha256 ${digest}`);
@@ -432,7 +471,7 @@ export async function runSecAggServer(j: SecAggServerJob): Promise<Record<string
   } finally {
     await server.close({ rounds: rounds.length });
   }
-  return { protocol: 'secagg', clients: j.clients, dim: j.dim, rounds, seconds: (performance.now() - t0) / 1000 };
+  return { protocol: 'secagg', clients: j.clients, dim: j.dim, neighbors, rounds, seconds: (performance.now() - t0) / 1000 };
 }
 
 export interface ClientJob {

@@ -14,7 +14,7 @@ import { DATA_FLAG_SPECS } from '../../data/index.js';
 import { runDpFedAvg, runFedClient, runSecAggServer, runSecAggSimulation } from '../../runs/fed.js';
 import { dpSvmPartyInput, runDpSvm } from '../../runs/fed-dpsvm.js';
 import { writeReport } from '../../report/index.js';
-import { runCopml } from '../../runs/fed-copml.js';
+import { runCopml, runCopmlClient } from '../../runs/fed-copml.js';
 import { COMPRESS_SCHEMES } from '../../federated/compress.js';
 
 const SUBCOMMANDS = ['simulate', 'server', 'client'] as const;
@@ -22,12 +22,14 @@ const PROTOCOLS = ['secagg', 'dp-fedavg', 'copml', 'dp-svm'] as const;
 const PHASES = ['keys', 'shares', 'masked', 'unmask'] as const;
 
 const FLAGS = {
-  protocol: 'secagg (secure aggregation alone), dp-fedavg, or dp-svm (locally trained models averaged with one secure summation, record-level DP; simulate, or server + clients started with fed client --protocol dp-svm); copml (simulate only: logistic regression on Lagrange-coded data, not DP)',
+  protocol: 'secagg (secure aggregation alone), dp-fedavg, or dp-svm (locally trained models averaged with one secure summation, record-level DP; simulate, or server + clients started with fed client --protocol dp-svm); copml (logistic regression on Lagrange-coded data, not DP; simulate, or server + clients started with fed client --protocol copml --data --shard K --shards N)',
   clients: 'number of clients N',
   colluding: 'copml: T, how many colluding parties learn nothing about the data (default 1); needs N ≥ (2r+1)(K+T−1)+1',
   degree: 'copml: degree r of the polynomial sigmoid approximation, 1 or 3 (default 1)',
+  blocks: 'copml: K, the number of data blocks (default: the largest with (2r+1)(K+T−1)+1 ≤ N); a smaller K needs fewer results per iteration, so more parties may drop out',
   'fit-range': 'copml: the sigmoid polynomial is the least-squares fit on [−R, R] (default 2)',
   dim: 'secagg: vector length D',
+  neighbors: 'secagg/dp-fedavg/dp-svm: SecAgg+ (Bell et al. CCS 2020): each client masks and shares keys only with K neighbours on a public random K-regular graph (even K; K >= clients − 1 = complete graph). Default: SecAgg+\'s K for ≤ 10 % colluding clients, ≤ 1/3 dropouts, 2^-40 / 2^-20 (e.g. 236 at 1,000 clients), the complete graph while that K is above clients/2',
   dropout: 'fraction of clients that crash after sharing keys (simulate; per round for dp-fedavg; < 1/3 to succeed)',
   rounds: 'number of rounds (dp-fedavg default 20; copml: gradient-descent iterations, default 30; secagg server default 1)',
   epsilon: 'dp-fedavg: total ε of all rounds (user level, replace-one); the noise is calibrated to it',
@@ -54,15 +56,16 @@ const FLAGS = {
 
 /** Which flags apply to (sub-command, protocol); anything else given is an error. */
 const APPLIES: Record<string, readonly string[]> = {
-  'simulate secagg': ['protocol', 'clients', 'dim', 'dropout', 'phase-timeout', 'seed'],
-  'simulate copml': ['protocol', 'clients', 'colluding', 'degree', 'fit-range', 'rounds', 'lr', 'dropout', 'phase-timeout', 'data', 'data-path', 'out'],
-  'simulate dp-fedavg': ['protocol', 'clients', 'dropout', 'rounds', 'epsilon', 'delta', 'clip', 'local-epochs', 'batch', 'lr', 'server-lr', 'examples-per-client', 'phase-timeout', 'data', 'data-path', 'out', 'seed', 'compress', 'compress-ratio', 'hold-after-charge'],
+  'simulate secagg': ['protocol', 'clients', 'dim', 'dropout', 'phase-timeout', 'seed', 'neighbors'],
+  'simulate copml': ['protocol', 'clients', 'colluding', 'blocks', 'degree', 'fit-range', 'rounds', 'lr', 'dropout', 'phase-timeout', 'data', 'data-path', 'out'],
+  'simulate dp-fedavg': ['protocol', 'clients', 'dropout', 'rounds', 'epsilon', 'delta', 'clip', 'local-epochs', 'batch', 'lr', 'server-lr', 'examples-per-client', 'phase-timeout', 'data', 'data-path', 'out', 'seed', 'compress', 'compress-ratio', 'hold-after-charge', 'neighbors'],
   'resume dp-fedavg': ['protocol', 'resume', 'out', 'data-path', 'phase-timeout', 'host', 'port', 'hold-after-charge'],
-  'simulate dp-svm': ['protocol', 'clients', 'dropout', 'epsilon', 'delta', 'lambda', 'iterations', 'examples-per-client', 'phase-timeout', 'data', 'out', 'seed'],
-  'server secagg': ['protocol', 'clients', 'dim', 'rounds', 'host', 'port', 'phase-timeout'],
-  'server dp-fedavg': ['protocol', 'clients', 'rounds', 'epsilon', 'delta', 'clip', 'local-epochs', 'batch', 'lr', 'server-lr', 'phase-timeout', 'data', 'data-path', 'out', 'seed', 'host', 'port', 'compress', 'compress-ratio', 'hold-after-charge'],
+  'simulate dp-svm': ['protocol', 'clients', 'dropout', 'epsilon', 'delta', 'lambda', 'iterations', 'examples-per-client', 'phase-timeout', 'data', 'out', 'seed', 'neighbors'],
+  'server secagg': ['protocol', 'clients', 'dim', 'rounds', 'host', 'port', 'phase-timeout', 'neighbors'],
+  'server dp-fedavg': ['protocol', 'clients', 'rounds', 'epsilon', 'delta', 'clip', 'local-epochs', 'batch', 'lr', 'server-lr', 'phase-timeout', 'data', 'data-path', 'out', 'seed', 'host', 'port', 'compress', 'compress-ratio', 'hold-after-charge', 'neighbors'],
   client: ['url', 'data', 'data-path', 'shard', 'shards', 'seed', 'hold-at', 'phase-timeout', 'compress', 'protocol'],
-  'server dp-svm': ['protocol', 'clients', 'epsilon', 'delta', 'lambda', 'iterations', 'examples-per-client', 'phase-timeout', 'data', 'out', 'seed', 'host', 'port'],
+  'server copml': ['protocol', 'clients', 'colluding', 'blocks', 'degree', 'fit-range', 'rounds', 'lr', 'phase-timeout', 'data', 'data-path', 'out', 'host', 'port'],
+  'server dp-svm': ['protocol', 'clients', 'epsilon', 'delta', 'lambda', 'iterations', 'examples-per-client', 'phase-timeout', 'data', 'out', 'seed', 'host', 'port', 'neighbors'],
 };
 const ALWAYS = new Set(['json', 'quiet', 'help', 'threads']);
 
@@ -86,6 +89,8 @@ const command: Command = {
     'dplens fed simulate --protocol dp-fedavg --data mnist --clients 20 --rounds 20 --epsilon 4 --compress randk --compress-ratio 10 --out runs/fedavg-rk --json',
     'dplens fed simulate --protocol dp-fedavg --resume --out runs/fedavg   # after a crash: continue from the last committed round',
     'dplens fed simulate --protocol copml --data adult --clients 7 --colluding 1 --rounds 30 --out runs/copml --json',
+    'dplens fed server --protocol copml --data adult --clients 5 --port 8766 --out runs/copml-procs   # then, for k = 1..5:',
+    'dplens fed client --protocol copml --url ws://127.0.0.1:8766 --data adult --shard k --shards 5',
     'dplens fed server --protocol secagg --clients 3 --dim 1000 --port 8765   # then, three times:',
     'dplens fed client --url ws://127.0.0.1:8765',
   ],
@@ -101,7 +106,20 @@ const command: Command = {
       const holdAt = args.flags.has('hold-at') ? getChoice(args, 'hold-at', PHASES, 'keys') : undefined;
       const compress = args.flags.has('compress') ? getChoice(args, 'compress', COMPRESS_SCHEMES, 'none') : undefined;
       // dp-svm parties prepare the public feature map before connecting; other protocols are told by the server
-      const clientProtocol = args.flags.has('protocol') ? getChoice(args, 'protocol', ['secagg', 'dp-fedavg', 'dp-svm'] as const, 'secagg') : undefined;
+      const clientProtocol = args.flags.has('protocol') ? getChoice(args, 'protocol', ['secagg', 'dp-fedavg', 'dp-svm', 'copml'] as const, 'secagg') : undefined;
+      if (clientProtocol === 'copml') {
+        // a copml party: its own slice of rows, Lagrange-coded to the others (runs/fed-copml.ts)
+        const shard = getInteger(args, 'shard', undefined, 1);
+        const shards = getInteger(args, 'shards', undefined, 1);
+        if (!args.flags.has('data') || shard === undefined || shards === undefined) throw new UsageError('a copml client needs --data adult|mnist, --shard K and --shards N');
+        if (shard > shards) throw new UsageError(`--shard must be in [1, --shards], got ${shard}`);
+        if (compress || args.flags.has('seed')) throw new UsageError(`--${compress ? 'compress' : 'seed'} does not apply to copml (its masks come from node:crypto)`);
+        if (holdAt !== undefined && holdAt !== 'masked') throw new UsageError('copml clients hold only at --hold-at masked (before answering iteration 1)');
+        const r = await runCopmlClient({ url, data: getChoice(args, 'data', ['adult', 'mnist'] as const, 'adult'), dataPath: getString(args, 'data-path'), shard, shards, timeoutMs: phaseTimeoutMs * 5, ...(holdAt ? { holdAtIteration: 1 } : {}), onLog: (l) => out.log(l) });
+        out.result({ protocol: 'copml', id: r.id, iterations: r.iterations, bytesSent: r.bytesSent, bytesReceived: r.bytesReceived, ended: r.ended });
+        if (r.ended !== 'done') out.log(`copml party ended early: ${r.ended}`);
+        return r.ended === 'done' ? 0 : 1;
+      }
       let svmInput: Awaited<ReturnType<typeof dpSvmPartyInput>> | undefined;
       if (clientProtocol === 'dp-svm') {
         const data = getString(args, 'data');
@@ -161,16 +179,15 @@ const command: Command = {
       const dim = getInteger(args, 'dim', undefined, 1);
       if (dim === undefined) throw new UsageError('--dim is required for secagg');
       if (sub === 'server') {
-        const r = await runSecAggServer({ clients, dim, rounds: getInteger(args, 'rounds', 1, 1)!, host, port, phaseTimeoutMs, onLog: (l) => out.log(l) });
+        const r = await runSecAggServer({ clients, dim, rounds: getInteger(args, 'rounds', 1, 1)!, host, port, phaseTimeoutMs, neighbors: getInteger(args, 'neighbors', undefined, 2), onLog: (l) => out.log(l) });
         out.result(r);
         return 0;
       }
-      const r = await runSecAggSimulation({ clients, dim, dropout, seed: getSeed(args), phaseTimeoutMs, onLog: (l) => out.log(l) });
+      const r = await runSecAggSimulation({ clients, dim, dropout, seed: getSeed(args), phaseTimeoutMs, neighbors: getInteger(args, 'neighbors', undefined, 2), onLog: (l) => out.log(l) });
       out.result({ protocol, ...r });
       return r.sumCorrect ? 0 : 1;
     }
     if (protocol === 'copml') {
-      if (sub !== 'simulate') throw new UsageError('copml runs only as fed simulate (all parties in one process, each with its own connection)');
       const copmlOut = getString(args, 'out');
       if (!copmlOut) throw new UsageError('--out is required for copml (the run folder: config, metrics, model, report)');
       const r = await runCopml({
@@ -181,6 +198,7 @@ const command: Command = {
         colluding: getInteger(args, 'colluding', 1, 1)!,
         rounds: getInteger(args, 'rounds', 30, 1)!,
         degree: getChoice(args, 'degree', ['1', '3'] as const, '1') === '3' ? 3 : 1,
+        ...(args.flags.has('blocks') ? { blocks: getInteger(args, 'blocks', undefined, 1)! } : {}),
         lr: getNumber(args, 'lr', 2, (x) => x > 0 || 'must be > 0')!,
         fitRange: getNumber(args, 'fit-range', 2, (x) => x > 0 || 'must be > 0')!,
         lx: 8,
@@ -188,6 +206,7 @@ const command: Command = {
         lc: 8,
         dropouts: Math.round(dropout * clients),
         timeoutMs: phaseTimeoutMs,
+        ...(sub === 'server' ? { external: { host, port } } : {}),
         argv: ['dplens', ...argv],
         onLog: (l) => out.log(l),
       });
@@ -211,6 +230,7 @@ const command: Command = {
         delta: getNumber(args, 'delta', 1e-5, (x) => (x > 0 && x < 1) || 'must be in (0, 1)')!,
         lambda: getNumber(args, 'lambda', 0.003, (x) => x > 0 || 'must be > 0')!,
         iterations: getInteger(args, 'iterations', 700, 1)!,
+        neighbors: getInteger(args, 'neighbors', undefined, 2),
         dropout,
         seed: getSeed(args),
         phaseTimeoutMs,
@@ -246,6 +266,7 @@ const command: Command = {
       batch: getInteger(args, 'batch', 32, 1)!,
       lr: getNumber(args, 'lr', 0.5, positive)!,
       serverLr: getNumber(args, 'server-lr', 1, positive)!,
+      neighbors: getInteger(args, 'neighbors', undefined, 2),
       dropout,
       seed: getSeed(args),
       phaseTimeoutMs,
