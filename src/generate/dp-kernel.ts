@@ -25,6 +25,8 @@
  *    have RFF estimates dominated by Monte-Carlo error at affordable D, so the ladder starts higher.
  *  - Generator: dplens's small DCGAN-style ConditionalGenerator (CPU budget), not BigGAN.
  *  - Samples are post-processed with small random affine maps (augment.ts, public prior).
+ *  - Training length: DP-Kernel trains 200k GPU steps; here 3,000 steps with a 22-minute time cap
+ *    (`--time-cap`, default preset ≤ 30 min on the 2-core box); stopping early costs no ε.
  * Hyper-parameters were chosen from a handful of runs (see src/generate/README.md, dp-kernel section,
  * for the data they were tuned on).
  */
@@ -45,9 +47,19 @@ export interface DpKernelHyper {
   iterations: number;
   lr: number;
   augment: 'none' | 'affine';
+  /** Minutes after which generator training stops when --max-minutes is not given (0 = none): post-processing, no ε cost. */
+  timeCap: number;
 }
 
-const DEFAULTS: DpKernelHyper = { features: 12000, bandwidthMin: 4, bandwidthMax: 12, scales: 3, arch: 'dcgan', zDim: 32, perClass: 20, iterations: 3000, lr: 0.003, augment: 'affine' };
+/**
+ * 3,000 generator steps take ≈ 0.4 s CPU each here (12,000 features, 200 samples per step, dcgan;
+ * measured 2026-12-07 on the shared 2-core box: 175 steps = 68 s user CPU), i.e. ≈ 20 min on a quiet
+ * machine and hours on a loaded one. The 22-minute time cap (counted from the start of fit(), release
+ * included) keeps the default run ≤ 30 min end to end whatever the load: sampling, augmenting and
+ * writing 60,000 images took 6 min at `nice -n 15` under load ≈ 12 (MNIST ε = 1, `--max-minutes 12`:
+ * 1,076 s wall in all, 267 generator steps).
+ */
+const DEFAULTS: DpKernelHyper = { features: 12000, bandwidthMin: 4, bandwidthMax: 12, scales: 3, arch: 'dcgan', zDim: 32, perClass: 20, iterations: 3000, lr: 0.003, augment: 'affine', timeCap: 22 };
 
 /** The feature blocks: `scales` length scales, geometric from bandwidthMax down to bandwidthMin, equal weights. */
 export function kernelBlocks(h: Pick<DpKernelHyper, 'features' | 'bandwidthMin' | 'bandwidthMax' | 'scales'>): FeatureBlock[] {
@@ -77,10 +89,11 @@ export const dpKernelPlugin: GeneratorPlugin<DpKernelHyper> = {
     { key: 'bandwidthMax', flag: 'bandwidth-max', type: 'number', min: 0, exclusiveMin: true, help: 'dp-kernel: largest Gaussian kernel length scale (pixels in [0, 1])' },
     { key: 'scales', flag: 'kernel-scales', type: 'integer', min: 1, help: 'dp-kernel: number of length scales (geometric between min and max)' },
     ...MEAN_EMBEDDING_FLAGS,
+    { key: 'timeCap', flag: 'time-cap', type: 'number', min: 0, help: 'stop after this many minutes when --max-minutes is not given (0 = none; default: the preset). dp-kernel (default 22): generator training after the one release, no ε lost; DP-SGD methods: ε spent is then below the target' },
   ],
   defaults: DEFAULTS,
   presets: {
-    'mnist-eps1': { description: 'dp-kernel ε=1: 12,000 RFF over ℓ = 12, 6.9, 4; dcgan generator, 3,000 steps, affine jitter', epsilon: 1, hyper: {} },
+    'mnist-eps1': { description: 'dp-kernel ε=1: 12,000 RFF over ℓ = 12, 6.9, 4; dcgan generator, 3,000 steps or 22 min (time cap), affine jitter', epsilon: 1, hyper: {} },
     'mnist-eps10': { description: 'dp-kernel ε=10: as ε=1', epsilon: 10, hyper: {} },
     'fashion-mnist-eps1': { description: 'dp-kernel ε=1 on Fashion-MNIST, no affine jitter (upright clothing)', epsilon: 1, hyper: { augment: 'none' } },
     'fashion-mnist-eps10': { description: 'dp-kernel ε=10 on Fashion-MNIST, no affine jitter', epsilon: 10, hyper: { augment: 'none' } },

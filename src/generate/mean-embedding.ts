@@ -34,6 +34,7 @@ import { balancedLabels, GENERATOR_CHECKPOINT_FORMAT, SavedGenerator } from './v
 import type { GeneratorLimits } from './plugin.js';
 import type { DpGenerator, FitResult, GaussianReleaseMechanism, GeneratorContext, GeneratorProgress, SampleSet } from './types.js';
 import { addGaussianNoise as addReleaseNoise } from './gaussian-release.js';
+import { fitDeadline } from './step-gate.js';
 
 /** Sensitivity Δ₂ of the release under replace-one (see the header). */
 export const EMBEDDING_SENSITIVITY = Math.SQRT2;
@@ -139,8 +140,8 @@ export type { GaussianReleaseMechanism } from './types.js';
  * The MeanEmbeddingHyper of a plugin: its feature blocks and mlp widths, plus the generator settings
  * every mean-embedding plugin shares (dp-merf, dp-kernel).
  */
-export function meanEmbeddingHyper(blocks: FeatureBlock[], hidden: number[], h: Pick<MeanEmbeddingHyper, 'arch' | 'zDim' | 'perClass' | 'iterations' | 'lr' | 'augment'>): MeanEmbeddingHyper {
-  return { blocks, arch: h.arch, hidden, fc: 256, channels: 32, zDim: h.zDim, perClass: h.perClass, iterations: h.iterations, lr: h.lr, lrEnd: 0.1, labelGain: 1, outputBias: -2, augment: h.augment };
+export function meanEmbeddingHyper(blocks: FeatureBlock[], hidden: number[], h: Pick<MeanEmbeddingHyper, 'arch' | 'zDim' | 'perClass' | 'iterations' | 'lr' | 'augment'> & { timeCap?: number }): MeanEmbeddingHyper {
+  return { blocks, arch: h.arch, hidden, fc: 256, channels: 32, zDim: h.zDim, perClass: h.perClass, iterations: h.iterations, lr: h.lr, lrEnd: 0.1, labelGain: 1, outputBias: -2, augment: h.augment, timeCap: h.timeCap ?? 0 };
 }
 
 export interface MeanEmbeddingHyper {
@@ -162,6 +163,12 @@ export interface MeanEmbeddingHyper {
   labelGain: number;
   outputBias: number;
   augment: 'none' | 'affine';
+  /**
+   * Minutes after which generator training stops when --max-minutes is not given (0 = none). The
+   * steps after the one release are post-processing, so stopping early costs no ε; it only bounds
+   * the wall time of a default run on a loaded machine (issue 14: every default preset ≤ 30 min).
+   */
+  timeCap: number;
 }
 
 export function mechanismFor(method: string, blocks: readonly FeatureBlock[], numClasses: number, budget: { epsilon: number; delta: number } | null): GaussianReleaseMechanism {
@@ -261,13 +268,15 @@ export class MeanEmbeddingGenerator implements DpGenerator {
     const setLr = (v: number) => ((opt as unknown as { learningRate: number }).learningRate = v);
     const vars = [...this.generator.vars.values()];
     const total = Math.min(h.iterations, this.limits.maxSteps);
-    const deadline = t0 + this.limits.maxMinutes * 60000;
+    // --max-minutes, else the preset's time cap (measured from the start of fit(): release included)
+    const deadline = fitDeadline(t0, this.limits, h.timeCap);
     this.stopReason = 'max-steps';
     try {
       let last = NaN;
       for (let it = 0; it < total; it++) {
         if (o.signal?.aborted) break;
-        if (Date.now() > deadline) {
+        // at least one step: the release is already spent, and a run with no step has nothing to sample
+        if (it > 0 && Date.now() > deadline) {
           this.stopReason = 'max-minutes';
           break;
         }
