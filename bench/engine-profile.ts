@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { engineStats, engineTuning, ensureEngine, resetEngineStats, setEngineTiming } from '../src/engine/index.js';
 import { lossAndGrads, makeCnn, makeCnnFused, makeMlp, makeMlpFused, mnistBatch, type RefNet } from '../src/engine/reference-nets.js';
 import { loadMnist } from '../src/data/index.js';
+import { Classifier, HostAdam, SPEC7_CNN, shardGradients, toFloatImages } from '../src/evaluate/classifiers.js';
 
 const argv = process.argv.slice(2);
 const i = argv.indexOf('--reps');
@@ -82,12 +83,31 @@ function profile(name: string, fn: () => void) {
   };
 }
 
+/**
+ * One training step of the evaluation CNN (spec §7, `dplens eval`'s classifier) at batch 128 as
+ * trainClassifier runs it on one shard: loss and gradients (per-example dropout), then the host
+ * Adam step. With data parallelism each of the two threads runs this at batch 64.
+ */
+function evalStep(batch: number): () => void {
+  const train = toFloatImages({ ...mnist.train, height: 28, width: 28, channels: 1 }, Int32Array.from({ length: batch }, (_, k) => k));
+  const order = Int32Array.from({ length: batch }, (_, k) => k);
+  const net = new Classifier(SPEC7_CNN, train, 10, 1);
+  const opt = new HostAdam(SPEC7_CNN.learningRate);
+  let seed = 1;
+  return () => {
+    const r = shardGradients(net, train, order, 0, batch, 0, batch, (seed += 97));
+    opt.applyGradients(net.vars, r.grads);
+  };
+}
+
 const load0 = os.loadavg()[0];
 const results = [
   profile('MLP 784-512-10', step(makeMlp(0))),
   profile('reference CNN', step(makeCnn(0))),
   profile('MLP 784-512-10, fused layers', step(makeMlpFused(0))),
   profile('reference CNN, fused layers', step(makeCnnFused(0))),
+  profile('eval CNN (spec §7) training step, batch 128, Adam', evalStep(128)),
+  profile('eval CNN training step, batch 64 (one of two data-parallel shards)', evalStep(64)),
 ];
 const load1 = os.loadavg()[0];
 if (argv.includes('--json')) console.log(JSON.stringify({ reps, hostMaxPoolGrad: engineTuning.hostMaxPoolGrad, loadAverage: [load0, load1], results }));

@@ -8,6 +8,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { engineTuning, initEngine } from '../src/engine/index.js';
 import { maxPoolGradHost, poolTuning } from '../src/engine/host/pool.js';
 import { simdAvailable } from '../src/engine/host/simd.js';
+import { AdamSlot, adamScalars, adamStepHost } from '../src/engine/host/adam.js';
+import { dropoutMaskRowsHost, dropoutRowSeed, fillDropoutMask } from '../src/engine/host/dropout.js';
 import { dropoutMask, HostAdam } from '../src/evaluate/classifiers.js';
 import { compareBackends } from './engine-helpers.js';
 
@@ -46,6 +48,33 @@ describe('host Adam', () => {
       assert.notEqual(h[0][0], start[0]);
     });
   }
+  test('WebAssembly SIMD step (AdamSlot) = JS loop, bit for bit (n mod 4 ≠ 0, tiny, huge and zero values, 5 steps)', (t) => {
+    if (!simdAvailable()) return t.skip('WebAssembly SIMD not available');
+    const n = 1003;
+    let seed = 9;
+    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) | 0) >>> 0) / 4294967296;
+    const vals = () => Float32Array.from({ length: n }, (_, i) => (i % 97 === 0 ? 0 : (rnd() - 0.5) * 10 ** Math.floor(rnd() * 16 - 10)));
+    const slot = new AdamSlot(n);
+    const m = new Float32Array(n);
+    const v = new Float32Array(n);
+    let pSimd = vals();
+    let pJs = pSimd.slice();
+    let acc1 = Math.fround(0.9);
+    let acc2 = Math.fround(0.999);
+    for (let step = 0; step < 5; step++) {
+      const g = vals();
+      const s = adamScalars(1e-3, 0.9, 0.999, 1e-7, acc1, acc2);
+      const outSimd = new Float32Array(n);
+      const outJs = new Float32Array(n);
+      slot.step(pSimd, g, s, outSimd);
+      adamStepHost(pJs, g, m, v, s, outJs);
+      for (let i = 0; i < n; i++) assert.ok(Object.is(outSimd[i], outJs[i]), `step ${step} [${i}]: simd ${outSimd[i]} vs js ${outJs[i]}`);
+      pSimd = outSimd;
+      pJs = outJs;
+      acc1 = Math.fround(acc1 * Math.fround(0.9));
+      acc2 = Math.fround(acc2 * Math.fround(0.999));
+    }
+  });
   test('restores the ort backend', async () => {
     await initEngine({ backend: 'ort' });
   });
@@ -139,6 +168,22 @@ describe('eval classifier dropout mask', () => {
     }
     return m;
   }
+
+  test('per-example masks: WebAssembly SIMD (four row streams per vector) = JS streams, bit for bit', (t) => {
+    if (!simdAvailable()) return t.skip('WebAssembly SIMD not available');
+    for (const [rows, per, rate, seed, row0] of [
+      [128, 5408, 0.2, 12345, 0],
+      [7, 13, 0.25, -5, 3],
+      [9, 1, 0.5, 2 ** 31 + 5, 64],
+      [4, 100, 0, 3, 0],
+      [5, 50, 0.999, 4294967295, 1],
+    ]) {
+      const got = dropoutMaskRowsHost(rows * per, rows, rate, seed, row0);
+      const want = new Float32Array(rows * per);
+      for (let r = 0; r < rows; r++) fillDropoutMask(want, r * per, (r + 1) * per, rate, dropoutRowSeed(seed, row0 + r));
+      for (let i = 0; i < want.length; i++) assert.ok(Object.is(got[i], want[i]), `rows ${rows} rate ${rate} [${i}]: ${got[i]} vs ${want[i]}`);
+    }
+  });
 
   test('int32 form draws the same mask as the uint32 form (rates 0 … 0.999, negative and ≥ 2³¹ seeds)', () => {
     for (const [n, rate, seed] of [

@@ -139,3 +139,6 @@ export { tidyRead } from './tidy-read.js';
 
 // Fused conv/dense layers with hand-written backward passes (fused-layers.ts; issue 18).
 export { convBiasRelu, type ConvPad, denseBias, reluBackprop } from './fused-layers.js';
+
+// glibc malloc tuning for entry points (multi-MB kernel outputs without page faults; issue 18).
+export { GLIBC_MALLOC_TUNABLES, mallocTuningActive, relaunchWithMallocTuning } from './malloc-tuning.js';

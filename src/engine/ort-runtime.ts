@@ -101,12 +101,14 @@ export function getThreads(): number {
   return threads;
 }
 
-/** Sets the intra-op thread count; cached sessions are rebuilt lazily with the new count. */
+/**
+ * Sets the intra-op thread count of the multi-thread (matmul/conv) sessions. Sessions are cached
+ * per thread count, so switching back and forth (e.g. 1 thread per data-parallel worker during
+ * evaluation training, then the full count again) rebuilds nothing.
+ */
 export function setThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1) throw new Error(`engine threads must be a positive integer, got ${n}`);
-  if (n === threads) return;
   threads = n;
-  clearSessions();
 }
 
 export function clearSessions(): void {
@@ -176,7 +178,7 @@ function loadInto(session: NativeSession, bytes: Uint8Array, nThreads: number, o
  */
 export function runGraph(key: string, build: () => OnnxGraph, inputs: readonly OrtIn[], singleThread = false, optLevel: OptLevel = 'extended'): OrtOut[] {
   const nThreads = singleThread ? 1 : threads;
-  const fullKey = `${key}#${nThreads === 1 ? 1 : 'n'}${optLevel === 'all' ? '#all' : ''}`;
+  const fullKey = `${key}#${nThreads}${optLevel === 'all' ? '#all' : ''}`;
   let s = sessions.get(fullKey);
   if (!s) {
     const failed = failedKeys.get(fullKey);

@@ -13,14 +13,17 @@
  * (`toFloatImages`), batches are gathered with row copies (no per-pixel JS loop), evaluation
  * passes run in batches of 1000 without autodiff, weights are snapshotted (not the test set
  * re-evaluated) when a validation split selects the epoch; Adam is one host pass per variable
- * (`HostAdam`, bit-identical to tf.train.adam) and dropout masks are drawn in int32 arithmetic
- * (same masks, ~3× less CPU).
+ * (`HostAdam`, WebAssembly SIMD, bit-identical to tf.train.adam) and dropout masks are drawn per
+ * example in int32 arithmetic. Batches are split over the main thread and worker threads
+ * (`shards`, evaluate/data-parallel.ts: the same maths up to float summation order).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { ImageBatch } from '../data/types.js';
-import { convBiasRelu, denseBias } from '../engine/index.js';
-import { adamScalars, adamStepHost } from '../engine/host/adam.js';
+import { convBiasRelu, denseBias, engineStats, setEngineThreads } from '../engine/index.js';
+import { dropoutMaskRowsHost, fillDropoutMask } from '../engine/host/dropout.js';
+import { AdamSlot, adamScalars } from '../engine/host/adam.js';
 import { mulberry32 } from '../util/prng.js';
+import { ShardWorkers } from './data-parallel.js';
 
 export type LayerDef =
   | { kind: 'conv'; filters: number; size: number; stride: number; pad: 'valid' | 'same' }
@@ -123,20 +126,19 @@ type Param = { w: tf.Variable; b: tf.Variable };
 export function dropoutMask(shape: number[], rate: number, seed: number): tf.Tensor {
   const n = shape.reduce((a, c) => a * c, 1);
   const m = new Float32Array(n);
-  const keep = 1 / (1 - rate);
-  // The mulberry32 stream entirely in int32 arithmetic (same bits as the uint32 form `>>> 0`,
-  // which made V8 keep s and t as doubles: 34 vs ~3 ms per spec7 training step, issue 18). The
-  // unsigned test u >= threshold is the signed test after flipping both sign bits.
-  const threshold = Math.min(Math.floor(rate * 4294967296), 4294967295);
-  const thresholdFlipped = (threshold ^ 0x80000000) | 0;
-  let s = seed | 0;
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= (t + Math.imul(t ^ (t >>> 7), t | 61)) | 0;
-    m[i] = keep * +(((t ^ (t >>> 14) ^ 0x80000000) | 0) >= thresholdFlipped);
-  }
+  fillDropoutMask(m, 0, n, rate, seed);
   return tf.tensor(m, shape);
+}
+
+/**
+ * Dropout mask drawn per example: row r (the example at position `row0 + r` of the whole batch)
+ * gets its own mulberry32 stream, seeded from (seed, row0 + r). A batch split into shards
+ * (data-parallel training, evaluate/data-parallel.ts) therefore draws exactly the masks of the
+ * unsplit batch, and the result does not depend on the split.
+ */
+export function dropoutMaskRows(shape: number[], rate: number, seed: number, row0 = 0): tf.Tensor {
+  const n = shape.reduce((a, c) => a * c, 1);
+  return tf.tensor(dropoutMaskRowsHost(n, shape[0] ?? 1, rate, seed, row0), shape);
 }
 
 /** A built classifier: variables plus forward passes. */
@@ -192,8 +194,11 @@ export class Classifier {
     return { w, b };
   }
 
-  /** Runs the layers; with `features` it stops before the final Dense. */
-  private run(x: tf.Tensor4D, training: boolean, seed: number, features: boolean): tf.Tensor2D {
+  /**
+   * Runs the layers; with `features` it stops before the final Dense. `row0`: position of x's
+   * first example in the whole training batch (dropout masks are drawn per example).
+   */
+  private run(x: tf.Tensor4D, training: boolean, seed: number, features: boolean, row0 = 0): tf.Tensor2D {
     let y: tf.Tensor = x;
     const last = this.defs.length - 1;
     for (let i = 0; i < this.defs.length; i++) {
@@ -205,7 +210,7 @@ export class Classifier {
       } else if (d.kind === 'maxpool') {
         y = tf.maxPool(y as tf.Tensor4D, d.size, d.stride, 'valid');
       } else if (d.kind === 'dropout') {
-        if (training && d.rate > 0) y = tf.mul(y, dropoutMask(y.shape, d.rate, seed * 31 + i));
+        if (training && d.rate > 0) y = tf.mul(y, dropoutMaskRows(y.shape, d.rate, seed * 31 + i, row0));
       } else {
         if (y.rank !== 2) y = tf.reshape(y, [y.shape[0]!, -1]);
         y = denseBias(y as tf.Tensor2D, p!.w as tf.Tensor2D, p!.b as tf.Tensor1D, i !== last, training);
@@ -214,8 +219,8 @@ export class Classifier {
     return y as tf.Tensor2D;
   }
 
-  logits(x: tf.Tensor4D, training: boolean, seed = 0): tf.Tensor2D {
-    return this.run(x, training, seed, false);
+  logits(x: tf.Tensor4D, training: boolean, seed = 0, row0 = 0): tf.Tensor2D {
+    return this.run(x, training, seed, false, row0);
   }
 
   /** Penultimate activations (input of the final Dense), used as the fidelity feature space. */
@@ -226,6 +231,22 @@ export class Classifier {
   /** Copies of the weights (for epoch selection and caching). */
   snapshot(): Float32Array[] {
     return this.vars.map((v) => (v.dataSync() as Float32Array).slice());
+  }
+
+  /** Number of trainable values (all variables). */
+  paramCount(): number {
+    return this.vars.reduce((a, v) => a + v.size, 0);
+  }
+
+  /** Sets all variables from one array holding them concatenated in `vars` order. */
+  setWeights(flat: Float32Array): void {
+    let off = 0;
+    for (const v of this.vars) {
+      const t = tf.tensor(flat.slice(off, off + v.size), v.shape, 'float32');
+      v.assign(t);
+      t.dispose();
+      off += v.size;
+    }
   }
 
   restore(weights: readonly Float32Array[]): void {
@@ -310,11 +331,11 @@ export function featuresOf(net: Classifier, s: FloatImages, batch = 1000): { dat
 /**
  * Adam with the update of each variable as one host pass (engine/host/adam.ts) instead of tfjs'
  * 13 tensor ops per variable: the same float32 arithmetic in the same order (bit-identical
- * parameters to tf.train.adam; test/engine-host.test.ts), moments kept as plain arrays.
+ * parameters to tf.train.adam; test/engine-host.test.ts), moments in an AdamSlot per variable
+ * (WebAssembly SIMD where available).
  */
 export class HostAdam {
-  private readonly m = new Map<string, Float32Array>();
-  private readonly v = new Map<string, Float32Array>();
+  private readonly slots = new Map<string, AdamSlot>();
   private accBeta1: number;
   private accBeta2: number;
 
@@ -331,35 +352,40 @@ export class HostAdam {
   /** One step on `f`'s scalar value; returns it (caller disposes), as Optimizer.minimize(f, true). */
   minimize(f: () => tf.Scalar, vars: tf.Variable[]): tf.Scalar {
     const { value, grads } = tf.variableGrads(f, vars);
+    this.applyGradients(
+      vars,
+      vars.map((p) => grads[p.name]?.dataSync() as Float32Array | undefined),
+    );
+    tf.dispose(grads);
+    return value;
+  }
+
+  /** One step with the given gradients (`grads[k]` for `vars[k]`; undefined: no gradient). */
+  applyGradients(vars: readonly tf.Variable[], grads: readonly (Float32Array | undefined)[]): void {
     const s = adamScalars(this.learningRate, this.beta1, this.beta2, this.epsilon, this.accBeta1, this.accBeta2);
-    for (const p of vars) {
-      const g = grads[p.name];
+    for (let k = 0; k < vars.length; k++) {
+      const p = vars[k]!;
+      const g = grads[k];
       if (!g) continue;
-      let m = this.m.get(p.name);
-      let v = this.v.get(p.name);
-      if (!m || !v) {
-        m = new Float32Array(p.size);
-        v = new Float32Array(p.size);
-        this.m.set(p.name, m);
-        this.v.set(p.name, v);
+      let slot = this.slots.get(p.name);
+      if (!slot) {
+        slot = new AdamSlot(p.size);
+        this.slots.set(p.name, slot);
       }
       const out = new Float32Array(p.size);
-      adamStepHost(p.dataSync() as Float32Array, g.dataSync() as Float32Array, m, v, s, out);
+      slot.step(p.dataSync() as Float32Array, g, s, out);
       const t = tf.tensor(out, p.shape, 'float32');
       p.assign(t);
       t.dispose();
     }
-    tf.dispose(grads);
     const b1 = Math.fround(this.beta1);
     const b2 = Math.fround(this.beta2);
     this.accBeta1 = Math.fround(this.accBeta1 * b1);
     this.accBeta2 = Math.fround(this.accBeta2 * b2);
-    return value;
   }
 
   dispose(): void {
-    this.m.clear();
-    this.v.clear();
+    this.slots.clear();
   }
 }
 
@@ -381,6 +407,53 @@ export interface TrainOptions {
   startedAt?: number;
   /** Called after each epoch with the net in its end-of-epoch state. */
   afterEpoch?: (e: TrainEpoch) => void;
+  /**
+   * Shards per batch for data-parallel training (Adam only; evaluate/data-parallel.ts): the main
+   * thread plus `shards − 1` worker threads, each on its share of the batch's examples (at least
+   * one example per shard is needed for a shard to do work). 1 trains on the main thread only.
+   * Same results up to float summation order. Default: `defaultShards()`.
+   */
+  shards?: number;
+}
+
+/**
+ * Default shard count (see TrainOptions.shards): DPLENS_EVAL_SHARDS=N, else 1. Data parallelism
+ * is opt-in because it did not pay on the 2-core workspace: the eval step is memory-bound (two
+ * concurrent b 64 shards take 95–106 ms each vs 53–76 ms alone, while a compute-bound GEMM scales
+ * 1.74×), and the per-step barrier and the worker's start-up (~2 s under tsx) eat the ~1.3× that
+ * a second core gives: 12k × 1 epoch took 16.9–17.6 s with 2 shards vs 12.5–13.1 s serial at
+ * load ≈ 6 (engine/README.md, issue 18).
+ */
+export function defaultShards(): number {
+  const env = process.env.DPLENS_EVAL_SHARDS;
+  if (env === undefined || env === '') return 1;
+  const n = Number(env);
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`DPLENS_EVAL_SHARDS must be a positive integer, got '${env}'`);
+  return n;
+}
+
+/**
+ * Loss and gradients of rows [from, to) of the batch order[s..e): the loss is the shard's summed
+ * cross-entropy divided by the whole batch size e − s, so that the shards' losses and gradients
+ * add up to those of the batch mean. Dropout masks are drawn per example (`dropoutMaskRows`,
+ * position from − s onwards in the batch), so they do not depend on how the batch is split.
+ * Gradients in `net.vars` order.
+ */
+export function shardGradients(net: Classifier, train: FloatImages, order: Int32Array, s: number, e: number, from: number, to: number, dropSeed: number): { loss: number; grads: Float32Array[] } {
+  const lab = new Int32Array(to - from);
+  for (let r = 0; r < lab.length; r++) lab[r] = train.labels[order[from + r]!]!;
+  const x = gather(train, order, from, to);
+  const y = tf.tidy(() => tf.oneHot(tf.tensor1d(lab, 'int32'), net.numClasses));
+  const invB = 1 / (e - s);
+  const f = () => tf.mul(tf.losses.softmaxCrossEntropy(y, net.logits(x, true, dropSeed, from - s), undefined, undefined, tf.Reduction.SUM), invB) as tf.Scalar;
+  const { value, grads } = tf.variableGrads(f, net.vars);
+  const out = net.vars.map((v) => {
+    const g = grads[v.name];
+    return g ? (g.dataSync() as Float32Array) : new Float32Array(v.size);
+  });
+  const loss = value.dataSync()[0]!;
+  tf.dispose([x, y, value, grads]);
+  return { loss, grads: out };
 }
 
 /** Trains `net` on `train` (shuffled each epoch from the seeded stream). Returns the epochs run. */
@@ -391,13 +464,22 @@ export function trainClassifier(net: Classifier, train: FloatImages, o: TrainOpt
   const lr = o.learningRate ?? (o.optimizer === 'sgd' ? 2e-3 : net.arch.learningRate);
   if (!Number.isInteger(epochs) || epochs < 1) throw new RangeError(`epochs must be a positive integer, got ${epochs}`);
   if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`batch size must be a positive integer, got ${batch}`);
+  const shards = o.optimizer === 'sgd' ? 1 : (o.shards ?? defaultShards());
+  if (!Number.isInteger(shards) || shards < 1) throw new RangeError(`shards must be a positive integer, got ${shards}`);
   const rnd = mulberry32(o.seed ^ 0x5bd1e995);
   const opt = o.optimizer === 'sgd' ? tf.train.sgd(lr) : new HostAdam(lr);
   const order = new Int32Array(train.count);
   for (let i = 0; i < train.count; i++) order[i] = i;
   const done: TrainEpoch[] = [];
   let dropSeed = (o.seed * 7919) >>> 0;
-  const C = net.numClasses;
+  const threadsBefore = engineStats().threads;
+  const group =
+    shards > 1
+      ? ShardWorkers.start({ arch: net.arch, shape: { height: train.height, width: train.width, channels: train.channels }, numClasses: net.numClasses, backend: tf.getBackend(), paramCount: net.paramCount() }, train, shards - 1)
+      : undefined;
+  // One core per shard: the main thread's kernels run on 1-thread sessions while workers train.
+  if (group) setEngineThreads(1);
+  const sum = new Float32Array(group ? net.paramCount() : 0);
   try {
     for (let ep = 1; ep <= epochs; ep++) {
       if (o.maxSeconds !== undefined && ep > 1 && (Date.now() - t0) / 1000 > o.maxSeconds) break;
@@ -407,30 +489,67 @@ export function trainClassifier(net: Classifier, train: FloatImages, o: TrainOpt
         order[i] = order[j]!;
         order[j] = t;
       }
+      group?.setOrder(order);
       let lossSum = 0;
       let nb = 0;
       for (let s = 0; s < train.count; s += batch) {
         const e = Math.min(train.count, s + batch);
         const ds = (dropSeed += 97);
-        const lab = new Int32Array(e - s);
-        for (let r = 0; r < lab.length; r++) lab[r] = train.labels[order[s + r]!]!;
-        const x = gather(train, order, s, e);
-        const y = tf.tidy(() => tf.oneHot(tf.tensor1d(lab, 'int32'), C));
-        const f = () => tf.losses.softmaxCrossEntropy(y, net.logits(x, true, ds)) as tf.Scalar;
-        const loss = opt instanceof HostAdam ? opt.minimize(f, net.vars) : opt.minimize(f, true, net.vars);
-        tf.dispose([x, y]);
-        if (loss) {
-          lossSum += loss.dataSync()[0]!;
-          loss.dispose();
+        if (!group) {
+          const r = shardGradients(net, train, order, s, e, s, e, ds);
+          if (opt instanceof HostAdam) opt.applyGradients(net.vars, r.grads);
+          else {
+            const named: tf.NamedTensorMap = {};
+            net.vars.forEach((v, k) => (named[v.name] = tf.tensor(r.grads[k]!, v.shape, 'float32')));
+            opt.applyGradients(named);
+            tf.dispose(Object.values(named));
+          }
+          lossSum += r.loss;
+        } else {
+          const k = group.size + 1;
+          const bounds = Array.from({ length: k + 1 }, (_, j) => s + Math.round(((e - s) * j) / k));
+          group.begin(
+            net.vars.map((v) => v.dataSync() as Float32Array),
+            s,
+            e,
+            bounds,
+            ds,
+          );
+          const mine = bounds[1]! > s ? shardGradients(net, train, order, s, e, s, bounds[1]!, ds) : undefined;
+          let loss = mine?.loss ?? 0;
+          let off = 0;
+          for (let v = 0; v < net.vars.length; v++) {
+            const n = net.vars[v]!.size;
+            if (mine) sum.set(mine.grads[v]!, off);
+            else sum.fill(0, off, off + n);
+            off += n;
+          }
+          for (const w of group.collect()) {
+            loss += w.loss;
+            for (let i = 0; i < sum.length; i++) sum[i] += w.grads[i]!;
+          }
+          off = 0;
+          const gs = net.vars.map((v) => sum.subarray(off, (off += v.size)));
+          (opt as HostAdam).applyGradients(net.vars, gs);
+          lossSum += loss;
         }
         nb++;
       }
       const r = { epoch: ep, trainLoss: lossSum / nb, seconds: (Date.now() - t0) / 1000 };
       done.push(r);
-      o.afterEpoch?.(r);
+      if (group) setEngineThreads(threadsBefore);
+      try {
+        o.afterEpoch?.(r);
+      } finally {
+        if (group) setEngineThreads(1);
+      }
     }
   } finally {
     opt.dispose();
+    if (group) {
+      group.close();
+      setEngineThreads(threadsBefore);
+    }
   }
   return done;
 }

@@ -41,6 +41,8 @@ export interface EvaluateOptions {
   seed?: number;
   /** Stop starting new epochs after this many seconds (the last finished epoch is "final"). */
   maxSeconds?: number;
+  /** Data-parallel shards of each batch (main thread + workers; see TrainOptions.shards). */
+  shards?: number;
   onEpoch?: (e: EpochResult) => void;
 }
 
@@ -110,6 +112,7 @@ export async function evaluateSynthetic(o: EvaluateOptions): Promise<EvaluateRes
       optimizer: o.optimizer,
       seed,
       maxSeconds: o.maxSeconds,
+      shards: o.shards,
       startedAt: t0,
       afterEpoch: (e) => {
         const r = { epoch: e.epoch, trainLoss: e.trainLoss, testAccuracy: accuracyOf(net, realTest), seconds: (Date.now() - t0) / 1000 };

@@ -506,7 +506,164 @@ function maxPoolGradEq4Func(): Func {
 // ---------------------------------------------------------------------------------------------
 // Module and arenas
 
+/**
+ * adam4(p, g, m, v, out, nBytes, scal): one Adam step on nBytes/4 floats (nBytes a multiple of
+ * 16), four lanes at a time, in tfjs' operation order (engine/host/adam.ts):
+ * m = m·β1 + g·(1−β1); v = v·β2 + (g·g)·(1−β2); out = ((m/c1) / (√(v/c2) + ε))·(−lr) + p.
+ * Every f32x4 operation is an IEEE binary32 operation, i.e. exactly the `Math.fround` chain of the
+ * JS loop. scal: 8 floats β1, 1−β1, β2, 1−β2, c1, c2, ε, −lr.
+ */
+function adam4Func(): Func {
+  const [p, g, m, v, out, nBytes, scal] = [0, 1, 2, 3, 4, 5, 6];
+  const i = 7;
+  const [b1, omb1, b2, omb2, c1, c2, eps, nlr, gi, mi, vi] = [8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18];
+  const splat = (k: number): Code => [...get(scal), ...simd(0x09), ...mem(2).slice(0, 1), ...uleb(4 * k)];
+  const [f4sqrt, f4add, f4mul, f4div] = [simd(0xe3), simd(0xe4), simd(0xe6), simd(0xe7)];
+  const tee = (k: number): Code => [0x22, ...uleb(k)];
+  const at = (base: number): Code => [...get(base), ...get(i), ...add];
+  const body = [
+    ...[b1, omb1, b2, omb2, c1, c2, eps, nlr].flatMap((loc, k) => [...splat(k), ...set(loc)]),
+    ...loop(i, c32(0), get(nBytes), c32(16), [
+      ...at(g),
+      ...v128load,
+      ...set(gi),
+      // m = m·β1 + g·(1−β1)
+      ...at(m),
+      ...at(m),
+      ...v128load,
+      ...get(b1),
+      ...f4mul,
+      ...get(gi),
+      ...get(omb1),
+      ...f4mul,
+      ...f4add,
+      ...tee(mi),
+      ...v128store,
+      // v = v·β2 + (g·g)·(1−β2)
+      ...at(v),
+      ...at(v),
+      ...v128load,
+      ...get(b2),
+      ...f4mul,
+      ...get(gi),
+      ...get(gi),
+      ...f4mul,
+      ...get(omb2),
+      ...f4mul,
+      ...f4add,
+      ...tee(vi),
+      ...v128store,
+      // out = ((m/c1) / (√(v/c2) + ε))·(−lr) + p
+      ...at(out),
+      ...get(mi),
+      ...get(c1),
+      ...f4div,
+      ...get(vi),
+      ...get(c2),
+      ...f4div,
+      ...f4sqrt,
+      ...get(eps),
+      ...f4add,
+      ...f4div,
+      ...get(nlr),
+      ...f4mul,
+      ...at(p),
+      ...v128load,
+      ...f4add,
+      ...v128store,
+    ]),
+  ];
+  return { name: 'adam4', params: 7, locals: { i32: 1, v128: 11 }, body };
+}
+
+/**
+ * dropMask4(out, groups, perBytes, seeds, threshold, keepBits): inverted-dropout masks of
+ * 4·groups rows of perBytes/4 floats each, one mulberry32 stream per row (the seeds, 4 per group,
+ * at `seeds`), four rows per vector: lane k of group g draws row 4g + k. Value keepBits (the
+ * float 1/(1 − rate)) where the unsigned draw ≥ threshold, else +0 — the int32 JS loop of
+ * host/dropout.ts bit for bit.
+ */
+function dropMask4Func(): Func {
+  const [out, groups, perBytes, seeds, thr, keepBits] = [0, 1, 2, 3, 4, 5];
+  const [g, i, base, addr] = [6, 7, 8, 9];
+  const [sv, tv, thrV, keepV] = [10, 11, 12, 13];
+  const [i4add, i4mul, i4shrU, vxor, vor, vand, i4geU] = [simd(0xae), simd(0xb5), simd(0xad), simd(0x51), simd(0x50), simd(0x4e), simd(0x40)];
+  const store32Lane = (lane: number): Code => [...simd(0x5a), ...mem(2), lane];
+  const splatC = (v: number): Code => v128const([v, v, v, v]);
+  // t op (t >>> k)
+  const xorShr = (loc: number, k: number): Code => [...get(loc), ...get(loc), ...c32(k), ...i4shrU, ...vxor];
+  const lane = (k: number): Code => [...get(addr), ...c32(k), ...get(perBytes), ...mul, ...add, 0x20, ...uleb(tv), ...store32Lane(k)];
+  const body = [
+    ...get(thr),
+    ...i32x4splat,
+    ...set(thrV),
+    ...get(keepBits),
+    ...i32x4splat,
+    ...set(keepV),
+    ...loop(g, c32(0), get(groups), c32(1), [
+      ...get(seeds),
+      ...get(g),
+      ...c32(16),
+      ...mul,
+      ...add,
+      ...v128load,
+      ...set(sv),
+      ...get(out),
+      ...get(g),
+      ...get(perBytes),
+      ...mul,
+      ...c32(4),
+      ...mul,
+      ...add,
+      ...set(base),
+      ...loop(i, c32(0), get(perBytes), c32(4), [
+        // s = s + 0x6d2b79f5
+        ...get(sv),
+        ...splatC(0x6d2b79f5),
+        ...i4add,
+        ...set(sv),
+        // t = imul(s ^ (s >>> 15), s | 1)
+        ...xorShr(sv, 15),
+        ...get(sv),
+        ...splatC(1),
+        ...vor,
+        ...i4mul,
+        ...set(tv),
+        // t = t ^ (t + imul(t ^ (t >>> 7), t | 61))
+        ...get(tv),
+        ...get(tv),
+        ...xorShr(tv, 7),
+        ...get(tv),
+        ...splatC(61),
+        ...vor,
+        ...i4mul,
+        ...i4add,
+        ...vxor,
+        ...set(tv),
+        // mask = (t ^ (t >>> 14)) >=u threshold ? keepBits : 0
+        ...xorShr(tv, 14),
+        ...get(thrV),
+        ...i4geU,
+        ...get(keepV),
+        ...vand,
+        ...set(tv),
+        ...get(base),
+        ...get(i),
+        ...add,
+        ...set(addr),
+        ...lane(0),
+        ...lane(1),
+        ...lane(2),
+        ...lane(3),
+      ]),
+    ]),
+  ];
+  return { name: 'dropMask4', params: 6, locals: { i32: 4, v128: 4 }, body };
+}
+
 interface Exports {
+  dropMask4(out: number, groups: number, perBytes: number, seeds: number, threshold: number, keepBits: number): void;
+  adam4(p: number, g: number, m: number, v: number, out: number, nBytes: number, scal: number): void;
   copyRuns(dst: number, src: number, tab: number, tabBytes: number, runBytes: number, samples: number, srcStride: number): void;
   addRuns(dst: number, src: number, tab: number, tabBytes: number, runBytes: number, samples: number, srcStride: number): void;
   maxPoolRelu4(x: number, out: number, code: number, n: number, h: number, w: number, c: number, kh: number, kw: number, sh: number, sw: number, ho: number, wo: number): void;
@@ -521,7 +678,7 @@ function module(): WebAssembly.Module | null {
   compiled = null;
   if (process?.env?.DPLENS_NO_SIMD) return compiled;
   try {
-    const bytes = assemble([copyRunsFunc(false), copyRunsFunc(true), maxPoolRelu4Func(), maxPoolBack4Func(), maxPoolGradEq4Func()]);
+    const bytes = assemble([copyRunsFunc(false), copyRunsFunc(true), maxPoolRelu4Func(), maxPoolBack4Func(), maxPoolGradEq4Func(), adam4Func(), dropMask4Func()]);
     if (typeof WebAssembly === 'object' && WebAssembly.validate(bytes)) compiled = new WebAssembly.Module(bytes);
   } catch {
     compiled = null;
