@@ -78,8 +78,8 @@ function checkApplicable(args: ParsedArgs, key: string): void {
 
 const command: Command = {
   name: 'fed',
-  summary: 'federated protocols over real sockets: secure aggregation, DP-FedAvg',
-  usage: 'dplens fed simulate|server|client --protocol secagg|dp-fedavg|dp-svm [options]',
+  summary: 'federated protocols over real sockets: secure aggregation (Bonawitz, SecAgg+), DP-FedAvg, DP-SVM averaging, COPML',
+  usage: 'dplens fed simulate|server|client --protocol secagg|dp-fedavg|dp-svm|copml [options]',
   description:
     'Parties talk over WebSockets (library ws; per-message size limit, phase timeouts). A client that disconnects, times out, or sends a malformed or oversized message is a dropout, not a crash. secagg: one round of secure aggregation (Bonawitz et al. CCS 2017: X25519, AES-CTR masks, Shamir shares of mask keys and self-mask seeds, AES-GCM routed shares, Z_2^32, tolerates up to 1/3 dropouts); prints sumCorrect, survivors, bytesPerClient, expansion, seconds. dp-fedavg: user-level DP federated averaging (softmax regression) with client-side clipping and distributed discrete Gaussian noise (Kairouz et al. 2021) through secure aggregation; each round is recorded in the server\'s ledger before the sum is unmasked; writes a run folder with a report. The guarantee is user-level replace-one (ε, δ)-DP: the clients and their number are public. --compress: clients upload a compressed vector (public per-round plan, error feedback, clipped after compression; bytesPerRound and compression in the JSON). --resume: continue a crashed dp-fedavg server from its last committed round (fed-state.json; charged-but-uncommitted rounds stay charged).',
   flags: { ...stringFlags(FLAGS), ...DATA_FLAG_SPECS, resume: { type: 'boolean', help: 'dp-fedavg (simulate|server): continue the run in --out from its last committed round with its stored configuration (other flags but --data-path, --phase-timeout, --host, --port are refused); the ledger keeps every charge' } },
