@@ -25,24 +25,10 @@ import { AdamSlot, adamScalars } from '../engine/host/adam.js';
 import { mulberry32 } from '../util/prng.js';
 import { ShardWorkers } from './data-parallel.js';
 
-export type LayerDef =
-  | { kind: 'conv'; filters: number; size: number; stride: number; pad: 'valid' | 'same' }
-  | { kind: 'maxpool'; size: number; stride: number }
-  | { kind: 'dropout'; rate: number }
-  | { kind: 'dense'; units: number };
-
-export interface ClassifierArch {
-  /** Stable name used in JSON output and cache keys. */
-  name: string;
-  /** One line for docs and the report. */
-  description: string;
-  /** Hidden layers; the final Dense(classes) layer is added by `buildClassifier`. */
-  layers: LayerDef[];
-  /** Default training recipe (Adam). */
-  epochs: number;
-  batchSize: number;
-  learningRate: number;
-}
+// The plain data types live in classifier-types.ts so that data-parallel.ts (imported here)
+// can use them without an import cycle.
+import type { ClassifierArch, FloatImages, LayerDef } from './classifier-types.js';
+export type { ClassifierArch, FloatImages, LayerDef } from './classifier-types.js';
 
 /** The default-protocol network (spec §7): Conv32-MaxPool-Dropout-Conv64-Dropout-Dense64. */
 export const SPEC7_CNN: ClassifierArch = {
@@ -265,15 +251,6 @@ export class Classifier {
   }
 }
 
-/** Images as floats in [0, 1], converted once per set (batches are then row copies). */
-export interface FloatImages {
-  data: Float32Array;
-  labels: Int32Array;
-  count: number;
-  height: number;
-  width: number;
-  channels: number;
-}
 
 export function toFloatImages(s: ImageBatch, index?: ArrayLike<number>): FloatImages {
   const per = s.height * s.width * s.channels;

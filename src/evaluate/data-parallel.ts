@@ -26,7 +26,7 @@
  * error inside a worker during training is re-thrown on the main thread.
  */
 import { Worker } from 'node:worker_threads';
-import type { ClassifierArch, FloatImages } from './classifiers.js';
+import type { ClassifierArch, FloatImages } from './classifier-types.js';
 
 const READY_TIMEOUT_MS = 120_000;
 const STEP_TIMEOUT_MS = 600_000;
