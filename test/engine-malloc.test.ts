@@ -30,7 +30,8 @@ test('relaunchWithMallocTuning: one relaunch with GLIBC_TUNABLES set, arguments 
   assert.deepEqual(o.args, ['a', '--b']);
 });
 
-test('relaunchWithMallocTuning: SIGTERM to the launcher ends the relaunched process too', { skip: process.platform !== 'linux' }, async () => {
+/** A launcher process whose entry point relaunches itself with the tuning; the relaunched child idles. */
+async function startLauncher(): Promise<{ launcher: ReturnType<typeof spawn>; childPid: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'dplens-malloc-'));
   const script = join(dir, 'entry.mjs');
   const pidFile = join(dir, 'child.pid');
@@ -48,52 +49,35 @@ test('relaunchWithMallocTuning: SIGTERM to the launcher ends the relaunched proc
     if (Date.now() - t0 > 60_000) throw new Error('relaunched child did not start');
     await new Promise((r) => setTimeout(r, 100));
   }
-  const childPid = Number(readFileSync(pidFile, 'utf8'));
+  return { launcher, childPid: Number(readFileSync(pidFile, 'utf8')) };
+}
+
+/** Whether process `pid` ends within `ms`. */
+async function endsWithin(pid: number, ms: number): Promise<boolean> {
+  for (const t0 = Date.now(); Date.now() - t0 < ms; await new Promise((r) => setTimeout(r, 100))) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return true;
+    }
+  }
+  return false;
+}
+
+test('relaunchWithMallocTuning: SIGTERM to the launcher ends the relaunched process too', { skip: process.platform !== 'linux' }, async () => {
+  const { launcher, childPid } = await startLauncher();
   const exited = new Promise<number | null>((r) => launcher.on('exit', (code) => r(code)));
   launcher.kill('SIGTERM');
   assert.equal(await exited, 128 + 15, 'the launcher exits with the child status (terminated by SIGTERM)');
-  let alive = true;
-  for (let i = 0; i < 50 && alive; i++) {
-    try {
-      process.kill(childPid, 0);
-      await new Promise((r) => setTimeout(r, 100));
-    } catch {
-      alive = false;
-    }
-  }
+  const alive = !(await endsWithin(childPid, 5000));
   assert.equal(alive, false, 'the relaunched process ended');
 });
 
 test('relaunchWithMallocTuning: kill -9 of the launcher ends the relaunched process too (no orphaned run)', { skip: process.platform !== 'linux' }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'dplens-malloc-'));
-  const script = join(dir, 'entry.mjs');
-  const pidFile = join(dir, 'child.pid');
-  const mod = pathToFileURL(join(import.meta.dirname, '..', 'src', 'engine', 'malloc-tuning.ts')).href;
-  writeFileSync(
-    script,
-    `const m = await import(${JSON.stringify(mod)});\nconst r = m.relaunchWithMallocTuning();\nif (r) process.exit(await r);\n(await import('node:fs')).writeFileSync(${JSON.stringify(pidFile)}, String(process.pid));\nsetInterval(() => {}, 1000);\n`,
-  );
-  const env = { ...process.env };
-  delete env.GLIBC_TUNABLES;
-  delete env.DPLENS_MALLOC_RELAUNCH;
-  const launcher = spawn(process.execPath, ['--import', 'tsx', script], { env, stdio: 'ignore' });
-  const t0 = Date.now();
-  while (!existsSync(pidFile) || readFileSync(pidFile, 'utf8') === '') {
-    if (Date.now() - t0 > 60_000) throw new Error('relaunched child did not start');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const childPid = Number(readFileSync(pidFile, 'utf8'));
+  const { launcher, childPid } = await startLauncher();
   const exited = new Promise<void>((r) => launcher.on('exit', () => r()));
   launcher.kill('SIGKILL');
   await exited;
-  let alive = true;
-  for (let i = 0; i < 100 && alive; i++) {
-    try {
-      process.kill(childPid, 0);
-      await new Promise((r) => setTimeout(r, 100));
-    } catch {
-      alive = false;
-    }
-  }
+  const alive = !(await endsWithin(childPid, 10000));
   assert.equal(alive, false, 'the relaunched process ended with its launcher');
 });
