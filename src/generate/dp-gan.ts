@@ -52,7 +52,7 @@ import type { Sequential } from '../nn/layers/index.js';
 import type { ImageDataset } from '../data/types.js';
 import { ConditionalGenerator } from './generator.js';
 import { balancedLabels, GENERATOR_CHECKPOINT_FORMAT, SavedGenerator } from './voting-gan.js';
-import { addGaussianNoise, poissonGaussianAuditMechanism, poissonSubsample } from './gaussian-release.js';
+import { addGaussianNoise, pixelRows, poissonGaussianAuditMechanism, poissonSubsample } from './gaussian-release.js';
 import { fitDeadline, StepReleaseGate } from './step-gate.js';
 import { calibrateWithWarmup, centralImagesFromJson, centralImagesToJson, releaseCentralImages, warmUp, warmupFactsOf, warmupPlan, WARMUP_DEFAULTS, WARMUP_HYPER, type CentralImages, type CentralImagesJson, type WarmupHyper, type WarmupPlan } from './warmup.js';
 import { buildDiscriminator, discriminatorClippedSum, discriminatorInput, generatorLoss, headSelector, namedGrads } from './gan-models.js';
@@ -128,15 +128,6 @@ export function dpGanMechanism(h: DpGanHyper, facts: { trainCount: number; numCl
 }
 
 /** Images [k, H·W] in [0, 1] of rows `idx` of a split. */
-function rowsOf(images: Uint8Array, idx: Int32Array, d: number): Float32Array {
-  const out = new Float32Array(idx.length * d);
-  for (let k = 0; k < idx.length; k++) {
-    const o = idx[k]! * d;
-    for (let t = 0; t < d; t++) out[k * d + t] = images[o + t]! / 255;
-  }
-  return out;
-}
-
 function latent(rng: RandomSource, m: number, zDim: number): tf.Tensor2D {
   const u = new Float32Array(m * zDim);
   rng.uniform(u);
@@ -250,7 +241,7 @@ export function pretrainOnPublic(pair: GanPair, pub: ImageDataset, steps: number
     const fakeLabels = h.publicLabels === 'mapped' ? balancedLabels(rng, B, C) : null;
     const z = latent(rng, B, h.zDim);
     const fake = pair.fakes(z, fakeLabels);
-    pair.discriminatorStep(rowsOf(pub.train.images, idx, d), mapLabels(idx), fake, fakeLabels, 1e6, 0, 2 * B, rng);
+    pair.discriminatorStep(pixelRows(pub.train.images, idx, d), mapLabels(idx), fake, fakeLabels, 1e6, 0, 2 * B, rng);
     z.dispose();
     fake.dispose();
     pair.generatorStep(h.publicLabels === 'mapped' ? balancedLabels(rng, B, C) : null, rng);
@@ -387,7 +378,7 @@ class DpGanGenerator implements DpGenerator {
       }
       // private: the Poisson sample
       const idx = poissonSubsample(n, q, rng);
-      const real = rowsOf(data.train.images, idx, d);
+      const real = pixelRows(data.train.images, idx, d);
       const realLabels = Int32Array.from(idx, (i) => data.train.labels[i]!);
       this.pair.discriminatorStep(real, realLabels, fake, fakeLabels, h.clip, sigma, h.batch + h.genBatch, rng);
       real.fill(0);

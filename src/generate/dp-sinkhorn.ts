@@ -42,7 +42,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { calibrateNoise, DpEvents, type DpEvent, type RandomSource } from '../privacy/index.js';
-import { addGaussianNoise as addStepNoise, poissonGaussianAuditMechanism, poissonSubsample } from './gaussian-release.js';
+import { addGaussianNoise as addStepNoise, pixelRows, poissonGaussianAuditMechanism, poissonSubsample } from './gaussian-release.js';
 import { fitDeadline, StepReleaseGate } from './step-gate.js';
 
 export { poissonSubsample };
@@ -279,13 +279,8 @@ class DpSinkhornGenerator implements DpGenerator {
       }
       // private: the Poisson sample and its gradient statistic
       const idx = poissonSubsample(n, q, rng);
-      const real = new Float32Array(idx.length * d);
-      const realLabels = new Int32Array(idx.length);
-      for (let k = 0; k < idx.length; k++) {
-        const i = idx[k]!;
-        realLabels[k] = data.train.labels[i]!;
-        for (let t = 0; t < d; t++) real[k * d + t] = data.train.images[i * d + t]! / 255;
-      }
+      const real = pixelRows(data.train.images, idx, d);
+      const realLabels = Int32Array.from(idx, (i) => data.train.labels[i]!);
       const r = sinkhornLossGradient({ x: xs.subarray(0, Bg * d), xLabels: labels, xFresh: xs.subarray(Bg * d), real, realLabels, d, cost, sinkhornEps: h.sinkhornEps, sinkhornIters: h.sinkhornIters });
       real.fill(0);
       clipL2(r.gx, h.clip);

@@ -52,7 +52,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { calibrateNoise, DpEvents, type DpEvent, type RandomSource } from '../privacy/index.js';
 import { clippedSum } from '../nn/index.js';
 import { readCheckpoint, readCheckpointHeader, writeCheckpoint, type CheckpointLayout } from '../nn/checkpoint.js';
-import { addGaussianNoise, poissonGaussianAuditMechanism, poissonSubsample } from './gaussian-release.js';
+import { addGaussianNoise, pixelRows, poissonGaussianAuditMechanism, poissonSubsample } from './gaussian-release.js';
 import { fitDeadline, StepReleaseGate } from './step-gate.js';
 import { balancedLabels } from './voting-gan.js';
 import { ConditionalVae, ParamAdam, type VaeConfig } from './vae-model.js';
@@ -112,12 +112,7 @@ export function vaeConfig(h: Dp2VaeHyper, data: { height: number; width: number;
 
 /** Images [B, d] in [0, 1] of the given record indices. */
 function imageBatch(images: Uint8Array, idx: Int32Array, d: number): tf.Tensor2D {
-  const x = new Float32Array(idx.length * d);
-  for (let k = 0; k < idx.length; k++) {
-    const off = idx[k]! * d;
-    for (let t = 0; t < d; t++) x[k * d + t] = images[off + t]! / 255;
-  }
-  return tf.tensor2d(x, [idx.length, d]);
+  return tf.tensor2d(pixelRows(images, idx, d), [idx.length, d]);
 }
 
 function normalTensor(rng: RandomSource, rows: number, cols: number): tf.Tensor2D {

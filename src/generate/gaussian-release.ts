@@ -16,6 +16,16 @@ export function poissonSubsample(n: number, q: number, rng: RandomSource): Int32
   return Int32Array.from(out);
 }
 
+/** Rows idx of a uint8 image matrix (d pixels per row) as floats in [0, 1]: a Poisson batch's pixels. */
+export function pixelRows(images: Uint8Array, idx: Int32Array, d: number): Float32Array {
+  const out = new Float32Array(idx.length * d);
+  for (let k = 0; k < idx.length; k++) {
+    const o = idx[k]! * d;
+    for (let t = 0; t < d; t++) out[k * d + t] = images[o + t]! / 255;
+  }
+  return out;
+}
+
 /** v += N(0, σ²I) from the run's RandomSource (σ = 0: nothing, a non-private run). */
 export function addGaussianNoise(v: Float32Array | Float64Array, sigma: number, rng: RandomSource): void {
   if (!(sigma > 0)) return;
