@@ -205,3 +205,28 @@ test('spawned: a reader that closes the pipe early (dplens … | true) is not an
   assert.match(r.stderr, /status 0\n$/);
   assert.doesNotMatch(r.stderr, /EPIPE|Unhandled|internal error/);
 });
+
+test('dplens synth --method M --help lists only M\'s flags with M\'s help and M\'s relation', async () => {
+  const { GENERATORS } = await import('../src/generate/index.js');
+  const general = await dplensInProcess('synth', '--help');
+  // The general description names each method's own relation, never one relation for all.
+  for (const p of GENERATORS) assert.ok(general.stdout.includes(`${p.name} [${p.relation}]:`), `${p.name}'s relation named`);
+  assert.ok(!/accounting under the replace-one neighbouring relation/.test(general.stdout), 'no blanket replace-one claim');
+  for (const p of GENERATORS) {
+    for (const argv of [['--method', p.name, '--help'], [`--method=${p.name}`, '-h']]) {
+      const r = await dplensInProcess('synth', ...argv);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`^Usage: dplens synth --method ${p.name}\\b`, 'm'));
+      assert.ok(r.stdout.includes(`Neighbouring relation of its proof: ${p.relation}.`), `${p.name} relation`);
+      const listed = new Set([...r.stdout.matchAll(/^ {2}--([a-z0-9-]+)/gm)].map((m) => m[1]!));
+      for (const h of p.hyperParameters) {
+        assert.ok(listed.has(h.flag), `${p.name} lists --${h.flag}`);
+        const line = r.stdout.split('\n').find((l) => l.startsWith(`  --${h.flag} `))!;
+        assert.ok(line.endsWith(h.help), `--${h.flag} shows ${p.name}'s own help`);
+      }
+      for (const other of GENERATORS)
+        for (const h of other.hyperParameters)
+          if (!p.hyperParameters.some((o) => o.flag === h.flag)) assert.ok(!listed.has(h.flag), `${p.name} help omits ${other.name}'s --${h.flag}`);
+    }
+  }
+});

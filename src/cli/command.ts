@@ -12,6 +12,11 @@ export interface Command {
   description: string;
   flags: Record<string, FlagSpec>;
   examples: string[];
+  /**
+   * Help specialised by the other arguments of a `--help` call (e.g. `dplens synth --method dp-gan
+   * --help` lists only dp-gan's flags, with dp-gan's own help text); undefined = the general help.
+   */
+  helpFor?(argv: string[]): Pick<Command, 'usage' | 'description' | 'flags' | 'examples'> | undefined;
   /** Returns the process exit code. Throw UsageError for bad input (exit 2, one line). */
   run(args: ParsedArgs, out: Output, argv: string[]): Promise<number>;
 }

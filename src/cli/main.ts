@@ -63,7 +63,8 @@ export async function main(argv: string[], io: MainIo = PROCESS_IO): Promise<num
   const json = rest.includes('--json');
   try {
     if (rest.includes('--help') || rest.includes('-h')) {
-      io.out(formatHelp(cmd.usage, cmd.description, cmd.flags, cmd.examples) + '\n');
+      const h = cmd.helpFor?.(rest) ?? cmd;
+      io.out(formatHelp(h.usage, h.description, h.flags, h.examples) + '\n');
       return 0;
     }
     const args = parseArgs(rest, cmd.flags);

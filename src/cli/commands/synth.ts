@@ -35,23 +35,54 @@ function hyperFlagSpecs(): Record<string, FlagSpec> {
 
 const methodList = generatorNames();
 
-const command: Command = {
-  name: 'synth',
-  summary: `private synthetic images (${methodList.join(', ')})`,
-  usage: `dplens synth --method ${methodList.join('|')} --data mnist|fashion-mnist|pneumonia|PATH --epsilon E --delta D --out DIR [options] [--json]`,
-  description:
-    'Fits a DP generator on the private data and writes synthetic images. Every release is recorded in DIR/ledger.jsonl before it is used, with data-independent RDP accounting under the replace-one neighbouring relation (n public); fitting stops before the first release that would exceed --epsilon, and a budget too small for even one step is an error. Methods (--method): ' +
-    GENERATORS.map((p) => `${p.name}: ${p.description}`).join('; ') +
-    '. Hyper-parameters default to the method\'s preset closest in epsilon (--preset); flags marked [method] apply only to those methods, and giving one to another method is an error. DataLens and G-PATE default to kernel teachers (non-parametric, one per record); neural-* presets (DataLens) use trained MLP teachers, paper-* the published runs (see src/generate/README.md).',
-  flags: {
+/** The flags every method accepts (the data, budget, output and preset flags). */
+function commonSynthFlags(presets: string): Record<string, FlagSpec> {
+  return {
     method: { type: 'string', help: `${methodList.join(' | ')} (default ${methodList[0]})` },
     ...DATA_FLAG_SPECS,
     epsilon: { type: 'string', help: 'privacy budget epsilon (> 0)' },
     delta: { type: 'string', help: 'privacy budget delta in (0, 1) (default 1e-5)' },
     samples: { type: 'string', help: 'synthetic samples to write (default 60000)' },
-    preset: { type: 'string', help: 'hyper-parameter preset; ' + GENERATORS.map((p) => `${p.name}: ${Object.keys(p.presets).join('|')}`).join('; ') },
+    preset: { type: 'string', help: `hyper-parameter preset; ${presets}` },
+  };
+}
+
+/** The value of --method in a raw argument list (`--method X` or `--method=X`), if any. */
+function methodInArgv(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--method') return argv[i + 1];
+    if (a.startsWith('--method=')) return a.slice('--method='.length);
+  }
+  return undefined;
+}
+
+const command: Command = {
+  name: 'synth',
+  summary: `private synthetic images (${methodList.join(', ')})`,
+  usage: `dplens synth --method ${methodList.join('|')} --data mnist|fashion-mnist|pneumonia|PATH --epsilon E --delta D --out DIR [options] [--json]`,
+  description:
+    'Fits a DP generator on the private data and writes synthetic images. Every release is recorded in DIR/ledger.jsonl before it is used, with data-independent accounting under the neighbouring relation each method\'s proof uses (named per method below, with what it treats as public); fitting stops before the first release that would exceed --epsilon, and a budget too small for even one step is an error. Methods (--method): ' +
+    GENERATORS.map((p) => `${p.name} [${p.relation}]: ${p.description}`).join('; ') +
+    '. Hyper-parameters default to the method\'s preset closest in epsilon (--preset); flags marked [method] apply only to those methods, and giving one to another method is an error (`dplens synth --method M --help` lists only M\'s flags, with M\'s own help). DataLens and G-PATE default to kernel teachers (non-parametric, one per record); neural-* presets (DataLens) use trained MLP teachers, paper-* the published runs (see src/generate/README.md).',
+  flags: {
+    ...commonSynthFlags(GENERATORS.map((p) => `${p.name}: ${Object.keys(p.presets).join('|')}`).join('; ')),
     ...hyperFlagSpecs(),
     ...RUN_FLAGS,
+  },
+  helpFor(argv) {
+    const name = methodInArgv(argv);
+    const p = name === undefined ? undefined : findGenerator(name);
+    if (!p) return undefined;
+    const flags: Record<string, FlagSpec> = commonSynthFlags(Object.entries(p.presets).map(([k, v]) => `${k} (${v.description})`).join('; '));
+    for (const h of p.hyperParameters) flags[h.flag] = { type: h.type === 'boolean' ? 'boolean' : 'string', help: h.help };
+    for (const f of p.runFlags) flags[f] = RUN_FLAGS[f];
+    return {
+      usage: `dplens synth --method ${p.name} --data mnist|fashion-mnist|pneumonia|PATH --epsilon E --delta D --out DIR [options] [--json]`,
+      description: `${p.name}: ${p.description}. Neighbouring relation of its proof: ${p.relation}. Treated as public: ${p.treatedAsPublic.join('; ')}. Every release is recorded in DIR/ledger.jsonl before it is used; fitting stops before the first release that would exceed --epsilon. Without --preset the preset closest in epsilon for the data set is used.`,
+      flags,
+      examples: [`dplens synth --method ${p.name} --data mnist --epsilon 1 --delta 1e-5 --out runs/${p.name}-mnist-eps1 --json`],
+    };
   },
   examples: [
     'dplens synth --method datalens --data mnist --epsilon 1 --delta 1e-5 --out runs/dl-mnist-eps1 --json',
