@@ -44,7 +44,7 @@ time(`discriminator DP-SGD step (B=${h.batch} expected real + ${h.genBatch} fake
   const fl = balancedLabels(rng, h.genBatch, 10);
   const z = tf.randomUniform([h.genBatch, h.zDim], -1, 1) as tf.Tensor2D;
   const f = pair.fakes(z, fl);
-  pair.discriminatorStep(real, lab, f, fl, h.clip, h.clip, k + h.genBatch, rng);
+  pair.discriminatorStep(real, lab, f, fl, h.clip, h.clip, { real: k, fake: h.genBatch }, rng);
   f.dispose();
   z.dispose();
   return k + h.genBatch;

@@ -5,7 +5,7 @@
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -13,7 +13,8 @@ import { DpEvents, dpsgdEpsilon, PrivacyLedger, RdpAccountant, seededRandom } fr
 import { loadFashionMnist, loadMnist, readNpz, type ImageDataset } from '../src/data/index.js';
 import { ensureEngine, findGenerator, resolvePluginHyper } from '../src/generate/index.js';
 import { releaseCentralImages } from '../src/generate/warmup.js';
-import { dpGanMechanism, dpGanNoiseMultiplier, dpGanPlugin, type DpGanHyper } from '../src/generate/dp-gan.js';
+import { SavedGenerator } from '../src/generate/voting-gan.js';
+import { dpGanMechanism, dpGanNoiseMultiplier, dpGanPlugin, GanPair, type DpGanHyper } from '../src/generate/dp-gan.js';
 import { bceLoss, buildDiscriminator, discriminatorClippedSum, headSelector } from '../src/generate/gan-models.js';
 import { mechanismAuditStrategy, replayGaussianRelease, summarizeAudit } from '../src/audit/index.js';
 import type { GaussianReleaseMechanism } from '../src/generate/types.js';
@@ -234,6 +235,85 @@ test('dp-gan killed between the warm-up release and its checkpoint: the resumed 
       const phases = ledger.entries.map((e) => (e.meta?.phase === 'warm-up' ? 'warm-up' : e.event.kind));
       assert.deepEqual(phases, [...Array<string>(charged).fill('warm-up'), 'poissonSampled', 'poissonSampled']);
     } finally {
+      ledger.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('discriminator update at large batch: chunked per-example passes give the unchunked sum, and the update is Σ clip(real)/B + Σ clip(fake)/B_f (two public denominators)', () => {
+  const shape = { height: 8, width: 8, numClasses: 3 };
+  const h = { ...dpGanPlugin.defaults, ...TINY, discChannels: 4, genBatch: 4 };
+  const k = 10;
+  const m = 4;
+  const rng = seededRandom(5);
+  const real = new Float32Array(k * 64);
+  rng.uniform(real);
+  const realLabels = Int32Array.from({ length: k }, (_, i) => i % 3);
+  const fakeLabels = Int32Array.from([0, 1, 2, 0]);
+  const fakeValues = new Float32Array(m * 64);
+  rng.uniform(fakeValues);
+  const fake = tf.tensor2d(fakeValues, [m, 64]);
+  const clip = 0.05;
+  const updates = [1, 3, 100].map((discChunk) => {
+    const pair = new GanPair({ ...h, discChunk }, shape, 1, 2);
+    const { update } = pair.discriminatorUpdate(real, realLabels, fake, fakeLabels, clip, 0, { real: 16, fake: 4 }, seededRandom(1));
+    const v = update.map((t) => (t.dataSync() as Float32Array).slice());
+    update.forEach((t) => t.dispose());
+    // the reference: one unchunked clipped sum per term, from gan-models.ts
+    const want = tf.tidy(() => {
+      const D = pair.discriminator;
+      const sr = discriminatorClippedSum(D, tf.reshape(tf.sub(tf.mul(tf.tensor2d(real, [k, 64]), 2), 1), [k, 8, 8, 1]) as tf.Tensor4D, new Int32Array(k).fill(1), headSelector(k, realLabels, 3), clip).grads;
+      const sf = discriminatorClippedSum(D, tf.reshape(tf.sub(tf.mul(fake, 2), 1), [m, 8, 8, 1]) as tf.Tensor4D, new Int32Array(m), headSelector(m, fakeLabels, 3), clip).grads;
+      return sr.map((g, i) => (tf.add(tf.div(g, 16), tf.div(sf[i]!, 4)).dataSync() as Float32Array).slice());
+    });
+    want.forEach((w, j) => w.forEach((x, i) => assert.ok(Math.abs(x - v[j]![i]!) <= 1e-6 + 1e-4 * Math.abs(x), `chunk ${discChunk}: param ${j}[${i}] ${v[j]![i]} vs ${x}`)));
+    pair.dispose();
+    return v;
+  });
+  // the fake term is not divided by B + B_f: it carries weight 1/B_f (its norm ≤ C, not ≤ C·B_f/(B + B_f))
+  const pooled = new GanPair({ ...h, discChunk: 100 }, shape, 1, 2);
+  const p = pooled.discriminatorUpdate(real, realLabels, fake, fakeLabels, clip, 0, 20, seededRandom(1));
+  const pv = p.update.map((t) => (t.dataSync() as Float32Array).slice());
+  p.update.forEach((t) => t.dispose());
+  pooled.dispose();
+  assert.ok(pv.some((w, j) => w.some((x, i) => Math.abs(x - updates[0]![j]![i]!) > 1e-6)), 'the pooled form differs');
+  fake.dispose();
+});
+
+test('generator EMA (--ema): the EMA weights differ from the trained ones, samples and generator.json use them, generator-raw.json keeps the trained ones and a resume restores both', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dplens-gan-ema-'));
+  try {
+    const hyper = { ...TINY, steps: 500, ema: 0.9 };
+    await runSynthesis({ method: 'dp-gan', data: 'mnist', epsilon: 1, delta: 1e-5, out: dir, samples: 20, seed: 4, maxSteps: 6, preset: 'plain', hyper }, { dataOverride: mnist });
+    const genDir = join(dir, 'generator');
+    assert.ok(existsSync(join(genDir, 'generator-raw.json')));
+    const ledger = PrivacyLedger.open(join(mkdtempSync(join(tmpdir(), 'dplens-gan-ema-l-')), 'ledger.jsonl'), { accountant: 'rdp', relation: 'add-remove', create: true, budget: { epsilon: 1, delta: 1e-5 } });
+    const gen = dpGanPlugin.create({ data: mnist, budget: { epsilon: 1, delta: 1e-5 }, ledger, random: seededRandom(11) }, resolvePluginHyper(dpGanPlugin, 'plain', hyper as Partial<DpGanHyper>), { maxSteps: 0, maxMinutes: Infinity });
+    try {
+      await gen.load(genDir);
+      const pair = (gen as unknown as { pair: GanPair }).pair;
+      const raw = pair.generator.snapshot();
+      const ema = pair.emaGenerator!.snapshot();
+      assert.equal(pair.emaUpdates, 3, '6 D steps at n_D = 2: 3 generator steps folded in');
+      assert.ok(raw.some((p, i) => p.values.some((v, k) => Math.abs(v - ema[i]!.values[k]!) > 1e-6)), 'the EMA differs from the trained weights');
+      // generator.json (what loadSampler and `dplens sample` read) holds the EMA weights
+      const saved = SavedGenerator.load(genDir);
+      saved.generator.snapshot().forEach((p, i) => assert.deepEqual(p.values, ema[i]!.values, `generator.json ${p.name}`));
+      saved.dispose();
+      // sample() draws from the EMA: the saved sampler with the same latent stream gives the same images
+      const labels = Int32Array.from({ length: 16 }, (_, i) => i % 10);
+      const got = await gen.sample(16, labels);
+      const rng = seededRandom(11);
+      rng.nextUint32();
+      rng.nextUint32(); // the two initial-weight seeds the constructor drew
+      const s = findGenerator('dp-gan')!.loadSampler(genDir);
+      const want = await s.sample(16, rng, labels);
+      s.dispose();
+      assert.deepEqual(got.images, want.images);
+    } finally {
+      gen.dispose();
       ledger.close();
     }
   } finally {
