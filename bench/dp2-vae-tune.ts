@@ -19,10 +19,9 @@ import { dp2VaePlugin, sampleVae, type Dp2VaeHyper } from '../src/generate/dp2-v
 import type { ConditionalVae } from '../src/generate/vae-model.js';
 import { balancedLabels } from '../src/generate/voting-gan.js';
 import { evaluateSynthetic } from '../src/evaluate/synthetic-eval.js';
+import { benchArgs } from './bench-args.js';
 
-const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1]!);
-const get = (k: string, d: string) => args.get(k) ?? d;
+const get = benchArgs();
 
 await ensureEngine();
 const dataName = get('data', 'mnist');

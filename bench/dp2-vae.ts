@@ -16,10 +16,9 @@ import { ensureEngine } from '../src/engine/index.js';
 import { PrivacyLedger, seededRandom, keyedFingerprint } from '../src/privacy/index.js';
 import { resolvePluginHyper } from '../src/generate/plugin.js';
 import { dp2VaePlugin } from '../src/generate/dp2-vae.js';
+import { benchArgs } from './bench-args.js';
 
-const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1]!);
-const get = (k: string, d: string) => args.get(k) ?? d;
+const get = benchArgs();
 
 await ensureEngine();
 const dataName = get('data', 'mnist');
@@ -40,7 +39,7 @@ for (const B of get('batches', '600,2000,4000').split(',').map(Number)) {
     hidden: Number(get('hidden', '400')),
     zDim: Number(get('latent', '16')),
     encoderShare: Number(get('encoder-share', '1')),
-    ...(args.has('chunk') ? { chunk: Number(get('chunk', '0')) } : {}),
+    ...(get.has('chunk') ? { chunk: Number(get('chunk', '0')) } : {}),
   });
   let gen = dp2VaePlugin.create(ctx, h, { maxSteps: warm, maxMinutes: Infinity });
   await gen.fit();

@@ -12,10 +12,9 @@ import { seededRandom } from '../src/privacy/index.js';
 import { balancedLabels } from '../src/generate/voting-gan.js';
 import { pixelRows } from '../src/generate/gaussian-release.js';
 import { loadMnist } from '../src/data/index.js';
+import { benchArgs } from './bench-args.js';
 
-const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1]!);
-const get = (k: string, d: string) => args.get(k) ?? d;
+const get = benchArgs();
 
 await ensureEngine();
 const mnist = loadMnist();

@@ -19,10 +19,9 @@ import { dpGanPlugin, dpGanStepEvent, type GanPair } from '../src/generate/dp-ga
 import { resolvePluginHyper } from '../src/generate/plugin.js';
 import { calibrateWithWarmup, releaseCentralImages, warmUp, warmupFactsOf, warmupPlan, WARMUP_DEFAULTS, type WarmupKind } from '../src/generate/warmup.js';
 import { evaluateSynthetic } from '../src/evaluate/synthetic-eval.js';
+import { benchArgs } from './bench-args.js';
 
-const args = new Map<string, string>();
-for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1]!);
-const get = (k: string, d: string) => args.get(k) ?? d;
+const get = benchArgs();
 
 await ensureEngine();
 const dataName = get('data', 'mnist');
@@ -31,7 +30,7 @@ const eps = Number(get('eps', '1'));
 const delta = 1e-5;
 const T = Number(get('steps', '300'));
 const out = get('out', '/tmp/warmup-dpgan');
-const seed = args.has('seed') ? Number(args.get('seed')) : undefined;
+const seed = get.has('seed') ? Number(get('seed', '')) : undefined;
 for (const kind of get('warmup', 'none,class-means').split(',') as WarmupKind[]) {
   const t0 = Date.now();
   const dir = join(out, `${dataName}-eps${eps}-${kind}`);
