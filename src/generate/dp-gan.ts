@@ -222,27 +222,25 @@ export class GanPair {
    * Σ_i clip_C(∇ℓ_i) over `rows` rows of D's input (built per chunk by `input(s, e)`, targets
    * `target`, labels or null), in chunks of h.discChunk rows so that the per-example gradient
    * records stay bounded at any batch size; the sum over chunks is the same sum. Returns one
-   * tensor per D parameter (null when rows = 0) and the sum of pre-clip norms.
+   * tensor per D parameter (null when rows = 0). No pre-clip norm is read back: it would be a
+   * private statistic and a device sync per chunk, and nothing uses it.
    */
-  private clippedSumChunked(rows: number, input: (s: number, e: number) => tf.Tensor4D, target: 0 | 1, labels: Int32Array | null, clip: number): { sum: tf.Tensor[] | null; normSum: number } {
+  private clippedSumChunked(rows: number, input: (s: number, e: number) => tf.Tensor4D, target: 0 | 1, labels: Int32Array | null, clip: number): tf.Tensor[] | null {
     const C = this.shape.numClasses;
     const chunk = Math.max(1, this.h.discChunk);
     let sum: tf.Tensor[] | null = null;
-    let normSum = 0;
     for (let s = 0; s < rows; s += chunk) {
       const e = Math.min(rows, s + chunk);
       const prev: tf.Tensor[] | null = sum;
-      const r: { grads: tf.Tensor[]; normSum: tf.Tensor } = tf.tidy(() => {
+      const grads: tf.Tensor[] = tf.tidy(() => {
         const targets = new Int32Array(e - s).fill(target);
-        const { grads, norms } = discriminatorClippedSum(this.discriminator, input(s, e), targets, headSelector(e - s, labels ? labels.subarray(s, e) : null, C), clip);
-        return { grads: prev ? grads.map((g, i) => tf.add(prev[i]!, g)) : grads, normSum: tf.sum(norms) };
+        const chunkSum = discriminatorClippedSum(this.discriminator, input(s, e), targets, headSelector(e - s, labels ? labels.subarray(s, e) : null, C), clip).grads;
+        return prev ? chunkSum.map((g, i) => tf.add(prev[i]!, g)) : chunkSum;
       });
       prev?.forEach((t) => t.dispose());
-      sum = r.grads;
-      normSum += r.normSum.dataSync()[0]!;
-      r.normSum.dispose();
+      sum = grads;
     }
-    return { sum, normSum };
+    return sum;
   }
 
   /**
@@ -253,9 +251,9 @@ export class GanPair {
    * one tensor per D parameter (the caller disposes them). `denominator` {real, fake} gives the
    * two public denominators (the private phase: B and B_f, so that a real batch much larger than
    * the fake one does not drown the fake term); a number n is the pooled form
-   * (Σ_real + noise + Σ_fake) / n. Also returns the mean pre-clip norm.
+   * (Σ_real + noise + Σ_fake) / n.
    */
-  discriminatorUpdate(real: Float32Array, realLabels: Int32Array | null, fake: tf.Tensor2D, fakeLabels: Int32Array | null, clip: number, sigma: number, denominator: DiscriminatorDenominator, rng: RandomSource): { update: tf.Tensor[]; meanNorm: number } {
+  discriminatorUpdate(real: Float32Array, realLabels: Int32Array | null, fake: tf.Tensor2D, fakeLabels: Int32Array | null, clip: number, sigma: number, denominator: DiscriminatorDenominator, rng: RandomSource): { update: tf.Tensor[] } {
     const { height: H, width: W } = this.shape;
     const d = H * W;
     const k = real.length / d;
@@ -267,27 +265,26 @@ export class GanPair {
     const f = this.clippedSumChunked(m, (s, e) => discriminatorInput(tf.slice(fake, [s, 0], [e - s, d]), this.shape), 0, fakeLabels, clip);
     const update = tf.tidy(() =>
       params.map((p, i) => {
-        let g: tf.Tensor = r.sum ? r.sum[i]! : tf.zerosLike(p.value);
+        let g: tf.Tensor = r ? r[i]! : tf.zerosLike(p.value);
         if (sigma > 0) {
           const noise = new Float32Array(p.value.size);
           addGaussianNoise(noise, sigma, rng);
           g = tf.add(g, tf.tensor(noise, p.value.shape));
         }
         g = tf.div(g, dReal);
-        return f.sum ? tf.add(g, tf.div(f.sum[i]!, dFake)) : g;
+        return f ? tf.add(g, tf.div(f[i]!, dFake)) : g;
       }),
     );
-    r.sum?.forEach((t) => t.dispose());
-    f.sum?.forEach((t) => t.dispose());
-    return { update, meanNorm: (r.normSum + f.normSum) / Math.max(1, k + m) };
+    r?.forEach((t) => t.dispose());
+    f?.forEach((t) => t.dispose());
+    return { update };
   }
 
-  /** discriminatorUpdate applied with Adam; returns the mean pre-clip norm. */
-  discriminatorStep(real: Float32Array, realLabels: Int32Array | null, fake: tf.Tensor2D, fakeLabels: Int32Array | null, clip: number, sigma: number, denominator: DiscriminatorDenominator, rng: RandomSource): number {
-    const { update, meanNorm } = this.discriminatorUpdate(real, realLabels, fake, fakeLabels, clip, sigma, denominator, rng);
+  /** discriminatorUpdate applied with Adam. */
+  discriminatorStep(real: Float32Array, realLabels: Int32Array | null, fake: tf.Tensor2D, fakeLabels: Int32Array | null, clip: number, sigma: number, denominator: DiscriminatorDenominator, rng: RandomSource): void {
+    const { update } = this.discriminatorUpdate(real, realLabels, fake, fakeLabels, clip, sigma, denominator, rng);
     this.dOpt.applyGradients(namedGrads(this.discriminator.parameters(), update) as Parameters<tf.AdamOptimizer['applyGradients']>[0]);
     update.forEach((t) => t.dispose());
-    return meanNorm;
   }
 
   /** One generator update (non-saturating loss, autodiff through the current D's inference path); returns the loss. */
